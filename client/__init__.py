@@ -1,0 +1,3 @@
+from .api import audit
+
+__all__ = ["audit"]

@@ -1,0 +1,139 @@
+"""``audit-client``: audit a model for one-pixel shift sensitivity, with gates for CI pipelines.
+
+Exit codes: 0 every gate passed, 1 a gate failed, 2 usage or input error, 3 the model or engine
+could not do the job. Every error is one line on stderr; set SHIFTAUDIT_DEBUG=1 for tracebacks.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from shiftaudit.server.audit import DEFAULT_PROTOCOLS, Cancelled, InputError
+from shiftaudit.server.geometry import FILTERS
+from shiftaudit.server.preprocessing import OUTPUT_KINDS
+from shiftaudit.server.protocols import PROTOCOLS
+from shiftaudit.server.runners import ModelError
+
+from .api import audit
+from .gates import evaluate
+from .progress import ProgressBar
+from .table import format_table
+
+EXIT_PASS, EXIT_GATE, EXIT_USAGE, EXIT_ENGINE = 0, 1, 2, 3
+
+
+def _ints(text: str, n: int, sep: str = ",") -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(sep))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {n} integers separated by {sep!r}, got {text!r}") from None
+    if len(values) != n:
+        raise argparse.ArgumentTypeError(f"expected {n} integers separated by {sep!r}, got {text!r}")
+    return values
+
+
+def _floats3(text: str) -> tuple[float, float, float]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3:
+        raise argparse.ArgumentTypeError(f"expected three numbers r,g,b, got {text!r}")
+    return values  # type: ignore[return-value]
+
+
+def _canvas(text: str) -> tuple[int, int]:
+    return _ints(text.lower(), 2, "x")  # type: ignore[return-value]
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="audit-client", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--engine", required=True, type=Path, help="model file (.onnx)")
+    ap.add_argument("--images", required=True, type=Path, help="directory of images (searched recursively)")
+    ap.add_argument("--protocol", action="append", choices=PROTOCOLS, dest="protocols",
+                    help=f"repeat for several (default: {' '.join(DEFAULT_PROTOCOLS)})")
+    g = ap.add_argument_group("frames")
+    g.add_argument("--size", type=int, help="embedded short side S (default 100)")
+    g.add_argument("--shift", type=lambda t: _ints(t, 2), help="shift DX,DY of frame B (default 1,1)")
+    g.add_argument("--pairs-per-image", type=int, help="pairs (or sequences) per image and protocol (default 1)")
+    g.add_argument("--seed", type=int, help="seed of every random draw (default 0)")
+    g.add_argument("--canvas", type=_canvas, help="HxW, for models with a dynamic input size (default 224x224)")
+    g.add_argument("--filter", choices=("auto",) + FILTERS, help="resampling filter (default auto: area "
+                   "when shrinking, bilinear when enlarging)")
+    g.add_argument("--sweep-pixels", type=int, help="K of translate-sweep and scale-sweep (default 8)")
+    g.add_argument("--sweep-step", type=float, help="translate-sweep step, may be sub-pixel (default 1)")
+    g.add_argument("--size-sweep", type=lambda t: _ints(t, 3, ":"), help="MIN:MAX:STEP of size-sweep "
+                   "(MAX 0: largest that fits; default 60:0:8)")
+    g = ap.add_argument_group("model")
+    g.add_argument("--batch", type=int, default=32, help="frames per engine call (default 32)")
+    g.add_argument("--mean", type=_floats3, help="per-channel mean, model channel order (overrides the sidecar)")
+    g.add_argument("--std", type=_floats3, help="per-channel std, model channel order")
+    g.add_argument("--pixel-range", type=float, choices=(1.0, 255.0), help="pixels in 0-1 or 0-255 before mean/std")
+    g.add_argument("--channel-order", choices=("RGB", "BGR"))
+    g.add_argument("--output-kind", choices=OUTPUT_KINDS, help="what the model outputs (default auto-detect)")
+    g.add_argument("--labels", type=Path, help="file of 'image,label' lines, for accuracy")
+    g = ap.add_argument_group("output and gates")
+    g.add_argument("--json", type=Path, help="write the report here")
+    g.add_argument("--strict", action="store_true", help="a bad or too small image is an error, not a skip")
+    g.add_argument("--no-progress", action="store_true")
+    g.add_argument("--max-p-top1-change", type=float, help="gate: fail (exit 1) above this P(top-1 change)")
+    g.add_argument("--max-mac", type=float, help="gate: fail (exit 1) above this MAC")
+    g.add_argument("--gate-on", choices=("value", "upper"), default="value",
+                   help="gate the estimate or the upper end of its 95%% interval")
+    return ap
+
+
+_PLAN_OPTIONS = ("size", "shift", "pairs_per_image", "seed", "canvas", "filter", "sweep_pixels", "sweep_step",
+                 "size_sweep")
+_PRE_OPTIONS = {"mean": "mean", "std": "std", "pixel_range": "pixel_range", "channel_order": "channel_order",
+                "output_kind": "output"}
+
+
+def run(args: argparse.Namespace) -> int:
+    bar = None if args.no_progress else ProgressBar()
+    try:
+        report = audit(args.engine, args.images,
+                       plan={k: getattr(args, k) for k in _PLAN_OPTIONS if getattr(args, k) is not None},
+                       protocols=tuple(dict.fromkeys(args.protocols)) if args.protocols else None,
+                       batch=args.batch, strict=args.strict, labels=args.labels,
+                       preprocessing={v: getattr(args, k) for k, v in _PRE_OPTIONS.items()}, progress=bar)
+    finally:
+        if bar:
+            bar.close()
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1) + "\n")
+    limits = {"max_p_top1_change": args.max_p_top1_change, "max_mac": args.max_mac}
+    gated = any(v is not None for v in limits.values())
+    verdicts = evaluate(report, limits, args.gate_on) if gated else None
+    print(format_table(report, verdicts))
+    return EXIT_GATE if verdicts and any(verdicts.values()) else EXIT_PASS
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return run(args)
+    except (FileNotFoundError, InputError, ValueError) as e:
+        return _fail(e, EXIT_USAGE)
+    except (ModelError, Cancelled) as e:
+        return _fail(e, EXIT_ENGINE)
+    except KeyboardInterrupt:
+        return _fail("interrupted", EXIT_ENGINE)
+    except Exception as e:  # a bug of ours: still one line, with the way to the traceback
+        if os.environ.get("SHIFTAUDIT_DEBUG"):
+            raise
+        return _fail(f"internal error: {type(e).__name__}: {e} (SHIFTAUDIT_DEBUG=1 shows the traceback)",
+                     EXIT_ENGINE)
+
+
+def _fail(message: object, code: int) -> int:
+    print(f"audit-client: error: {message}", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""Decoding: files or encoded bytes -> RGB uint8 sources, each identified by its content hash.
+
+The hash is the image's identity for the random placement draws, so a split of the work over
+batches, shards or servers reproduces the same frames. Decoding is bounded: OpenCV refuses images
+over ``MAX_PIXELS`` (a small file can declare a huge size), and files over ``MAX_BYTES`` are not read.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+MAX_PIXELS = 2**27  # 134 MP; must be set before OpenCV decodes anything
+MAX_BYTES = 256 * 2**20
+os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_PIXELS))
+
+import cv2  # noqa: E402  (after the limit above)
+import numpy as np  # noqa: E402
+
+_ALPHA_FORMATS = (b"\x89PNG", b"RIFF", b"II*\x00", b"MM\x00*")  # PNG, WebP, TIFF may carry alpha
+
+
+class ImageError(ValueError):
+    """An input that is not a usable image; the message names the problem."""
+
+
+@dataclass(frozen=True)
+class SourceImage:
+    name: str
+    digest: str  # sha256 of the encoded bytes
+    pixels: np.ndarray  # (H, W, 3) uint8 RGB
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height)."""
+        return self.pixels.shape[1], self.pixels.shape[0]
+
+
+def decode(data: bytes, name: str) -> SourceImage:
+    """Any OpenCV-readable image: grayscale is replicated, alpha composited on black (the colour of
+    the embedding canvas), 16-bit and float reduced to 8 bits. JPEG EXIF orientation is applied."""
+    if not data:
+        raise ImageError(f"{name}: empty file")
+    buf = np.frombuffer(data, np.uint8)
+    flags = cv2.IMREAD_UNCHANGED if data.startswith(_ALPHA_FORMATS) else cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH
+    try:
+        img = cv2.imdecode(buf, flags)
+    except cv2.error as e:
+        raise ImageError(f"{name}: cannot decode ({str(e).strip().splitlines()[-1]})") from None
+    if img is None or img.size == 0:
+        raise ImageError(f"{name}: not an image OpenCV can decode")
+    img = _to_uint8(img, name)
+    if img.ndim == 2:
+        img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+    elif img.shape[2] == 4:
+        alpha = img[..., 3:].astype(np.float32) / 255
+        img = cv2.cvtColor(np.round(img[..., :3] * alpha).astype(np.uint8), cv2.COLOR_BGR2RGB)
+    elif img.shape[2] == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    else:
+        raise ImageError(f"{name}: unsupported channel count {img.shape[2]}")
+    return SourceImage(name, hashlib.sha256(data).hexdigest(), np.ascontiguousarray(img))
+
+
+def _to_uint8(img: np.ndarray, name: str) -> np.ndarray:
+    if img.dtype == np.uint8:
+        return img
+    if img.dtype == np.uint16:
+        return ((img.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+    if img.dtype in (np.float32, np.float64):  # HDR/EXR-like: clip 0..1
+        return np.round(np.clip(img, 0, 1) * 255).astype(np.uint8)
+    raise ImageError(f"{name}: unsupported pixel type {img.dtype}")
+
+
+def read(path: Path, name: str | None = None) -> SourceImage:
+    name = name or str(path)
+    try:
+        if path.stat().st_size > MAX_BYTES:
+            raise ImageError(f"{name}: file larger than {MAX_BYTES // 2**20} MiB")
+        data = path.read_bytes()
+    except OSError as e:
+        raise ImageError(f"{name}: {e.strerror}") from None
+    return decode(data, name)
+
+
+def list_images(directory: Path) -> list[Path]:
+    """Every regular, non-hidden file below ``directory``, sorted; non-images are found by decoding."""
+    if not directory.is_dir():
+        raise FileNotFoundError(f"image directory {directory} does not exist")
+    files = [p for p in directory.rglob("*")
+             if p.is_file() and not any(part.startswith(".") for part in p.relative_to(directory).parts)]
+    return sorted(files)

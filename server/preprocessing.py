@@ -1,0 +1,93 @@
+"""How a model wants its pixels: mean/std, pixel range, channel order, and what its output means.
+
+Comes from options, or from a sidecar ``<model>.json`` next to the model, with ImageNet defaults
+(torchvision's mean/std on 0-1 RGB). Mean and std are given in the model's channel order.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+OUTPUT_KINDS = ("auto", "logits", "probabilities")
+
+
+@dataclass(frozen=True)
+class Normalisation:
+    """Per-channel ``scale``/``bias`` so that model_input = pixel_0_255 * scale + bias."""
+
+    scale: np.ndarray
+    bias: np.ndarray
+    channel_order: str
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    pixel_range: float = 1.0  # pixels are divided by 255/pixel_range before mean/std
+    channel_order: str = "RGB"
+    output: str = "auto"  # logits | probabilities | auto (detected from the first batch)
+    labels: str | None = None  # class-names file, relative to the sidecar
+    source: str = field(default="defaults", compare=False)
+
+    def __post_init__(self) -> None:
+        if len(self.mean) != 3 or len(self.std) != 3:
+            raise ValueError("mean and std need three values each")
+        if any(s == 0 for s in self.std):
+            raise ValueError("std must not contain 0")
+        if self.pixel_range not in (1, 1.0, 255, 255.0):
+            raise ValueError(f"pixel_range must be 1 or 255, not {self.pixel_range}")
+        if self.channel_order not in ("RGB", "BGR"):
+            raise ValueError(f"channel_order must be RGB or BGR, not {self.channel_order!r}")
+        if self.output not in OUTPUT_KINDS:
+            raise ValueError(f"output must be one of {', '.join(OUTPUT_KINDS)}, not {self.output!r}")
+
+    def normalisation(self) -> Normalisation:
+        std = np.asarray(self.std, np.float32)
+        scale = (self.pixel_range / 255.0) / std
+        bias = -np.asarray(self.mean, np.float32) / std
+        return Normalisation(scale.astype(np.float32), bias.astype(np.float32), self.channel_order)
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["mean"], d["std"] = list(self.mean), list(self.std)
+        return d
+
+
+def sidecar_path(model: Path) -> Path:
+    return model.with_suffix(".json")
+
+
+def load_preprocessing(model: Path, **overrides) -> Preprocessing:
+    """The sidecar's values (if the file exists) with explicit, non-None overrides on top."""
+    base = Preprocessing()
+    side = sidecar_path(model)
+    if side.is_file():
+        try:
+            data = json.loads(side.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise ValueError(f"sidecar {side}: not valid JSON ({e})") from None
+        unknown = set(data) - {"mean", "std", "pixel_range", "channel_order", "output", "labels"}
+        if unknown:
+            raise ValueError(f"sidecar {side}: unknown keys {sorted(unknown)}")
+        try:
+            base = Preprocessing(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()},
+                                 source=str(side))
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"sidecar {side}: {e}") from None
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return replace(base, **given, source=base.source + (" + options" if given else "")) if given else base
+
+
+def class_names(model: Path, pre: Preprocessing) -> list[str] | None:
+    """Class names from the labels file the sidecar names, one per line in class-index order."""
+    if not pre.labels:
+        return None
+    path = sidecar_path(model).parent / pre.labels
+    try:
+        return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    except OSError as e:
+        raise ValueError(f"class names file {path}: {e.strerror}") from None

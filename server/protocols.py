@@ -1,0 +1,247 @@
+"""The paper's protocols (§2, DESIGN.md §1) and the sequence sweeps, as placements.
+
+A protocol turns one source image into *units*: pairs of frames (or sequences) that differ by a
+one-pixel translation or rescaling. This is the only place anything random is drawn, and the draw
+depends only on the seed, the protocol and the image's content hash, never on file order,
+batching or sharding.
+"""
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .geometry import Placement, resolve_filter
+
+PAIR_PROTOCOLS = ("crop", "embed-black", "embed-inpaint", "scale", "null")
+SEQUENCE_PROTOCOLS = ("translate-sweep", "scale-sweep")
+PROTOCOLS = PAIR_PROTOCOLS + SEQUENCE_PROTOCOLS + ("size-sweep",)
+
+
+class TooSmall(ValueError):
+    """The image cannot be used by this protocol at the requested size (it would be upscaled)."""
+
+
+@dataclass(frozen=True)
+class PlanConfig:
+    canvas: tuple[int, int] = (224, 224)  # model input (H, W)
+    size: int = 100  # embedded short side S
+    shift: tuple[int, int] = (1, 1)  # (dx, dy) of frame B; also the sweeps' direction
+    pairs_per_image: int = 1
+    seed: int = 0
+    filter: str = "auto"
+    sweep_pixels: int = 8  # K of translate-sweep / scale-sweep
+    sweep_step: float = 1.0  # translate-sweep step in pixels (fractions: sub-pixel shifts)
+    size_sweep: tuple[int, int, int] = (60, 0, 8)  # min, max (0: largest that fits), step
+
+    def __post_init__(self) -> None:
+        h, w = self.canvas
+        if h < 8 or w < 8:
+            raise ValueError(f"canvas {h}x{w} is too small")
+        if self.shift == (0, 0):
+            raise ValueError("shift must not be 0,0")
+        if not 4 <= self.size <= min(h, w) - max(map(abs, self.shift)):
+            raise ValueError(f"embedded size {self.size} must lie in 4..{min(h, w) - max(map(abs, self.shift))} "
+                             f"for a {h}x{w} canvas and shift {self.shift}")
+        if self.pairs_per_image < 1:
+            raise ValueError("pairs per image must be at least 1")
+        if self.sweep_pixels < 1 or not 0 < self.sweep_step <= self.sweep_pixels:
+            raise ValueError("sweep needs pixels >= 1 and 0 < step <= pixels")
+        lo, hi, step = self.size_sweep
+        if lo < 4 or step < 1 or (hi and hi < lo):
+            raise ValueError(f"size sweep {lo}..{hi} step {step} is not a valid range")
+
+
+@dataclass(frozen=True)
+class Unit:
+    """Frames compared with each other: a pair, or a sequence (consecutive frames compared)."""
+
+    protocol: str
+    index: int
+    frames: tuple[Placement, ...]
+    param: int | None = None  # the embedded size, for protocols stratified by it
+    meta: dict = field(default_factory=dict, compare=False)
+
+
+def rng_for(seed: int, protocol: str, digest: str) -> np.random.Generator:
+    """The one generator of an (image, protocol): seeded by the seed and the image's content hash."""
+    words = [int(digest[i:i + 8], 16) for i in range(0, 32, 8)]
+    return np.random.default_rng([seed, zlib.crc32(protocol.encode()), *words])
+
+
+def plan(protocol: str, image_wh: tuple[int, int], digest: str, cfg: PlanConfig) -> list[Unit]:
+    """The units of one image under one protocol."""
+    rng = rng_for(cfg.seed, protocol, digest)
+    return _BUILDERS[protocol](image_wh, rng, cfg)
+
+
+def embedded_size(image_wh: tuple[int, int], short: int) -> tuple[int, int]:
+    """(w, h) of the image resized so its short side is ``short``, aspect kept."""
+    w, h = image_wh
+    m = min(w, h)
+    if m < short:
+        raise TooSmall(f"image {w}x{h} is smaller than the embedded size {short} (it would be upscaled)")
+    return max(1, round(w * short / m)), max(1, round(h * short / m))
+
+
+def _fit(image_wh: tuple[int, int], short: int, room: tuple[int, int]) -> tuple[int, int]:
+    """Embedded (w, h), shrunk further (aspect kept) when the long side would not fit in ``room``."""
+    w, h = embedded_size(image_wh, short)
+    if w <= room[0] and h <= room[1]:
+        return w, h
+    f = min(room[0] / w, room[1] / h)
+    return max(1, math.floor(w * f)), max(1, math.floor(h * f))
+
+
+def _origin(rng: np.random.Generator, size: int, extent: float, canvas: int) -> int:
+    """A uniform whole-pixel origin keeping [origin + min(0, extent), origin + size + max(0, extent))
+    inside the canvas: every frame of the unit stays fully on it."""
+    lo = math.ceil(max(0.0, -extent))
+    hi = math.floor(canvas - size - max(0.0, extent))
+    if hi < lo:
+        raise TooSmall(f"embedded image of {size} px plus a move of {extent} px does not fit the canvas")
+    return int(rng.integers(lo, hi + 1))
+
+
+def _embed(image_wh, cfg: PlanConfig, rng, short: int, reach: tuple[float, float], fill: str,
+           grow: int = 0) -> Placement:
+    """Frame A of an embedding: the image resized to short side ``short`` at a random origin such that
+    moving it by ``reach``, or growing it to short side ``short + grow``, keeps it on the canvas."""
+    H, W = cfg.canvas
+    room = (W - math.ceil(abs(reach[0])), H - math.ceil(abs(reach[1])))
+    if grow:
+        bw, bh = embedded_size(image_wh, short + grow)
+        if bw > W or bh > H:
+            raise TooSmall(f"image {image_wh[0]}x{image_wh[1]} at short side {short + grow} does not fit "
+                           f"the {H}x{W} canvas")
+        w, h = embedded_size(image_wh, short)
+    else:
+        bw, bh = w, h = _fit(image_wh, short, room)
+    x = _origin(rng, bw, reach[0], W)
+    y = _origin(rng, bh, reach[1], H)
+    iw, ih = image_wh
+    filt = resolve_filter(cfg.filter, (iw, ih), (w, h))
+    return Placement((0, 0, iw, ih), (x, y, w, h), cfg.canvas, filt, fill)
+
+
+def _crop_window(image_wh, rng) -> tuple[int, int, int, int]:
+    """Inception-style random crop (Szegedy et al. 2015, as torchvision's RandomResizedCrop):
+    area 8-100 %, aspect 3/4-4/3 log-uniform; centre crop after 10 failed draws."""
+    W, H = image_wh
+    area = W * H
+    for _ in range(10):
+        target = area * rng.uniform(0.08, 1.0)
+        ratio = math.exp(rng.uniform(math.log(3 / 4), math.log(4 / 3)))
+        w = round(math.sqrt(target * ratio))
+        h = round(math.sqrt(target / ratio))
+        if 0 < w <= W and 0 < h <= H:
+            return int(rng.integers(0, W - w + 1)), int(rng.integers(0, H - h + 1)), w, h
+    ratio = W / H
+    w, h = (W, round(W / (4 / 3))) if ratio > 4 / 3 else (round(H * 3 / 4), H) if ratio < 3 / 4 else (W, H)
+    return (W - w) // 2, (H - h) // 2, w, h
+
+
+def _crop_pair(image_wh, rng, cfg: PlanConfig) -> tuple[Placement, Placement]:
+    """The crop resampled to (H+|dy|) x (W+|dx|); the canvas windows it at a and at a + shift."""
+    H, W = cfg.canvas
+    dx, dy = cfg.shift
+    src = _crop_window(image_wh, rng)
+    size = (W + abs(dx), H + abs(dy))
+    filt = resolve_filter(cfg.filter, src[2:], size)
+    a = Placement(src, (-max(0, -dx), -max(0, -dy), *size), cfg.canvas, filt)
+    return a, a.moved(-dx, -dy)
+
+
+def _crop(image_wh, rng, cfg):
+    return [Unit("crop", i, _crop_pair(image_wh, rng, cfg)) for i in range(cfg.pairs_per_image)]
+
+
+def _null(image_wh, rng, cfg):
+    return [Unit("null", i, (a, a)) for i in range(cfg.pairs_per_image)
+            for a in [_crop_pair(image_wh, rng, cfg)[0]]]
+
+
+def _embed_shift(fill: str, name: str) -> Callable:
+    def build(image_wh, rng, cfg):
+        units = []
+        for i in range(cfg.pairs_per_image):
+            a = _embed(image_wh, cfg, rng, cfg.size, cfg.shift, fill)
+            units.append(Unit(name, i, (a, a.moved(*cfg.shift)), param=cfg.size))
+        return units
+    return build
+
+
+def _grown(a: Placement, image_wh, short: int) -> Placement:
+    w, h = embedded_size(image_wh, short)
+    return a.resized(w, h)
+
+
+def _scale(image_wh, rng, cfg):
+    units = []
+    for i in range(cfg.pairs_per_image):
+        a = _embed(image_wh, cfg, rng, cfg.size, (0, 0), "black", grow=1)
+        units.append(Unit("scale", i, (a, _grown(a, image_wh, cfg.size + 1)), param=cfg.size))
+    return units
+
+
+def _translate_sweep(image_wh, rng, cfg):
+    k, step = cfg.sweep_pixels, cfg.sweep_step
+    n = int(round(k / step))
+    dx, dy = cfg.shift
+    units = []
+    for i in range(cfg.pairs_per_image):
+        a = _embed(image_wh, cfg, rng, cfg.size, (dx * k, dy * k), "black")
+        units.append(Unit("translate-sweep", i, tuple(a.moved(dx * j * step, dy * j * step) for j in range(n + 1)),
+                          param=cfg.size, meta={"step": step}))
+    return units
+
+
+def _scale_sweep(image_wh, rng, cfg):
+    k = cfg.sweep_pixels
+    units = []
+    for i in range(cfg.pairs_per_image):
+        a = _embed(image_wh, cfg, rng, cfg.size, (0, 0), "black", grow=k)
+        units.append(Unit("scale-sweep", i, tuple(_grown(a, image_wh, cfg.size + j) for j in range(k + 1)),
+                          param=cfg.size))
+    return units
+
+
+def size_sweep_sizes(cfg: PlanConfig) -> list[int]:
+    lo, hi, step = cfg.size_sweep
+    top = min(cfg.canvas) - max(map(abs, cfg.shift))
+    return list(range(lo, min(hi, top) + 1 if hi else top + 1, step))
+
+
+def _size_sweep(image_wh, rng, cfg):
+    """Fig. 6: a shift pair (embed-black) at each embedded size the image allows without upscaling
+    or shrinking to fit."""
+    H, W = cfg.canvas
+    dx, dy = cfg.shift
+    units = []
+    for s in size_sweep_sizes(cfg):
+        if min(image_wh) < s:
+            break
+        w, h = embedded_size(image_wh, s)
+        if w > W - abs(dx) or h > H - abs(dy):
+            continue
+        for i in range(cfg.pairs_per_image):
+            a = _embed(image_wh, cfg, rng, s, cfg.shift, "black")
+            units.append(Unit("size-sweep", len(units), (a, a.moved(dx, dy)), param=s))
+    if not units:
+        raise TooSmall(f"image {image_wh[0]}x{image_wh[1]} fits no size of the sweep")
+    return units
+
+
+_BUILDERS: dict[str, Callable] = {
+    "crop": _crop,
+    "embed-black": _embed_shift("black", "embed-black"),
+    "embed-inpaint": _embed_shift("inpaint", "embed-inpaint"),
+    "scale": _scale,
+    "null": _null,
+    "translate-sweep": _translate_sweep,
+    "scale-sweep": _scale_sweep,
+    "size-sweep": _size_sweep,
+}

@@ -1,0 +1,67 @@
+"""ONNX Runtime runner (CPU execution provider; the CUDA provider arrives with the GPU path)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .base import InputSpec, ModelError, Runner
+
+_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
+
+
+def _dim(d) -> int | None:
+    return d if isinstance(d, int) and d > 0 else None
+
+
+class OnnxRuntimeRunner(Runner):
+    name = "onnxruntime"
+
+    def __init__(self, path: Path, providers: tuple[str, ...] = ("CPUExecutionProvider",),
+                 threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(str(path), opts, providers=list(providers))
+        except Exception as e:  # ORT raises its own exception types for every load failure
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ModelError(f"{path}: ONNX Runtime cannot load it: {first}") from None
+        self.providers = tuple(self.session.get_providers())
+        self._spec = self._read_spec(path)
+        self._output = self.session.get_outputs()[0].name
+
+    def _read_spec(self, path: Path) -> InputSpec:
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1:
+            raise ModelError(f"{path}: model has {len(inputs)} inputs; shiftaudit audits single-input "
+                             "image classifiers")
+        inp = inputs[0]
+        shape = inp.shape
+        if inp.type not in _DTYPES:
+            raise ModelError(f"{path}: input {inp.name!r} is {inp.type}; expected a float32 or float16 image")
+        if len(shape) != 4 or 3 not in (shape[1], shape[3]):
+            raise ModelError(f"{path}: input {inp.name!r} has shape {shape}; expected an image batch "
+                             "[N, 3, H, W] or [N, H, W, 3]")
+        layout = "NCHW" if shape[1] == 3 else "NHWC"
+        h, w = (shape[2], shape[3]) if layout == "NCHW" else (shape[1], shape[2])
+        out_shape = self.session.get_outputs()[0].shape
+        if len(out_shape) != 2:
+            raise ModelError(f"{path}: output has shape {out_shape}; an image classifier outputs "
+                             "(batch, classes)")
+        return InputSpec(inp.name, layout, _dim(h), _dim(w), np.dtype(_DTYPES[inp.type]), _dim(shape[0]))
+
+    def input_spec(self) -> InputSpec:
+        return self._spec
+
+    def describe(self) -> dict:
+        return {**super().describe(), "providers": list(self.providers)}
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        try:
+            return self.session.run([self._output], {self._spec.name: batch})[0]
+        except Exception as e:
+            first = str(e).strip().splitlines()[0]
+            raise ModelError(f"ONNX Runtime failed on a batch of {len(batch)}: {first}") from None

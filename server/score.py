@@ -1,0 +1,49 @@
+"""Scoring: engine outputs -> probabilities -> per-unit top-1 classes and p[c*].
+
+c* is the top class of a unit's first frame; following it through every frame gives MAC for pairs
+and the jagged curve for sequences (paper Fig. 1).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def detect_output_kind(out: np.ndarray) -> str:
+    """``probabilities`` when every row is non-negative and sums to 1 (a softmax head), else ``logits``."""
+    out = out.astype(np.float64)
+    if out.min() >= 0 and np.allclose(out.sum(axis=1), 1.0, atol=1e-3):
+        return "probabilities"
+    return "logits"
+
+
+def probabilities(out: np.ndarray, kind: str) -> np.ndarray:
+    """Row-wise softmax of logits (in float64, max-subtracted); probabilities pass through."""
+    out = out.astype(np.float64)
+    if kind == "probabilities":
+        return out
+    e = np.exp(out - out.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+@dataclass(frozen=True)
+class UnitScore:
+    top1: np.ndarray  # (T,) top-1 class of each frame
+    p_star: np.ndarray  # (T,) probability of the first frame's top class in each frame
+
+    @property
+    def changes(self) -> np.ndarray:
+        """(T-1,) whether the top-1 class changed between consecutive frames."""
+        return self.top1[1:] != self.top1[:-1]
+
+    @property
+    def abs_diffs(self) -> np.ndarray:
+        """(T-1,) |p_t[c*] - p_t+1[c*]| between consecutive frames."""
+        return np.abs(np.diff(self.p_star))
+
+
+def score_unit(probs: np.ndarray) -> UnitScore:
+    """(T, C) probabilities of one unit's frames."""
+    top1 = probs.argmax(axis=1)
+    return UnitScore(top1, probs[:, top1[0]])
