@@ -29,7 +29,7 @@ def inpaint(canvas: np.ndarray, known: np.ndarray, kernel: np.ndarray = BINOMIAL
         if known.all():
             break
         weight = known.astype(np.float32)
-        num = cv2.sepFilter2D(values, -1, kernel, kernel, borderType=cv2.BORDER_CONSTANT)
+        num = cv2.sepFilter2D(values, -1, kernel, kernel, borderType=cv2.BORDER_CONSTANT).reshape(values.shape)
         den = cv2.sepFilter2D(weight, -1, kernel, kernel, borderType=cv2.BORDER_CONSTANT)
         new = ~known & (den > 1e-6)
         values[new] = num[new] / den[new][:, None]

@@ -30,7 +30,9 @@ def wilson(k: int, n: int) -> dict:
     den = 1 + z2 / n
     centre = (p + z2 / (2 * n)) / den
     half = Z95 * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / den
-    return {"value": p, "ci95": [max(0.0, centre - half), min(1.0, centre + half)]}
+    lo = 0.0 if k == 0 else max(0.0, centre - half)  # exact ends where rounding would miss them
+    hi = 1.0 if k == n else min(1.0, centre + half)
+    return {"value": p, "ci95": [lo, hi]}
 
 
 def mean_ci(total: float, squares: float, n: int) -> dict:

@@ -68,7 +68,7 @@ class Unit:
 
 def rng_for(seed: int, protocol: str, digest: str) -> np.random.Generator:
     """The one generator of an (image, protocol): seeded by the seed and the image's content hash."""
-    words = [int(digest[i:i + 8], 16) for i in range(0, 32, 8)]
+    words = [int(digest[i:i + 8], 16) for i in range(0, len(digest), 8)]
     return np.random.default_rng([seed, zlib.crc32(protocol.encode()), *words])
 
 

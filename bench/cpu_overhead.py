@@ -1,0 +1,111 @@
+"""CPU overhead of the audit engine over bare ONNX Runtime inference.
+
+For each protocol this measures, on the example model and photographs, in one run:
+
+- **bare**: frames/s of ``OnnxRuntimeRunner.infer`` (a thin wrapper over ``session.run``) on the
+  protocol's frames, rendered and normalised once beforehand and cut into batches of ``--batch``;
+- **audit**: frames/s of ``run_audit`` with the same runner, batch size and images, one protocol at a
+  time (decoding, planning, rendering in the producer thread, inference, scoring: the real path);
+- **ratio** = audit / bare: 1.0 means the render thread is fully hidden behind inference.
+
+Why: the audit promises to render batch k+1 while the engine runs batch k, so on a CPU-only machine
+its throughput should stay close to the engine's own. A low ratio says where to look (rendering cost,
+GIL, or the render thread and ONNX Runtime's threads competing for the same cores).
+
+Each image's placements depend on its content hash, so ``--repeat`` copies of the list render the same
+frames again; that is fine for timing. Bare and audit runs alternate after one untimed warm-up of
+each, and the best of ``--reps`` is kept for both numbers.
+
+    /work/venv/bin/python bench/cpu_overhead.py --pairs-per-image 8 --repeat 2
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from shiftaudit.server.audit import AuditConfig, run_audit
+from shiftaudit.server.images import SourceImage, list_images, read
+from shiftaudit.server.preprocessing import load_preprocessing
+from shiftaudit.server.protocols import PAIR_PROTOCOLS, PlanConfig, plan
+from shiftaudit.server.render_cpu import render_frames, to_model_input
+from shiftaudit.server.runners.onnxruntime import OnnxRuntimeRunner
+
+ROOT = Path(__file__).resolve().parent.parent
+MODEL = ROOT / "examples" / "efficientnet_lite0.onnx"
+IMAGES = ROOT / "examples" / "images"
+DEFAULT_PROTOCOLS = ("crop", "embed-black", "scale", "embed-inpaint", "null")
+
+
+def prerender(images: list[SourceImage], protocol: str, cfg: AuditConfig, runner: OnnxRuntimeRunner,
+              norm) -> list[np.ndarray]:
+    """The protocol's frames, in the audit's order, as model-input batches of ``cfg.batch``."""
+    spec = runner.input_spec()
+    canvases = [c for im in images for unit in plan(protocol, im.size, im.digest, cfg.plan)
+                for c in render_frames(im.pixels, unit.frames)]
+    return [to_model_input(np.stack(canvases[i:i + cfg.batch]), norm, spec.layout, spec.dtype)
+            for i in range(0, len(canvases), cfg.batch)]
+
+
+def time_bare(runner: OnnxRuntimeRunner, batches: list[np.ndarray]) -> float:
+    start = time.perf_counter()
+    for x in batches:
+        runner.infer(x)
+    return time.perf_counter() - start
+
+
+def time_audit(runner: OnnxRuntimeRunner, sources: list[tuple[str, Callable[[], SourceImage]]], pre,
+               cfg: AuditConfig, frames: int) -> float:
+    start = time.perf_counter()
+    result = run_audit(runner, sources, pre, cfg)
+    seconds = time.perf_counter() - start
+    assert result.frames == frames, f"audit rendered {result.frames} frames, bare ran {frames}"
+    return seconds
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--pairs-per-image", type=int, default=8)
+    ap.add_argument("--repeat", type=int, default=1, help="copies of the image list (default 1)")
+    ap.add_argument("--reps", type=int, default=3, help="timed repetitions; the best is kept (default 3)")
+    ap.add_argument("--protocol", action="append", choices=PAIR_PROTOCOLS,
+                    help=f"repeatable (default: {' '.join(DEFAULT_PROTOCOLS)})")
+    ap.add_argument("--threads", type=int, default=None, help="ORT intra-op threads (default: ORT's)")
+    args = ap.parse_args(argv)
+
+    pre = load_preprocessing(MODEL)
+    norm = pre.normalisation()
+    files = list_images(IMAGES) * args.repeat
+    # The audit decodes each file when its turn comes (as the API does); the bare path decodes once.
+    sources = [(f"{i}/{p.name}", lambda p=p: read(p)) for i, p in enumerate(files)]
+    images = [read(p) for p in files]
+    protocols = tuple(args.protocol or DEFAULT_PROTOCOLS)
+
+    print(f"{'protocol':<14} {'frames':>6} {'bare f/s':>9} {'audit f/s':>9} {'ratio':>6}")
+    with OnnxRuntimeRunner(MODEL, threads=args.threads) as runner:
+        for protocol in protocols:
+            cfg = AuditConfig(protocols=(protocol,), batch=args.batch,
+                              plan=PlanConfig(canvas=(224, 224), pairs_per_image=args.pairs_per_image))
+            batches = prerender(images, protocol, cfg, runner, norm)
+            frames = sum(len(x) for x in batches)
+            time_bare(runner, batches)  # warm-up: ORT allocates per input shape on first use
+            time_audit(runner, sources, pre, cfg, frames)
+            bare, audit = [], []
+            for _ in range(args.reps):  # alternate, so drift on a shared machine hits both alike
+                bare.append(time_bare(runner, batches))
+                audit.append(time_audit(runner, sources, pre, cfg, frames))
+            b, a = frames / min(bare), frames / min(audit)
+            print(f"{protocol:<14} {frames:>6} {b:>9.1f} {a:>9.1f} {a / b:>6.2f}", flush=True)
+    print("command:", shlex.join([Path(sys.executable).name, *sys.argv]),
+          f"(batch {args.batch}, pairs/image {args.pairs_per_image}, repeat {args.repeat}, reps {args.reps}, "
+          f"threads {args.threads or 'ORT default'})")
+
+
+if __name__ == "__main__":
+    main()

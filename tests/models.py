@@ -1,0 +1,73 @@
+"""Small ONNX models built in the tests, so every runner path runs on a real ONNX Runtime session."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+
+def cnn(path: Path, *, stride: int = 1, kernel: int = 3, channels: int = 8, classes: int = 10, seed: int = 0,
+        batch: int | str = "N", hw: int | str = 64, layout: str = "NCHW", dtype: int = TensorProto.FLOAT,
+        softmax: bool = False) -> Path:
+    """conv(k, stride) -> ReLU -> conv(k, stride) -> ReLU -> global average pool -> matmul: no biases,
+    zero 'same' padding. With stride 1 it is exactly equivariant to translations that keep the
+    content away from the border, so its pooled features are invariant."""
+    rng = np.random.default_rng(seed)
+    w1 = rng.normal(size=(channels, 3, kernel, kernel)).astype(np.float32)
+    w2 = rng.normal(size=(channels, channels, kernel, kernel)).astype(np.float32) / channels
+    fc = rng.normal(size=(channels, classes)).astype(np.float32)
+    pad = [kernel // 2] * 4
+    shape = [batch, 3, hw, hw] if layout == "NCHW" else [batch, hw, hw, 3]
+    nodes = []
+    x = "input"
+    if layout == "NHWC":
+        nodes.append(helper.make_node("Transpose", ["input"], ["nchw"], perm=[0, 3, 1, 2]))
+        x = "nchw"
+    if dtype == TensorProto.FLOAT16:
+        nodes.append(helper.make_node("Cast", [x], ["x32"], to=TensorProto.FLOAT))
+        x = "x32"
+    nodes += [
+        helper.make_node("Conv", [x, "w1"], ["c1"], strides=[stride, stride], pads=pad),
+        helper.make_node("Relu", ["c1"], ["r1"]),
+        helper.make_node("Conv", ["r1", "w2"], ["c2"], strides=[stride, stride], pads=pad),
+        helper.make_node("Relu", ["c2"], ["r2"]),
+        helper.make_node("GlobalAveragePool", ["r2"], ["gap"]),
+        helper.make_node("Flatten", ["gap"], ["feat"]),
+        helper.make_node("MatMul", ["feat", "fc"], ["logits"]),
+    ]
+    out = "logits"
+    if softmax:
+        nodes.append(helper.make_node("Softmax", ["logits"], ["probs"], axis=1))
+        out = "probs"
+    graph = helper.make_graph(
+        nodes, "cnn", [helper.make_tensor_value_info("input", dtype, shape)],
+        [helper.make_tensor_value_info(out, TensorProto.FLOAT, [batch, classes])],
+        [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2"), numpy_helper.from_array(fc, "fc")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+def feature_map(path: Path) -> Path:
+    """Not a classifier: outputs the conv feature map (N, 4, H, W)."""
+    w = np.ones((4, 3, 1, 1), np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["input", "w"], ["out"])], "fmap",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 32, 32])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", 4, 32, 32])],
+        [numpy_helper.from_array(w, "w")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+def vector_input(path: Path) -> Path:
+    """Not an image model: input (N, 16)."""
+    w = np.ones((16, 4), np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["input", "w"], ["out"])], "vec",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 16])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", 4])],
+        [numpy_helper.from_array(w, "w")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path

@@ -1,0 +1,164 @@
+"""audit-client end to end: the example model, bad inputs, gates, exit codes, reproducibility."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import EXAMPLE_MODEL, write_image
+from models import cnn, feature_map
+from shiftaudit.client.cli import main
+from shiftaudit.server.audit import AuditConfig, run_audit
+from shiftaudit.server.images import read
+from shiftaudit.server.preprocessing import Preprocessing
+from shiftaudit.server.protocols import PlanConfig
+from shiftaudit.server.runners import open_runner
+
+
+@pytest.fixture
+def small_model(tmp_path):
+    return cnn(tmp_path / "small.onnx", hw=64, stride=2)
+
+
+def _cli(capsys, *args) -> tuple[int, str, str]:
+    code = main([str(a) for a in args] + ["--no-progress"])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_example_model_audit_writes_the_v1_report(example_images, tmp_path, capsys):
+    """The README's first command, through the installed console script."""
+    out = tmp_path / "report.json"
+    proc = subprocess.run([Path(sys.executable).with_name("audit-client"), "--engine", EXAMPLE_MODEL,
+                           "--images", example_images, "--json", out], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "embed-black" in proc.stdout and "P(top-1 change)" in proc.stdout
+    r = json.loads(out.read_text())
+    assert r["schema"] == "shiftaudit.report/v1" and r["config"]["seed"] == 0
+    assert r["model"]["output_kind"] == "logits" and r["model"]["input"]["height"] == 224
+    assert set(r["protocols"]) == {"crop", "embed-black", "embed-inpaint", "scale", "null"}
+    for p in r["protocols"].values():
+        assert p["pairs"] == 6
+        lo, hi = p["p_top1_change"]["ci95"]
+        assert lo <= p["p_top1_change"]["value"] <= hi and 0 <= p["mac"]["value"] <= 1
+    assert r["protocols"]["null"]["p_top1_change"]["value"] == 0  # CPU inference is deterministic
+    cat = next(i for i in r["images"] if i["image"] == "cat_chelsea.jpg")
+    assert "cat" in cat["units"][0]["top1_names"][0]
+
+
+def test_same_seed_same_metrics_and_shards_merge_to_the_whole(tmp_path, example_images, small_model):
+    cfg = AuditConfig(plan=PlanConfig(canvas=(64, 64), size=40, pairs_per_image=2, seed=7), batch=5,
+                      protocols=("crop", "embed-black", "translate-sweep", "size-sweep"))
+    sources = [(p.name, lambda p=p: read(p, p.name)) for p in sorted(example_images.iterdir())]
+    pre = Preprocessing()
+    with open_runner(small_model) as runner:
+        whole = run_audit(runner, sources, pre, cfg)
+        again = run_audit(runner, list(reversed(sources)), pre, AuditConfig(**{**cfg.__dict__, "batch": 3}))
+        shards = [run_audit(runner, sources[i::3], pre, cfg) for i in range(3)]
+    merged = shards[0]
+    for s in shards[1:]:
+        merged.merge(s)
+    for other in (again, merged):
+        for name, stats in whole.stats.items():
+            a, b = stats.summary(), other.stats[name].summary()
+            assert a["pairs"] == b["pairs"] and a["p_top1_change"] == b["p_top1_change"]
+            assert a["mac"]["value"] == pytest.approx(b["mac"]["value"], abs=1e-9)
+    assert whole.stats["crop"].overall.pairs == 12
+
+
+def test_gates_and_exit_codes(small_model, example_images, capsys):
+    args = ["--engine", small_model, "--images", example_images, "--protocol", "embed-black", "--size", "40"]
+    code, out, _ = _cli(capsys, *args, "--max-p-top1-change", "1")
+    assert code == 0 and "pass" in out
+    code, out, _ = _cli(capsys, *args, "--max-mac", "0")
+    assert code == 1 and "FAIL: mac" in out
+    code, out, _ = _cli(capsys, *args, "--max-p-top1-change", "0.35", "--gate-on", "upper")
+    assert code == 1 and "upper 95%" in out  # 6 pairs cannot bound it below 0.39, even with no change
+
+
+def test_bad_images_are_skipped_and_listed_or_fatal_when_strict(small_model, example_images, tmp_path, capsys):
+    (example_images / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    (example_images / "notes.txt").write_text("not an image")
+    (example_images / "empty.png").write_bytes(b"")
+    write_image(example_images / "tiny.png", np.full((20, 30, 3), 128, np.uint8))
+    out_json = tmp_path / "r.json"
+    code, out, err = _cli(capsys, "--engine", small_model, "--images", example_images, "--size", "40",
+                          "--protocol", "crop", "--protocol", "embed-black", "--json", out_json)
+    assert code == 0, err
+    r = json.loads(out_json.read_text())
+    reasons = {s["image"]: s["reason"] for s in r["skipped"]}
+    assert set(reasons) == {"broken.jpg", "notes.txt", "empty.png", "tiny.png"}
+    assert "smaller than the embedded size 40" in reasons["tiny.png"]
+    assert r["protocols"]["crop"]["pairs"] == 7  # tiny.png still serves the crop protocol
+    assert r["protocols"]["embed-black"]["pairs"] == 6
+    assert "skipped 4" in out
+    code, _, err = _cli(capsys, "--engine", small_model, "--images", example_images, "--size", "40", "--strict")
+    assert code == 2 and err.count("\n") == 1 and "broken.jpg" in err
+
+
+def test_grayscale_rgba_and_16bit_images_are_audited(small_model, tmp_path, capsys):
+    d = tmp_path / "odd"
+    d.mkdir()
+    rng = np.random.default_rng(0)
+    write_image(d / "gray.png", rng.integers(0, 256, (90, 120), dtype=np.uint8))
+    write_image(d / "rgba.png", rng.integers(0, 256, (90, 120, 4), dtype=np.uint8))
+    write_image(d / "deep.png", rng.integers(0, 65536, (90, 120, 3), dtype=np.uint16))
+    write_image(d / "deep_gray.tiff", rng.integers(0, 65536, (90, 120), dtype=np.uint16))
+    out_json = tmp_path / "r.json"
+    code, _, err = _cli(capsys, "--engine", small_model, "--images", d, "--size", "40", "--json", out_json)
+    assert code == 0, err
+    r = json.loads(out_json.read_text())
+    assert not r["skipped"] and len(r["images"]) == 4
+    rgba = read(d / "rgba.png").pixels
+    assert rgba.shape == (90, 120, 3)
+    raw = cv2.imread(str(d / "rgba.png"), cv2.IMREAD_UNCHANGED)
+    expect = np.round(raw[..., 2] * (raw[..., 3] / 255.0))
+    assert np.abs(rgba[..., 0].astype(int) - expect).max() <= 1  # composited on black
+
+
+def test_models_and_paths_that_cannot_work(tmp_path, example_images, capsys):
+    code, _, err = _cli(capsys, "--engine", tmp_path / "nope.onnx", "--images", example_images)
+    assert code == 2 and "does not exist" in err
+    code, _, err = _cli(capsys, "--engine", feature_map(tmp_path / "f.onnx"), "--images", example_images)
+    assert code == 3 and "classifier" in err and err.count("\n") == 1
+    model = cnn(tmp_path / "m.onnx", hw=64)
+    code, _, err = _cli(capsys, "--engine", model, "--images", tmp_path / "missing")
+    assert code == 2 and "does not exist" in err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, _, err = _cli(capsys, "--engine", model, "--images", empty, "--size", "40")
+    assert code == 2 and "no usable image" in err
+    model.with_suffix(".json").write_text("{not json")
+    code, _, err = _cli(capsys, "--engine", model, "--images", example_images)
+    assert code == 2 and "sidecar" in err
+    model.with_suffix(".json").write_text('{"mean": [0, 0]}')
+    code, _, err = _cli(capsys, "--engine", model, "--images", example_images)
+    assert code == 2 and "three values" in err
+    model.with_suffix(".json").unlink()
+    code, _, err = _cli(capsys, "--engine", model, "--images", example_images, "--canvas", "32x32")
+    assert code == 2 and "differs from the model's fixed input" in err
+    with pytest.raises(SystemExit) as e:
+        main(["--engine", str(model), "--images", str(example_images), "--shift", "1"])
+    assert e.value.code == 2
+
+
+def test_labels_give_accuracy_and_softmax_heads_are_detected(tmp_path, example_images, capsys):
+    model = cnn(tmp_path / "soft.onnx", hw=64, softmax=True)
+    labels = tmp_path / "labels.csv"
+    labels.write_text("cat_chelsea.jpg,3\ncoffee_cup.jpg 4\n")
+    out_json = tmp_path / "r.json"
+    code, _, err = _cli(capsys, "--engine", model, "--images", example_images, "--size", "40",
+                        "--protocol", "embed-black", "--labels", labels, "--json", out_json)
+    assert code == 0, err
+    r = json.loads(out_json.read_text())
+    assert r["model"]["output_kind"] == "probabilities"
+    acc = r["protocols"]["embed-black"]["accuracy"]["first_frame"]
+    assert 0 <= acc["value"] <= 1 and r["protocols"]["embed-black"]["by_first_frame"]
+    labels.write_text("cat_chelsea.jpg,not-a-class\n")
+    code, _, err = _cli(capsys, "--engine", model, "--images", example_images, "--labels", labels)
+    assert code == 2 and "neither a class index" in err
