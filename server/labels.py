@@ -10,26 +10,30 @@ from pathlib import Path
 
 
 def load_labels(path: Path, class_names: list[str] | None) -> dict[str, int]:
-    index = {n: i for i, n in enumerate(class_names or [])}
-    labels: dict[str, int] = {}
     try:
-        lines = path.read_text().splitlines()
+        text = path.read_text()
     except OSError as e:
         raise ValueError(f"labels file {path}: {e.strerror}") from None
-    for n, line in enumerate(lines, 1):
+    return parse_labels(text, class_names, f"labels file {path}")
+
+
+def parse_labels(text: str, class_names: list[str] | None, source: str = "labels") -> dict[str, int]:
+    index = {n: i for i, n in enumerate(class_names or [])}
+    labels: dict[str, int] = {}
+    for n, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
         parts = re.split(r"\s*[,\t]\s*|\s+", line, maxsplit=1)
         if len(parts) != 2:
-            raise ValueError(f"labels file {path}, line {n}: expected 'image,label'")
+            raise ValueError(f"{source}, line {n}: expected 'image,label'")
         name, label = parts
         if label.lstrip("-").isdigit():
             labels[name] = int(label)
         elif label in index:
             labels[name] = index[label]
         else:
-            raise ValueError(f"labels file {path}, line {n}: {label!r} is neither a class index nor a class name")
+            raise ValueError(f"{source}, line {n}: {label!r} is neither a class index nor a class name")
     return labels
 
 
