@@ -42,6 +42,10 @@ def decode(data: bytes, name: str) -> SourceImage:
     the embedding canvas), 16-bit and float reduced to 8 bits. JPEG EXIF orientation is applied."""
     if not data:
         raise ImageError(f"{name}: empty file")
+    declared = declared_size(data)
+    if declared and declared[0] * declared[1] > MAX_PIXELS:
+        raise ImageError(f"{name}: declares {declared[0]}x{declared[1]} pixels, over the limit of "
+                         f"{MAX_PIXELS} (decompression bomb?)")
     buf = np.frombuffer(data, np.uint8)
     flags = cv2.IMREAD_UNCHANGED if data.startswith(_ALPHA_FORMATS) else cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH
     try:
@@ -61,6 +65,20 @@ def decode(data: bytes, name: str) -> SourceImage:
     else:
         raise ImageError(f"{name}: unsupported channel count {img.shape[2]}")
     return SourceImage(name, hashlib.sha256(data).hexdigest(), np.ascontiguousarray(img))
+
+
+def declared_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG or JPEG header, read before anything is decoded; None otherwise."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) >= 24:
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if data.startswith(b"\xff\xd8"):
+        i = 2
+        while i + 9 <= len(data) and data[i] == 0xFF:
+            marker = data[i + 1]
+            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # start of frame
+                return int.from_bytes(data[i + 7:i + 9], "big"), int.from_bytes(data[i + 5:i + 7], "big")
+            i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
+    return None
 
 
 def _to_uint8(img: np.ndarray, name: str) -> np.ndarray:

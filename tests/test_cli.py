@@ -162,3 +162,16 @@ def test_labels_give_accuracy_and_softmax_heads_are_detected(tmp_path, example_i
     labels.write_text("cat_chelsea.jpg,not-a-class\n")
     code, _, err = _cli(capsys, "--engine", model, "--images", example_images, "--labels", labels)
     assert code == 2 and "neither a class index" in err
+
+
+def test_a_decompression_bomb_is_refused_from_its_header(tmp_path):
+    from shiftaudit.server.images import ImageError, decode, declared_size
+
+    ok, png = cv2.imencode(".png", np.zeros((3000, 20000), np.uint8))
+    assert declared_size(png.tobytes()) == (20000, 3000)
+    data = bytearray(cv2.imencode(".png", np.zeros((8, 8), np.uint8))[1].tobytes())
+    data[16:24] = (100000).to_bytes(4, "big") + (100000).to_bytes(4, "big")  # header lies: 10^10 pixels
+    with pytest.raises(ImageError, match="declares 100000x100000 pixels"):
+        decode(bytes(data), "bomb.png")
+    jpg = cv2.imencode(".jpg", np.zeros((37, 53, 3), np.uint8))[1].tobytes()
+    assert declared_size(jpg) == (53, 37)
