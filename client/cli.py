@@ -11,6 +11,8 @@ import os
 import sys
 from pathlib import Path
 
+import grpc
+
 from shiftaudit.server.audit import DEFAULT_PROTOCOLS, Cancelled, InputError
 from shiftaudit.server.geometry import FILTERS
 from shiftaudit.server.preprocessing import OUTPUT_KINDS
@@ -20,9 +22,13 @@ from shiftaudit.server.runners import ModelError
 from .api import audit
 from .gates import evaluate
 from .progress import ProgressBar
+from .remote import AuditClient, RemoteError
 from .table import format_table
 
 EXIT_PASS, EXIT_GATE, EXIT_USAGE, EXIT_ENGINE = 0, 1, 2, 3
+# what the caller can fix; every other status means the server could not do the job (exit 3)
+_USAGE_CODES = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNAUTHENTICATED,
+                grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.OUT_OF_RANGE}
 
 
 def _ints(text: str, n: int, sep: str = ",") -> tuple[int, ...]:
@@ -52,8 +58,17 @@ def _canvas(text: str) -> tuple[int, int]:
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="audit-client", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--engine", required=True, type=Path, help="model file (.onnx)")
-    ap.add_argument("--images", required=True, type=Path, help="directory of images (searched recursively)")
+    ap.add_argument("--engine", required=True, type=Path,
+                    help="model file (.onnx); with --server, its path under the server's model root or sha256:DIGEST")
+    ap.add_argument("--images", type=Path, help="directory of images (searched recursively); uploaded with --server")
+    g = ap.add_argument_group("remote audit (without --server the audit runs in this process, on the CPU)")
+    g.add_argument("--server", help="HOST:PORT of an audit-server")
+    g.add_argument("--data-path", help="with --server: images under the server's data root, instead of --images")
+    g.add_argument("--token-file", type=Path, help="bearer token for the server")
+    g.add_argument("--tls-ca", type=Path, help="CA certificate to verify the server (enables TLS)")
+    g.add_argument("--tls-cert", type=Path, help="client certificate, for servers that require one")
+    g.add_argument("--tls-key", type=Path, help="client private key")
+    g.add_argument("--timeout", type=float, help="deadline of the remote audit, seconds")
     ap.add_argument("--protocol", action="append", choices=PROTOCOLS, dest="protocols",
                     help=f"repeat for several (default: {' '.join(DEFAULT_PROTOCOLS)})")
     g = ap.add_argument_group("frames")
@@ -69,7 +84,7 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--size-sweep", type=lambda t: _ints(t, 3, ":"), help="MIN:MAX:STEP of size-sweep "
                    "(MAX 0: largest that fits; default 60:0:8)")
     g = ap.add_argument_group("model")
-    g.add_argument("--batch", type=int, default=32, help="frames per engine call (default 32)")
+    g.add_argument("--batch", type=int, help="frames per engine call (default 32)")
     g.add_argument("--mean", type=_floats3, help="per-channel mean, model channel order (overrides the sidecar)")
     g.add_argument("--std", type=_floats3, help="per-channel std, model channel order")
     g.add_argument("--pixel-range", type=float, choices=(1.0, 255.0), help="pixels in 0-1 or 0-255 before mean/std")
@@ -93,14 +108,30 @@ _PRE_OPTIONS = {"mean": "mean", "std": "std", "pixel_range": "pixel_range", "cha
                 "output_kind": "output"}
 
 
+def _audit(args: argparse.Namespace, progress: ProgressBar | None) -> dict:
+    """The report, from this process or from the server."""
+    job = dict(plan={k: getattr(args, k) for k in _PLAN_OPTIONS if getattr(args, k) is not None},
+               protocols=tuple(dict.fromkeys(args.protocols)) if args.protocols else None,
+               batch=args.batch, strict=args.strict, progress=progress,
+               preprocessing={v: getattr(args, k) for k, v in _PRE_OPTIONS.items() if getattr(args, k) is not None})
+    if not args.server:
+        if args.data_path or not args.images:
+            raise ValueError("give --images DIR (--data-path needs --server)")
+        return audit(args.engine, args.images, labels=args.labels, **job)
+    if bool(args.images) == bool(args.data_path):
+        raise ValueError("with --server give either --images DIR (uploaded) or --data-path PATH (on the server)")
+    token = args.token_file.read_text().strip() if args.token_file else None
+    labels = args.labels.read_text() if args.labels else ""
+    with AuditClient(args.server, token=token, tls_ca=args.tls_ca, tls_cert=args.tls_cert,
+                     tls_key=args.tls_key) as client:
+        return client.run(args.engine.as_posix(), images=args.images, data_path=args.data_path, labels_csv=labels,
+                          timeout=args.timeout, **job)
+
+
 def run(args: argparse.Namespace) -> int:
     bar = None if args.no_progress else ProgressBar()
     try:
-        report = audit(args.engine, args.images,
-                       plan={k: getattr(args, k) for k in _PLAN_OPTIONS if getattr(args, k) is not None},
-                       protocols=tuple(dict.fromkeys(args.protocols)) if args.protocols else None,
-                       batch=args.batch, strict=args.strict, labels=args.labels,
-                       preprocessing={v: getattr(args, k) for k, v in _PRE_OPTIONS.items()}, progress=bar)
+        report = _audit(args, bar)
     finally:
         if bar:
             bar.close()
@@ -118,6 +149,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(args)
     except (FileNotFoundError, InputError, ValueError) as e:
+        return _fail(e, EXIT_USAGE)
+    except RemoteError as e:
+        return _fail(f"server: {e}", EXIT_USAGE if e.code in _USAGE_CODES else EXIT_ENGINE)
+    except OSError as e:
         return _fail(e, EXIT_USAGE)
     except (ModelError, Cancelled) as e:
         return _fail(e, EXIT_ENGINE)

@@ -51,6 +51,10 @@ class Runner(ABC):
     def _run(self, batch: np.ndarray) -> np.ndarray:
         """One engine call on exactly the engine's batch size (or any size if dynamic)."""
 
+    @abstractmethod
+    def io_tensors(self) -> dict[str, list[dict]]:
+        """{"inputs": [...], "outputs": [...]}, each {"name", "shape" (-1: dynamic), "dtype"}."""
+
     def describe(self) -> dict:
         return {"runner": self.name, "input": self.input_spec().to_json()}
 

@@ -56,6 +56,12 @@ class OnnxRuntimeRunner(Runner):
     def input_spec(self) -> InputSpec:
         return self._spec
 
+    def io_tensors(self) -> dict[str, list[dict]]:
+        def info(t) -> dict:
+            return {"name": t.name, "shape": [_dim(d) or -1 for d in t.shape], "dtype": t.type}
+        return {"inputs": [info(t) for t in self.session.get_inputs()],
+                "outputs": [info(t) for t in self.session.get_outputs()]}
+
     def describe(self) -> dict:
         return {**super().describe(), "providers": list(self.providers)}
 

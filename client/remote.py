@@ -1,0 +1,130 @@
+"""The Python client of the AuditService, for pipelines and for ``audit-client --server``."""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import grpc
+
+from shiftaudit.server.audit import Progress
+from shiftaudit.server.images import list_images
+from shiftaudit.server.options import options_to_proto, preprocessing_to_proto
+from shiftaudit.v1 import audit_service_pb2 as pb
+from shiftaudit.v1 import audit_service_pb2_grpc as pb_grpc
+
+CHUNK = 1 << 20
+MAX_RECEIVE = 256 << 20  # matches the server's send limit: reports with many per-image records
+
+
+class RemoteError(RuntimeError):
+    """The server answered with an error status; ``code`` is the grpc.StatusCode."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(f"{code.name}: {message}")
+        self.code = code
+
+
+def _model_ref(model: str) -> pb.ModelRef:
+    """``sha256:<hex>`` names a model by digest, anything else is a path under the model root."""
+    return pb.ModelRef(digest=model[7:]) if model.startswith("sha256:") else pb.ModelRef(path=model)
+
+
+class AuditClient:
+    def __init__(self, target: str, *, token: str | None = None, tls_ca: Path | None = None,
+                 tls_cert: Path | None = None, tls_key: Path | None = None) -> None:
+        options = [("grpc.max_receive_message_length", MAX_RECEIVE)]
+        if tls_ca or tls_cert:
+            creds = grpc.ssl_channel_credentials(
+                root_certificates=tls_ca.read_bytes() if tls_ca else None,
+                private_key=tls_key.read_bytes() if tls_key else None,
+                certificate_chain=tls_cert.read_bytes() if tls_cert else None)
+            self.channel = grpc.secure_channel(target, creds, options)
+        else:
+            self.channel = grpc.insecure_channel(target, options)
+        self.stub = pb_grpc.AuditServiceStub(self.channel)
+        self.metadata = (("authorization", f"Bearer {token}"),) if token else ()
+
+    def __enter__(self) -> AuditClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def _call(self, method, request, timeout: float | None = None):
+        try:
+            return method(request, metadata=self.metadata, timeout=timeout)
+        except grpc.RpcError as e:
+            raise RemoteError(e.code(), e.details()) from None
+
+    def server_info(self) -> pb.GetServerInfoResponse:
+        return self._call(self.stub.GetServerInfo, pb.GetServerInfoRequest())
+
+    def models(self) -> list[pb.ModelInfo]:
+        return list(self._call(self.stub.ListModels, pb.ListModelsRequest()).models)
+
+    def load_model(self, model: str) -> pb.ModelInfo:
+        return self._call(self.stub.LoadModel, pb.LoadModelRequest(model=_model_ref(model))).model
+
+    def unload_model(self, model: str) -> bool:
+        return self._call(self.stub.UnloadModel, pb.UnloadModelRequest(model=_model_ref(model))).unloaded
+
+    def model_metadata(self, model: str) -> pb.GetModelMetadataResponse:
+        return self._call(self.stub.GetModelMetadata, pb.GetModelMetadataRequest(model=_model_ref(model)))
+
+    def upload(self, directory: Path) -> str:
+        """Stream every file below ``directory`` (named by its relative path); returns the dataset id."""
+        files = [directory] if directory.is_file() else list_images(directory)
+
+        def chunks() -> Iterator[pb.UploadImagesRequest]:
+            for path in files:
+                name = path.name if path == directory else str(path.relative_to(directory))
+                with path.open("rb") as f:
+                    data = f.read(CHUNK)
+                    yield pb.UploadImagesRequest(file_name=name, data=data)  # names the file, even if empty
+                    while data := f.read(CHUNK):
+                        yield pb.UploadImagesRequest(file_name=name, data=data)
+
+        return self._call(self.stub.UploadImages, chunks()).dataset_id
+
+    def run(self, model: str, *, images: Path | None = None, data_path: str | None = None,
+            dataset_id: str | None = None, plan: dict | None = None, protocols: tuple[str, ...] | None = None,
+            batch: int | None = None, strict: bool = False, preprocessing: dict | None = None,
+            labels_csv: str = "", progress: Callable[[Progress], None] | None = None,
+            on_accepted: Callable[[str, int], None] | None = None, timeout: float | None = None) -> dict:
+        """Run an audit on the server and return its report. Images: a local directory (uploaded), a
+        path under the server's data root, or a dataset id from an earlier upload."""
+        if images is not None:
+            dataset_id = self.upload(images)
+        request = pb.RunAuditRequest(model=_model_ref(model),
+                                     options=options_to_proto(plan or {}, protocols, batch, strict),
+                                     preprocessing=preprocessing_to_proto(preprocessing or {}), labels_csv=labels_csv)
+        if dataset_id:
+            request.dataset_id = dataset_id
+        elif data_path:
+            request.data_path = data_path
+        try:
+            for event in self.stub.RunAudit(request, metadata=self.metadata, timeout=timeout):
+                kind = event.WhichOneof("event")
+                if kind == "accepted" and on_accepted:
+                    on_accepted(event.accepted.audit_id, event.accepted.queue_position)
+                elif kind == "progress" and progress:
+                    p = event.progress
+                    progress(Progress(p.images_done, p.images_total or None, p.frames, p.elapsed_seconds))
+                elif kind == "report":
+                    return json.loads(event.report.report_json)
+        except grpc.RpcError as e:
+            raise RemoteError(e.code(), e.details()) from None
+        raise RemoteError(grpc.StatusCode.UNKNOWN, "the server closed the audit stream without a report")
+
+    def get(self, audit_id: str) -> pb.Audit:
+        return self._call(self.stub.GetAudit, pb.GetAuditRequest(audit_id=audit_id)).audit
+
+    def list(self, page_size: int = 100) -> list[pb.Audit]:
+        return list(self._call(self.stub.ListAudits, pb.ListAuditsRequest(page_size=page_size)).audits)
+
+    def cancel(self, audit_id: str) -> pb.Audit:
+        return self._call(self.stub.CancelAudit, pb.CancelAuditRequest(audit_id=audit_id)).audit

@@ -1,0 +1,85 @@
+"""Where an audit's images come from on a server: a path under the data root, or an uploaded
+dataset (files streamed by the client, kept under the state directory)."""
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path, PurePosixPath
+
+from .images import MAX_BYTES
+from .paths import PathError, resolve_under
+
+
+class UploadError(ValueError):
+    """An upload the server refuses (empty, too large, a bad file name)."""
+
+
+class Datasets:
+    def __init__(self, data_root: Path | None, upload_dir: Path, max_upload_bytes: int) -> None:
+        self.data_root = data_root.resolve() if data_root else None
+        self.upload_dir = upload_dir
+        self.max_upload_bytes = max_upload_bytes
+        upload_dir.mkdir(parents=True, exist_ok=True)
+
+    def data_path(self, relative: str) -> Path:
+        if self.data_root is None:
+            raise PathError("this server has no data root (start it with --data-root); upload the images instead")
+        target = resolve_under(self.data_root, relative, "data")
+        if not target.exists():
+            raise FileNotFoundError(f"data path {relative} does not exist under the data root")
+        return target
+
+    def dataset(self, dataset_id: str) -> Path:
+        if not dataset_id.isalnum():
+            raise PathError(f"dataset id {dataset_id!r} is not an id UploadImages returned")
+        path = self.upload_dir / dataset_id
+        if not path.is_dir():
+            raise FileNotFoundError(f"no dataset {dataset_id}")
+        return path
+
+    async def receive(self, chunks: AsyncIterator[tuple[str, bytes]]) -> tuple[str, int, int]:
+        """Store streamed (file name, bytes) chunks as a new dataset; returns (id, files, bytes)."""
+        dataset_id = uuid.uuid4().hex
+        root = self.upload_dir / dataset_id
+        root.mkdir()
+        files: dict[str, int] = {}  # bytes per file name
+        total = 0
+        name_now, out = "", None
+        try:
+            async for name, data in chunks:
+                if name and name != name_now:
+                    if out:
+                        out.close()
+                    if name in files:
+                        raise UploadError(f"file {name!r} uploaded twice")
+                    out, name_now = _open_new(root, name), name
+                    files[name] = 0
+                if out is None:
+                    raise UploadError("the first chunk of an upload must name its file")
+                total += len(data)
+                files[name_now] += len(data)
+                if total > self.max_upload_bytes:
+                    raise UploadError(f"upload larger than the server's limit of {self.max_upload_bytes} bytes")
+                if files[name_now] > MAX_BYTES:
+                    raise UploadError(f"file {name_now!r} is larger than {MAX_BYTES} bytes")
+                out.write(data)
+            if not files:
+                raise UploadError("empty upload: no file was sent")
+        except BaseException:
+            shutil.rmtree(root, ignore_errors=True)
+            raise
+        finally:
+            if out:
+                out.close()
+        return dataset_id, len(files), total
+
+
+def _open_new(root: Path, name: str):
+    rel = PurePosixPath(name)
+    if rel.is_absolute() or ".." in rel.parts or not rel.parts or "\\" in name or "\x00" in name \
+            or any(p.startswith(".") for p in rel.parts):
+        raise UploadError(f"file name {name!r} must be a relative path without '..' or hidden parts")
+    path = root.joinpath(*rel.parts)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.open("xb")

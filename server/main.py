@@ -1,0 +1,165 @@
+"""``audit-server``: the AuditService on an inference node, with gRPC health and reflection.
+
+Listens on loopback unless told otherwise; TLS (optionally mutual) and a bearer token protect a
+server that listens further. SIGTERM/SIGINT: health turns NOT_SERVING, running audits get a grace
+period, then whatever is left is stopped and stored as interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hmac
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from shiftaudit.v1 import audit_service_pb2 as pb
+from shiftaudit.v1 import audit_service_pb2_grpc as pb_grpc
+
+from .catalog import ModelCatalog
+from .datasets import Datasets
+from .service import AuditService, Limits
+from .store import AuditStore
+
+log = logging.getLogger("shiftaudit.server")
+SERVICE = pb.DESCRIPTOR.services_by_name["AuditService"].full_name
+MAX_RECEIVE = 8 << 20  # upload chunks are 1 MiB; anything near this is a mistake or an attack
+MAX_SEND = 256 << 20  # a report with per-image records of a large audit
+
+
+class TokenAuth(grpc.aio.ServerInterceptor):
+    """Bearer-token check on every RPC except the health service (probes carry no token)."""
+
+    def __init__(self, token: str) -> None:
+        self._expected = f"Bearer {token}".encode()
+
+    async def intercept_service(self, continuation, details):
+        handler = await continuation(details)
+        if handler is None or details.method.startswith("/grpc.health.v1.Health/"):
+            return handler
+        given = dict(details.invocation_metadata or ()).get("authorization", "")
+        if hmac.compare_digest(given.encode(), self._expected):
+            return handler
+        return _deny(handler, "missing or wrong bearer token (metadata 'authorization: Bearer <token>')")
+
+
+def _deny(handler: grpc.RpcMethodHandler, message: str) -> grpc.RpcMethodHandler:
+    """A handler of the same shape as ``handler`` that answers UNAUTHENTICATED."""
+    async def abort(_request, context):
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+
+    async def abort_stream(_request, context):
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+        yield  # pragma: no cover  (makes this an async generator)
+
+    kw = {"request_deserializer": handler.request_deserializer, "response_serializer": handler.response_serializer}
+    if handler.unary_unary:
+        return grpc.unary_unary_rpc_method_handler(abort, **kw)
+    if handler.unary_stream:
+        return grpc.unary_stream_rpc_method_handler(abort_stream, **kw)
+    if handler.stream_unary:
+        return grpc.stream_unary_rpc_method_handler(abort, **kw)
+    return grpc.stream_stream_rpc_method_handler(abort_stream, **kw)
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="audit-server", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model-root", type=Path, required=True, help="models are named relative to this directory")
+    ap.add_argument("--data-root", type=Path, help="images may be named relative to this directory")
+    ap.add_argument("--listen", default="127.0.0.1:50051", help="HOST:PORT (default 127.0.0.1:50051; port 0 picks one)")
+    ap.add_argument("--state-dir", type=Path, default=Path("shiftaudit-state"), help="audit store and uploads")
+    ap.add_argument("--max-concurrent-audits", type=int, default=1)
+    ap.add_argument("--max-queued-audits", type=int, default=8)
+    ap.add_argument("--max-upload-bytes", type=int, default=Limits.max_upload_bytes)
+    ap.add_argument("--tls-cert", type=Path)
+    ap.add_argument("--tls-key", type=Path)
+    ap.add_argument("--tls-client-ca", type=Path, help="require client certificates signed by this CA (mTLS)")
+    ap.add_argument("--token-file", type=Path, help="require 'authorization: Bearer <token>' with this token")
+    ap.add_argument("--grace", type=float, default=30.0, help="seconds running audits get at shutdown")
+    return ap
+
+
+def _credentials(args) -> grpc.ServerCredentials | None:
+    if not (args.tls_cert or args.tls_key or args.tls_client_ca):
+        return None
+    if not (args.tls_cert and args.tls_key):
+        raise ValueError("TLS needs both --tls-cert and --tls-key")
+    ca = args.tls_client_ca.read_bytes() if args.tls_client_ca else None
+    return grpc.ssl_server_credentials([(args.tls_key.read_bytes(), args.tls_cert.read_bytes())],
+                                       root_certificates=ca, require_client_auth=ca is not None)
+
+
+async def serve(args) -> None:
+    limits = Limits(args.max_concurrent_audits, args.max_queued_audits, args.max_upload_bytes)
+    if limits.max_concurrent_audits < 1 or limits.max_queued_audits < 0:
+        raise ValueError("--max-concurrent-audits must be >= 1 and --max-queued-audits >= 0")
+    catalog = ModelCatalog(args.model_root)
+    if args.data_root and not args.data_root.is_dir():
+        raise FileNotFoundError(f"data root {args.data_root} is not a directory")
+    store = AuditStore(args.state_dir / "audits.sqlite")
+    interrupted = store.interrupt_unfinished()
+    datasets = Datasets(args.data_root, args.state_dir / "uploads", limits.max_upload_bytes)
+    token = args.token_file.read_text().strip() if args.token_file else None
+    if args.token_file and not token:
+        raise ValueError(f"token file {args.token_file} is empty")
+    credentials = _credentials(args)
+
+    server = grpc.aio.server(
+        interceptors=[TokenAuth(token)] if token else [],
+        options=[("grpc.max_receive_message_length", MAX_RECEIVE), ("grpc.max_send_message_length", MAX_SEND),
+                 ("grpc.so_reuseport", 0)])
+    service = AuditService(catalog, datasets, store, limits)
+    pb_grpc.add_AuditServiceServicer_to_server(service, server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection((SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    port = server.add_secure_port(args.listen, credentials) if credentials else server.add_insecure_port(args.listen)
+    if port == 0:
+        raise OSError(f"cannot listen on {args.listen}")
+    await server.start()
+    for name in ("", SERVICE):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    host = args.listen.rsplit(":", 1)[0]
+    loopback = host in ("127.0.0.1", "localhost", "[::1]", "::1")
+    security = ("TLS" + (" with client certificates" if args.tls_client_ca else "")) if credentials else "plaintext"
+    # The test harness and operators read this line: the port actually bound (with --listen ...:0).
+    print(f"audit-server listening on {host}:{port} ({security}{', token required' if token else ''}); "
+          f"model root {catalog.root}" + (f"; {interrupted} audit(s) marked interrupted" if interrupted else ""),
+          flush=True)
+    if not loopback and not (credentials or token):
+        print("audit-server: warning: listening beyond loopback without TLS or token; anyone who can reach "
+              "this port can run audits", file=sys.stderr, flush=True)
+
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    await stopping.wait()
+    print("audit-server: shutting down", flush=True)
+    service.shutting_down = True  # audits cut short from now on are stored as interrupted
+    await health_servicer.enter_graceful_shutdown()
+    await server.stop(args.grace)  # refuses new RPCs, gives running ones the grace, then cancels them
+    service.stop_all()
+    catalog.close()
+    store.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        asyncio.run(serve(args))
+    except (OSError, ValueError) as e:
+        print(f"audit-server: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,290 @@
+"""The gRPC AuditService (grpc.aio). Audits run in worker threads, never on the event loop; a
+semaphore bounds how many run at once and a counter how many may wait. The RunAudit stream owns its
+audit: a client that cancels, or a deadline that expires, stops the audit's work at the next batch.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import platform
+import threading
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from shiftaudit.v1 import audit_service_pb2 as pb
+from shiftaudit.v1 import audit_service_pb2_grpc as pb_grpc
+
+from .audit import AuditConfig, Cancelled, ImageSource, InputError, Progress
+from .catalog import ModelCatalog, ModelFile
+from .datasets import Datasets, UploadError
+from .engine import directory_sources, make_config, run_job
+from .labels import parse_labels
+from .options import options_from_proto, preprocessing_from_proto
+from .paths import PathError
+from .preprocessing import Preprocessing, class_names, load_preprocessing
+from .runners import ModelError, Runner
+from .store import AuditRow, AuditStore
+
+_STATE = {"queued": pb.AUDIT_STATE_QUEUED, "running": pb.AUDIT_STATE_RUNNING,
+          "succeeded": pb.AUDIT_STATE_SUCCEEDED, "failed": pb.AUDIT_STATE_FAILED,
+          "cancelled": pb.AUDIT_STATE_CANCELLED, "interrupted": pb.AUDIT_STATE_INTERRUPTED}
+
+
+@dataclass(frozen=True)
+class _Job:
+    model: ModelFile
+    runner: Runner
+    pre: Preprocessing
+    config: AuditConfig
+    sources: list[ImageSource]
+    labels: dict[str, int] | None
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_concurrent_audits: int = 1
+    max_queued_audits: int = 8
+    max_upload_bytes: int = 2 << 30
+
+
+def _status(e: BaseException) -> grpc.StatusCode:
+    """Which status a failure gets: what the caller can fix, what is missing, what this node cannot do."""
+    if isinstance(e, FileNotFoundError):
+        return grpc.StatusCode.NOT_FOUND
+    if isinstance(e, (PathError, UploadError, InputError, ValueError)):
+        return grpc.StatusCode.INVALID_ARGUMENT
+    if isinstance(e, ModelError):
+        return grpc.StatusCode.FAILED_PRECONDITION
+    return grpc.StatusCode.INTERNAL
+
+
+def _version(dist: str) -> str:
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return ""
+
+
+def _timestamp(t: float | None) -> Timestamp | None:
+    if t is None:
+        return None
+    ts = Timestamp()
+    ts.FromNanoseconds(int(t * 1e9))
+    return ts
+
+
+class AuditService(pb_grpc.AuditServiceServicer):
+    def __init__(self, catalog: ModelCatalog, datasets: Datasets, store: AuditStore, limits: Limits) -> None:
+        self.catalog, self.datasets, self.store, self.limits = catalog, datasets, store, limits
+        self._slots = asyncio.Semaphore(limits.max_concurrent_audits)
+        self._running = 0
+        self._queued = 0
+        self._stops: dict[str, tuple[threading.Event, asyncio.Event]] = {}
+        self.shutting_down = False
+
+    # --- helpers -------------------------------------------------------------------------------
+    async def _fail(self, context: grpc.aio.ServicerContext, e: BaseException) -> None:
+        await context.abort(_status(e), str(e) if _status(e) != grpc.StatusCode.INTERNAL
+                            else f"internal error: {type(e).__name__}: {e}")
+
+    def _model(self, ref: pb.ModelRef) -> ModelFile:
+        which = ref.WhichOneof("ref")
+        if which is None:
+            raise PathError("name the model by path (relative to the model root) or by digest")
+        return self.catalog.resolve(path=ref.path) if which == "path" else self.catalog.resolve(digest=ref.digest)
+
+    def _model_info(self, f: ModelFile) -> pb.ModelInfo:
+        return pb.ModelInfo(path=f.relative, digest=f.digest, size_bytes=f.size, loaded=self.catalog.loaded(f))
+
+    def _audit(self, row: AuditRow) -> pb.Audit:
+        return pb.Audit(audit_id=row.audit_id, state=_STATE[row.state], model_path=row.model_path,
+                        created_at=_timestamp(row.created_at), finished_at=_timestamp(row.finished_at),
+                        error=row.error, report_json=row.report_json or "")
+
+    # --- server and models ---------------------------------------------------------------------
+    async def GetServerInfo(self, request, context):
+        import onnxruntime as ort
+
+        return pb.GetServerInfoResponse(
+            version=_version("shiftaudit"), onnxruntime_version=ort.__version__,
+            tensorrt_version=_version("tensorrt"), devices=[f"cpu ({platform.machine()})"],
+            execution_providers=ort.get_available_providers(),
+            max_concurrent_audits=self.limits.max_concurrent_audits,
+            max_queued_audits=self.limits.max_queued_audits, max_upload_bytes=self.limits.max_upload_bytes)
+
+    async def ListModels(self, request, context):
+        files = await asyncio.to_thread(self.catalog.files)
+        return pb.ListModelsResponse(models=[self._model_info(f) for f in files])
+
+    async def LoadModel(self, request, context):
+        try:
+            f = await asyncio.to_thread(self._model, request.model)
+            await asyncio.to_thread(self.catalog.load, f)
+        except Exception as e:
+            await self._fail(context, e)
+        return pb.LoadModelResponse(model=self._model_info(f))
+
+    async def UnloadModel(self, request, context):
+        try:
+            f = await asyncio.to_thread(self._model, request.model)
+        except Exception as e:
+            await self._fail(context, e)
+        return pb.UnloadModelResponse(unloaded=await asyncio.to_thread(self.catalog.unload, f))
+
+    async def GetModelMetadata(self, request, context):
+        try:
+            f = await asyncio.to_thread(self._model, request.model)
+            runner = await asyncio.to_thread(self.catalog.load, f)
+            pre = load_preprocessing(f.path)
+        except Exception as e:
+            await self._fail(context, e)
+        io = runner.io_tensors()
+        tensors = {kind: [pb.TensorInfo(name=t["name"], shape=t["shape"], dtype=t["dtype"]) for t in io[kind]]
+                   for kind in ("inputs", "outputs")}
+        return pb.GetModelMetadataResponse(model=self._model_info(f), runner=runner.name, layout=runner.input_spec().layout,
+                                           preprocessing_json=json.dumps(pre.to_json()), **tensors)
+
+    # --- images --------------------------------------------------------------------------------
+    async def UploadImages(self, request_iterator, context):
+        async def chunks() -> AsyncIterator[tuple[str, bytes]]:
+            async for msg in request_iterator:
+                yield msg.file_name, msg.data
+
+        try:
+            dataset_id, files, size = await self.datasets.receive(chunks())
+        except Exception as e:
+            await self._fail(context, e)
+        return pb.UploadImagesResponse(dataset_id=dataset_id, files=files, bytes=size)
+
+    # --- audits --------------------------------------------------------------------------------
+    async def _prepare(self, request: pb.RunAuditRequest) -> _Job:
+        f = await asyncio.to_thread(self._model, request.model)
+        which = request.WhichOneof("images")
+        if which is None:
+            raise PathError("name the images: data_path (under the data root) or dataset_id (from UploadImages)")
+        images = (self.datasets.data_path(request.data_path) if which == "data_path"
+                  else self.datasets.dataset(request.dataset_id))
+        plan, protocols, batch, strict = options_from_proto(request.options)
+        pre = load_preprocessing(f.path, **preprocessing_from_proto(request.preprocessing))
+        runner = await asyncio.to_thread(self.catalog.load, f)
+        config = make_config(runner, plan, protocols, batch, strict)
+        labels = parse_labels(request.labels_csv, class_names(f.path, pre)) if request.labels_csv else None
+        sources = await asyncio.to_thread(directory_sources, images)
+        return _Job(f, runner, pre, config, sources, labels)
+
+    async def RunAudit(self, request, context):
+        try:
+            job = await self._prepare(request)
+        except Exception as e:
+            await self._fail(context, e)
+        busy = self._running >= self.limits.max_concurrent_audits
+        if busy and self._queued >= self.limits.max_queued_audits:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                f"{self._running} audits running and {self._queued} queued, the most this server "
+                                "takes; retry later")
+        audit_id = uuid.uuid4().hex
+        self.store.create(audit_id, job.model.relative)
+        stop, cancel = threading.Event(), asyncio.Event()
+        self._stops[audit_id] = (stop, cancel)
+        yield pb.RunAuditResponse(accepted=pb.AuditAccepted(audit_id=audit_id,
+                                                            queue_position=self._queued + 1 if busy else 0))
+        try:
+            async for event in self._run(audit_id, job, stop, cancel):
+                yield event
+        except asyncio.CancelledError:  # the client went away, its deadline expired, or the server stops
+            stop.set()
+            self.store.set_state(audit_id, "interrupted" if self.shutting_down else "cancelled",
+                                 "the server stopped" if self.shutting_down else "client cancelled or deadline expired")
+            raise
+        except Exception as e:
+            stop.set()
+            cancelled = isinstance(e, Cancelled)
+            self.store.set_state(audit_id, "cancelled" if cancelled else "failed", str(e))
+            await context.abort(grpc.StatusCode.CANCELLED if cancelled else _status(e), str(e))
+        finally:
+            self._stops.pop(audit_id, None)
+
+    async def _run(self, audit_id: str, job: _Job, stop: threading.Event, cancel: asyncio.Event):
+        """Wait for a slot, run the audit in a worker thread, yield its progress, then its report."""
+        self._queued += 1
+        try:
+            if not await self._acquire(cancel):
+                raise Cancelled("cancelled by CancelAudit while queued")
+        finally:
+            self._queued -= 1
+        self._running += 1
+        try:
+            self.store.set_state(audit_id, "running")
+            loop = asyncio.get_running_loop()
+            events: asyncio.Queue[Progress] = asyncio.Queue()
+            worker = asyncio.ensure_future(asyncio.to_thread(
+                run_job, job.runner, job.model.path, job.pre, job.config, job.sources, job.labels,
+                lambda p: loop.call_soon_threadsafe(events.put_nowait, p), stop.is_set))
+            while not worker.done():
+                getter = asyncio.ensure_future(events.get())
+                await asyncio.wait({worker, getter}, return_when=asyncio.FIRST_COMPLETED)
+                if not getter.done():
+                    getter.cancel()
+                    continue
+                p = getter.result()
+                yield pb.RunAuditResponse(progress=pb.AuditProgress(
+                    images_done=p.images_done, images_total=p.images_total or 0, frames=p.frames,
+                    frames_per_second=p.frames / p.seconds if p.seconds else 0.0, elapsed_seconds=p.seconds))
+            report = worker.result()
+        finally:
+            self._running -= 1
+            self._slots.release()
+        text = json.dumps(report)
+        self.store.set_state(audit_id, "succeeded", report_json=text)
+        yield pb.RunAuditResponse(report=pb.AuditReport(audit_id=audit_id, report_json=text))
+
+    async def _acquire(self, cancel: asyncio.Event) -> bool:
+        """Wait for a slot; False (holding none) when cancelled first."""
+        slot = asyncio.ensure_future(self._slots.acquire())
+        cancelled = asyncio.ensure_future(cancel.wait())
+        try:
+            await asyncio.wait({slot, cancelled}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            cancelled.cancel()
+            if not slot.done():
+                slot.cancel()
+        got = slot.done() and not slot.cancelled()
+        if got and cancel.is_set():
+            self._slots.release()
+            return False
+        return got
+
+    async def GetAudit(self, request, context):
+        row = self.store.get(request.audit_id)
+        if row is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no audit {request.audit_id!r}")
+        return pb.GetAuditResponse(audit=self._audit(row))
+
+    async def ListAudits(self, request, context):
+        if request.page_size < 0:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "page_size must not be negative")
+        return pb.ListAuditsResponse(audits=[self._audit(r) for r in self.store.list(request.page_size or 100)])
+
+    async def CancelAudit(self, request, context):
+        row = self.store.get(request.audit_id)
+        if row is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no audit {request.audit_id!r}")
+        events = self._stops.get(request.audit_id)
+        if events is None:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"audit {request.audit_id} is {row.state}, "
+                                "not queued or running")
+        for event in events:
+            event.set()
+        return pb.CancelAuditResponse(audit=self._audit(row))
+
+    def stop_all(self) -> None:
+        """At shutdown, after the grace period: stop the work of audits still in worker threads."""
+        for stop, cancel in self._stops.values():
+            stop.set()
+            cancel.set()
