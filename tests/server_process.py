@@ -1,0 +1,61 @@
+"""Start a real ``audit-server`` process on a free loopback port, for the service tests."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+
+class ServerProcess:
+    def __init__(self, model_root: Path, state_dir: Path, *extra: str) -> None:
+        self.args = [str(Path(sys.executable).with_name("audit-server")), "--model-root", str(model_root),
+                     "--state-dir", str(state_dir), "--listen", "127.0.0.1:0", "--grace", "2", *extra]
+        self.proc: subprocess.Popen | None = None
+        self.target = ""
+
+    def start(self) -> ServerProcess:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        line = self.proc.stdout.readline()
+        if "listening on" not in line:
+            self.proc.kill()
+            raise RuntimeError(f"audit-server did not start: {line}{self.proc.stderr.read()}")
+        self.target = line.split("listening on ")[1].split()[0]
+        self.banner = line
+        return self
+
+    def healthy(self, creds: grpc.ChannelCredentials | None = None, timeout: float = 5) -> int:
+        channel = grpc.secure_channel(self.target, creds) if creds else grpc.insecure_channel(self.target)
+        with channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            return stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout).status
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+        finally:
+            self.proc.stdout.close()
+            self.proc.stderr.close()
+
+
+def wait_for(predicate, timeout: float = 20, every: float = 0.05):
+    """Poll until ``predicate()`` is truthy; its value, or AssertionError at the timeout."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError("condition not reached in time")

@@ -1,0 +1,325 @@
+"""The AuditService over a real loopback connection to a real audit-server process."""
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import threading
+from pathlib import Path
+
+import cv2
+import grpc
+import numpy as np
+import pytest
+from google.protobuf import descriptor_pool
+from grpc_health.v1 import health_pb2
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+
+from conftest import EXAMPLE_IMAGES, EXAMPLE_MODEL
+from models import cnn, feature_map
+from server_process import ServerProcess, wait_for
+from shiftaudit.client import audit
+from shiftaudit.client.cli import main
+from shiftaudit.client.remote import AuditClient, RemoteError
+from shiftaudit.v1 import audit_service_pb2 as pb
+
+SLOW = dict(plan={"pairs_per_image": 60}, protocols=("embed-black",))  # 720 frames: many seconds
+QUICK = dict(plan={"size": 40}, protocols=("crop", "embed-black"))
+
+
+@pytest.fixture(scope="module")
+def roots(tmp_path_factory):
+    base = tmp_path_factory.mktemp("roots")
+    models, data = base / "models", base / "data"
+    models.mkdir()
+    (models / "sub").mkdir()
+    shutil.copy(EXAMPLE_MODEL, models / "lite0.onnx")
+    shutil.copy(EXAMPLE_MODEL.with_suffix(".json"), models / "lite0.json")
+    shutil.copy(EXAMPLE_MODEL.parent / "imagenet_classes.txt", models)
+    cnn(models / "sub" / "small.onnx", hw=64, stride=2)
+    feature_map(models / "fmap.onnx")
+    outside = cnn(base / "outside.onnx", hw=64)
+    (models / "link.onnx").symlink_to(outside)
+    shutil.copytree(EXAMPLE_IMAGES, data / "photos")
+    (data / "mixed").mkdir()
+    shutil.copy(EXAMPLE_IMAGES / "coffee_cup.jpg", data / "mixed")
+    (data / "mixed" / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really")
+    return models, data
+
+
+@pytest.fixture(scope="module")
+def server(roots, tmp_path_factory):
+    models, data = roots
+    srv = ServerProcess(models, tmp_path_factory.mktemp("state"), "--data-root", str(data),
+                        "--max-concurrent-audits", "2", "--max-queued-audits", "1").start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def client(server):
+    with AuditClient(server.target) as c:
+        yield c
+
+
+def _code(excinfo) -> grpc.StatusCode:
+    return excinfo.value.code
+
+
+def test_remote_report_equals_the_in_process_report(client, roots):
+    models, data = roots
+    local = audit(models / "lite0.onnx", EXAMPLE_IMAGES, **QUICK)
+    uploaded = client.run("lite0.onnx", images=EXAMPLE_IMAGES, **QUICK)
+    by_path = client.run("lite0.onnx", data_path="photos", **QUICK)
+    for remote in (uploaded, by_path):
+        assert remote["schema"] == "shiftaudit.report/v1"
+        assert remote["protocols"] == local["protocols"]
+        assert remote["images"] == local["images"]
+
+
+def test_server_info_models_metadata_and_load_unload(client):
+    info = client.server_info()
+    assert info.version and info.onnxruntime_version and info.max_concurrent_audits == 2
+    models = {m.path: m for m in client.models()}
+    assert {"lite0.onnx", "sub/small.onnx", "fmap.onnx"} <= set(models)
+    assert "link.onnx" not in models  # its target lies outside the model root
+    meta = client.model_metadata("lite0.onnx")
+    assert meta.inputs[0].shape == [-1, 3, 224, 224] and meta.outputs[0].shape == [-1, 1000]
+    assert json.loads(meta.preprocessing_json)["mean"] == [127.0, 127.0, 127.0]
+    by_digest = client.load_model("sha256:" + models["sub/small.onnx"].digest)
+    assert by_digest.path == "sub/small.onnx" and by_digest.loaded
+    assert client.unload_model("sub/small.onnx") is True
+    assert client.unload_model("sub/small.onnx") is False
+
+
+def test_health_and_reflection_answer_generic_clients(server):
+    assert server.healthy() == health_pb2.HealthCheckResponse.SERVING
+    with grpc.insecure_channel(server.target) as channel:
+        db = ProtoReflectionDescriptorDatabase(channel)
+        services = set(db.get_services())
+        assert {"shiftaudit.v1.AuditService", "grpc.health.v1.Health"} <= services
+        service = descriptor_pool.DescriptorPool(db).FindServiceByName("shiftaudit.v1.AuditService")
+        assert {"RunAudit", "UploadImages", "CancelAudit"} <= {m.name for m in service.methods}
+
+
+@pytest.mark.parametrize("model, code", [
+    ("../outside.onnx", grpc.StatusCode.INVALID_ARGUMENT),
+    ("/etc/passwd", grpc.StatusCode.INVALID_ARGUMENT),
+    ("link.onnx", grpc.StatusCode.INVALID_ARGUMENT),
+    ("missing.onnx", grpc.StatusCode.NOT_FOUND),
+    ("sha256:" + "0" * 64, grpc.StatusCode.NOT_FOUND),
+    ("fmap.onnx", grpc.StatusCode.FAILED_PRECONDITION),
+])
+def test_bad_models_get_their_status(client, model, code):
+    with pytest.raises(RemoteError) as e:
+        client.run(model, data_path="photos", **QUICK)
+    assert _code(e) == code
+
+
+@pytest.mark.parametrize("data_path, code", [
+    ("../models", grpc.StatusCode.INVALID_ARGUMENT),
+    ("/etc", grpc.StatusCode.INVALID_ARGUMENT),
+    ("nowhere", grpc.StatusCode.NOT_FOUND),
+])
+def test_bad_image_paths_get_their_status(client, data_path, code):
+    with pytest.raises(RemoteError) as e:
+        client.run("sub/small.onnx", data_path=data_path, **QUICK)
+    assert _code(e) == code
+
+
+def test_bad_uploads_and_bad_images(client, tmp_path):
+    report = client.run("sub/small.onnx", data_path="mixed", **QUICK)
+    assert [s["image"] for s in report["skipped"]] == ["corrupt.jpg"] and len(report["images"]) == 1
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "notes.txt").write_text("no image here")
+    with pytest.raises(RemoteError, match="no usable image") as e:
+        client.run("sub/small.onnx", images=junk, **QUICK)
+    assert _code(e) == grpc.StatusCode.INVALID_ARGUMENT
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(RemoteError, match="empty upload") as e:
+        client.run("sub/small.onnx", images=empty, **QUICK)
+    assert _code(e) == grpc.StatusCode.INVALID_ARGUMENT
+    bomb = tmp_path / "bomb"
+    bomb.mkdir()
+    data = bytearray(cv2.imencode(".png", np.zeros((8, 8), np.uint8))[1].tobytes())
+    data[16:24] = (200000).to_bytes(4, "big") * 2
+    (bomb / "bomb.png").write_bytes(bytes(data))
+    shutil.copy(EXAMPLE_IMAGES / "coffee_cup.jpg", bomb)
+    report = client.run("sub/small.onnx", images=bomb, **QUICK)
+    assert "declares 200000x200000" in report["skipped"][0]["reason"] and len(report["images"]) == 1
+    with pytest.raises(RemoteError) as e:  # a file name that escapes the dataset
+        client._call(client.stub.UploadImages, iter([pb.UploadImagesRequest(file_name="../x.jpg", data=b"x")]))
+    assert _code(e) == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(RemoteError) as e:
+        client.run("sub/small.onnx", data_path="photos", plan={"size": 1000})
+    assert _code(e) == grpc.StatusCode.INVALID_ARGUMENT and "embedded size" in str(e.value)
+
+
+def test_oversized_message_is_refused_and_the_server_keeps_serving(client):
+    big = pb.UploadImagesRequest(file_name="big.jpg", data=b"\0" * (9 << 20))
+    with pytest.raises(RemoteError) as e:
+        client._call(client.stub.UploadImages, iter([big]))
+    assert _code(e) == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert client.run("sub/small.onnx", data_path="photos", **QUICK)["protocols"]["crop"]["pairs"] == 6
+
+
+def _start_slow(target: str, events: list, errors: list) -> threading.Thread:
+    def run():
+        with AuditClient(target) as c:
+            try:
+                c.run("lite0.onnx", data_path="photos", on_accepted=lambda i, q: events.append((i, q)), **SLOW)
+            except RemoteError as e:
+                errors.append(e.code)
+    t = threading.Thread(target=run)
+    t.start()
+    return t
+
+
+def test_two_concurrent_audits_one_queued_and_a_full_queue(server, client):
+    events: list = []
+    errors: list = []
+    threads = [_start_slow(server.target, events, errors) for _ in range(2)]
+    wait_for(lambda: len(events) == 2)
+    wait_for(lambda: sum(a.state == pb.AUDIT_STATE_RUNNING for a in client.list()) == 2)
+    threads.append(_start_slow(server.target, events, errors))
+    wait_for(lambda: len(events) == 3)
+    assert sorted(q for _, q in events) == [0, 0, 1]
+    with pytest.raises(RemoteError) as e:
+        client.run("lite0.onnx", data_path="photos", **SLOW)
+    assert _code(e) == grpc.StatusCode.RESOURCE_EXHAUSTED
+    queued = next(i for i, q in events if q == 1)
+    assert client.get(queued).state == pb.AUDIT_STATE_QUEUED
+    for audit_id, _ in events:
+        client.cancel(audit_id)
+    for t in threads:
+        t.join(30)
+    assert errors == [grpc.StatusCode.CANCELLED] * 3
+    assert {client.get(i).state for i, _ in events} == {pb.AUDIT_STATE_CANCELLED}
+    assert server.healthy() == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_cancel_by_the_client_and_an_expiring_deadline_stop_the_audit(server, client):
+    request = pb.RunAuditRequest(model=pb.ModelRef(path="lite0.onnx"), data_path="photos",
+                                 options=pb.AuditOptions(protocols=["embed-black"], pairs_per_image=60))
+    call = client.stub.RunAudit(request)
+    accepted = next(call)
+    audit_id = accepted.accepted.audit_id
+    assert next(call).WhichOneof("event") == "progress"  # it runs
+    call.cancel()
+    wait_for(lambda: client.get(audit_id).state == pb.AUDIT_STATE_CANCELLED)
+    ids: list = []
+    with pytest.raises(RemoteError) as e:
+        client.run("lite0.onnx", data_path="photos", timeout=2.0, on_accepted=lambda i, q: ids.append(i), **SLOW)
+    assert _code(e) == grpc.StatusCode.DEADLINE_EXCEEDED
+    wait_for(lambda: client.get(ids[0]).state == pb.AUDIT_STATE_CANCELLED)
+    # its slot is free again: nothing is left running
+    wait_for(lambda: not any(a.state == pb.AUDIT_STATE_RUNNING for a in client.list()))
+    assert client.run("sub/small.onnx", data_path="photos", **QUICK)["frames"] == 24
+
+
+def test_unknown_audits(client):
+    for call in (client.get, client.cancel):
+        with pytest.raises(RemoteError) as e:
+            call("f" * 32)
+        assert _code(e) == grpc.StatusCode.NOT_FOUND
+
+
+def test_reports_survive_a_restart_and_cut_audits_are_interrupted(roots, tmp_path):
+    models, data = roots
+    state = tmp_path / "state"
+    srv = ServerProcess(models, state, "--data-root", str(data)).start()
+    try:
+        with AuditClient(srv.target) as c:
+            report = c.run("sub/small.onnx", data_path="photos", **QUICK)
+            done = c.list()[0].audit_id
+            ids: list = []
+            t = threading.Thread(target=lambda: pytest.raises(RemoteError, c.run, "lite0.onnx", data_path="photos",
+                                                              on_accepted=lambda i, q: ids.append(i), **SLOW))
+            t.start()
+            wait_for(lambda: ids and c.get(ids[0]).state == pb.AUDIT_STATE_RUNNING)
+    finally:
+        srv.stop(signal.SIGKILL)  # no chance to clean up: a crash
+    t.join(30)
+    srv = ServerProcess(models, state, "--data-root", str(data)).start()
+    try:
+        assert "1 audit(s) marked interrupted" in srv.banner
+        with AuditClient(srv.target) as c:
+            stored = c.get(done)
+            assert stored.state == pb.AUDIT_STATE_SUCCEEDED and json.loads(stored.report_json) == report
+            cut = c.get(ids[0])
+            assert cut.state == pb.AUDIT_STATE_INTERRUPTED and "stopped" in cut.error
+            assert {a.audit_id for a in c.list()} == {done, ids[0]}
+    finally:
+        assert srv.stop() == 0  # SIGTERM: a graceful, clean exit
+
+
+def test_token_auth_with_health_exempt(roots, tmp_path):
+    models, _ = roots
+    token = tmp_path / "token"
+    token.write_text("s3cret\n")
+    srv = ServerProcess(models, tmp_path / "state", "--token-file", str(token)).start()
+    try:
+        assert srv.healthy() == health_pb2.HealthCheckResponse.SERVING
+        for wrong in (None, "guess"):
+            with AuditClient(srv.target, token=wrong) as c, pytest.raises(RemoteError) as e:
+                c.models()
+            assert _code(e) == grpc.StatusCode.UNAUTHENTICATED
+            with AuditClient(srv.target, token=wrong) as c, pytest.raises(RemoteError) as e:
+                c.run("sub/small.onnx", images=EXAMPLE_IMAGES, **QUICK)
+            assert _code(e) == grpc.StatusCode.UNAUTHENTICATED
+        with AuditClient(srv.target, token="s3cret") as c:
+            assert c.run("sub/small.onnx", images=EXAMPLE_IMAGES, **QUICK)["frames"] == 24
+    finally:
+        srv.stop()
+
+
+def _certificates(d: Path) -> dict[str, Path]:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl."""
+    def ossl(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+    ossl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test-ca",
+         "-keyout", d / "ca.key", "-out", d / "ca.pem")
+    for name, ext in (("server", "subjectAltName=IP:127.0.0.1"), ("client", "extendedKeyUsage=clientAuth")):
+        ossl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}", "-keyout", d / f"{name}.key",
+             "-out", d / f"{name}.csr")
+        (d / f"{name}.ext").write_text(ext + "\n")
+        ossl("x509", "-req", "-in", d / f"{name}.csr", "-CA", d / "ca.pem", "-CAkey", d / "ca.key",
+             "-CAcreateserial", "-days", "2", "-extfile", d / f"{name}.ext", "-out", d / f"{name}.pem")
+    return {n: d / n for n in ("ca.pem", "server.pem", "server.key", "client.pem", "client.key")}
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl to make certificates")
+def test_mutual_tls(roots, tmp_path):
+    models, _ = roots
+    c = _certificates(tmp_path)
+    srv = ServerProcess(models, tmp_path / "state", "--tls-cert", str(c["server.pem"]), "--tls-key",
+                        str(c["server.key"]), "--tls-client-ca", str(c["ca.pem"])).start()
+    try:
+        assert "TLS with client certificates" in srv.banner
+        with AuditClient(srv.target, tls_ca=c["ca.pem"], tls_cert=c["client.pem"], tls_key=c["client.key"]) as cl:
+            assert cl.run("sub/small.onnx", images=EXAMPLE_IMAGES, **QUICK)["frames"] == 24
+        with AuditClient(srv.target, tls_ca=c["ca.pem"]) as cl, pytest.raises(RemoteError) as e:
+            cl.models()  # no client certificate: the handshake fails
+        assert _code(e) == grpc.StatusCode.UNAVAILABLE
+    finally:
+        srv.stop()
+
+
+def test_cli_through_the_server_same_output_and_exit_codes(server, tmp_path, capsys):
+    out = tmp_path / "r.json"
+    args = ["--engine", "sub/small.onnx", "--server", server.target, "--no-progress", "--size", "40",
+            "--protocol", "embed-black"]
+    assert main(args + ["--images", str(EXAMPLE_IMAGES), "--json", str(out), "--max-mac", "1"]) == 0
+    local = tmp_path / "l.json"
+    assert main(["--engine", str(server.args[2] + "/sub/small.onnx"), "--images", str(EXAMPLE_IMAGES),
+                 "--no-progress", "--size", "40", "--protocol", "embed-black", "--json", str(local)]) == 0
+    assert json.loads(out.read_text())["protocols"] == json.loads(local.read_text())["protocols"]
+    assert main(args + ["--data-path", "photos", "--max-mac", "0"]) == 1
+    assert main(args + ["--data-path", "../x"]) == 2
+    assert main(["--engine", "fmap.onnx", "--server", server.target, "--data-path", "photos", "--no-progress"]) == 3
+    assert main(args) == 2  # neither --images nor --data-path
+    err = capsys.readouterr().err
+    assert "INVALID_ARGUMENT" in err and "FAILED_PRECONDITION" in err and "Traceback" not in err
