@@ -284,7 +284,9 @@ class AuditService(pb_grpc.AuditServiceServicer):
         return pb.CancelAuditResponse(audit=self._audit(row))
 
     def stop_all(self) -> None:
-        """At shutdown, after the grace period: stop the work of audits still in worker threads."""
-        for stop, cancel in self._stops.values():
+        """At shutdown, after the grace period: stop every audit still queued or running and store it as
+        interrupted (their streams are already cut; their handlers may not get to run again)."""
+        for audit_id, (stop, cancel) in list(self._stops.items()):
             stop.set()
             cancel.set()
+            self.store.set_state(audit_id, "interrupted", "the server stopped")

@@ -27,6 +27,7 @@ class AuditStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._lock = threading.Lock()
+        self._closed = False
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("""CREATE TABLE IF NOT EXISTS audits (
@@ -48,9 +49,12 @@ class AuditStore:
                              (audit_id, model_path, time.time()))
 
     def set_state(self, audit_id: str, state: str, error: str = "", report_json: str | None = None) -> None:
+        """Record a transition; after close (a handler still unwinding at shutdown) it is ignored."""
         assert state in STATES
         finished = time.time() if state not in ("queued", "running") else None
         with self._lock:
+            if self._closed:
+                return
             self._db.execute("UPDATE audits SET state=?, error=?, report_json=?, finished_at=? WHERE audit_id=?",
                              (state, error, report_json, finished, audit_id))
 
@@ -67,4 +71,5 @@ class AuditStore:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             self._db.close()

@@ -6,6 +6,7 @@ import shutil
 import signal
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import cv2
@@ -323,3 +324,29 @@ def test_cli_through_the_server_same_output_and_exit_codes(server, tmp_path, cap
     assert main(args) == 2  # neither --images nor --data-path
     err = capsys.readouterr().err
     assert "INVALID_ARGUMENT" in err and "FAILED_PRECONDITION" in err and "Traceback" not in err
+
+
+def test_sigterm_gives_a_grace_period_then_stores_the_cut_audit_as_interrupted(roots, tmp_path):
+    models, data = roots
+    state = tmp_path / "state"
+    srv = ServerProcess(models, state, "--data-root", str(data)).start()
+    ids: list = []
+    errors: list = []
+    with AuditClient(srv.target) as c:
+        t = threading.Thread(target=lambda: errors.append(pytest.raises(
+            RemoteError, c.run, "lite0.onnx", data_path="photos", on_accepted=lambda i, q: ids.append(i), **SLOW)))
+        t.start()
+        wait_for(lambda: ids and c.get(ids[0]).state == pb.AUDIT_STATE_RUNNING)
+        start = time.monotonic()
+        assert srv.stop() == 0
+        assert time.monotonic() - start < 15  # the grace (2 s here), not the audit's length
+        t.join(30)
+    assert errors and errors[0].value.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
+    srv = ServerProcess(models, state, "--data-root", str(data)).start()
+    try:
+        assert "marked interrupted" not in srv.banner  # the shutdown itself stored it
+        with AuditClient(srv.target) as c:
+            cut = c.get(ids[0])
+            assert cut.state == pb.AUDIT_STATE_INTERRUPTED and cut.error == "the server stopped"
+    finally:
+        srv.stop()

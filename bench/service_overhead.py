@@ -1,0 +1,95 @@
+"""What the service costs: the same audit in process and through audit-server on loopback.
+
+Prints, from one run on the example model and photographs:
+- frames/s in process (the engine's ``run_job`` with the model already open, as the server has it),
+  through the server with images named under its
+  data root, and with the images uploaded first; the ratios remote / in-process (goal >= 0.95);
+- the server's resident memory (VmRSS) after a warm-up audit and after ``--sequential`` more small
+  audits (default 50): growth beyond noise would be a leak.
+
+    python bench/service_overhead.py [--pairs-per-image 4] [--repeat 3] [--sequential 50]
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from shiftaudit.client.remote import AuditClient
+from shiftaudit.server.engine import directory_sources, make_config, run_job
+from shiftaudit.server.preprocessing import load_preprocessing
+from shiftaudit.server.runners import open_runner
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+PROTOCOLS = ("crop", "embed-black", "scale")
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+def best(fn, reps: int) -> tuple[float, dict]:
+    """(seconds, report) of the fastest of ``reps`` calls."""
+    runs = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        report = fn()
+        runs.append((time.perf_counter() - start, report))
+    return min(runs, key=lambda r: r[0])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--pairs-per-image", type=int, default=4)
+    ap.add_argument("--repeat", type=int, default=3, help="timed repetitions, best kept")
+    ap.add_argument("--sequential", type=int, default=50)
+    args = ap.parse_args()
+    job = dict(plan={"pairs_per_image": args.pairs_per_image}, protocols=PROTOCOLS)
+    small = dict(plan={"pairs_per_image": 1}, protocols=("embed-black",))
+
+    with tempfile.TemporaryDirectory() as state:
+        server = subprocess.Popen(
+            [str(Path(sys.executable).with_name("audit-server")), "--model-root", str(EXAMPLES), "--data-root",
+             str(EXAMPLES), "--state-dir", state, "--listen", "127.0.0.1:0"], stdout=subprocess.PIPE, text=True)
+        try:
+            target = server.stdout.readline().split("listening on ")[1].split()[0]
+            model = EXAMPLES / "efficientnet_lite0.onnx"
+            with AuditClient(target) as client, open_runner(model) as runner:
+                client.run("efficientnet_lite0.onnx", data_path="images", **small)  # load the model, warm up
+                config = make_config(runner, job["plan"], job["protocols"], None, False)
+                local_s, local = best(lambda: run_job(runner, model, load_preprocessing(model), config,
+                                                      directory_sources(EXAMPLES / "images")), args.repeat)
+                path_s, remote = best(lambda: client.run("efficientnet_lite0.onnx", data_path="images", **job),
+                                      args.repeat)
+                upload_s, _ = best(lambda: client.run("efficientnet_lite0.onnx", images=EXAMPLES / "images", **job),
+                                   args.repeat)
+                assert remote["protocols"] == local["protocols"], "remote metrics differ from in-process"
+                frames = local["frames"]
+                before = rss_mib(server.pid)
+                for _ in range(args.sequential):
+                    client.run("efficientnet_lite0.onnx", data_path="images", **small)
+                after = rss_mib(server.pid)
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(30)
+
+    print(f"audit of {frames} frames ({', '.join(PROTOCOLS)}), best of {args.repeat}:")
+    print(f"  in process            {frames / local_s:7.1f} frames/s")
+    print(f"  server, data path     {frames / path_s:7.1f} frames/s   ratio {local_s / path_s:.3f}")
+    print(f"  server, upload first  {frames / upload_s:7.1f} frames/s   ratio {local_s / upload_s:.3f}")
+    print(f"server RSS: {before:.1f} MiB after warm-up, {after:.1f} MiB after {args.sequential} more audits "
+          f"({after - before:+.1f} MiB)")
+    print("command: python " + shlex.join(sys.argv))
+
+
+if __name__ == "__main__":
+    main()
