@@ -241,9 +241,10 @@ def test_reports_survive_a_restart_and_cut_audits_are_interrupted(roots, tmp_pat
                                                               on_accepted=lambda i, q: ids.append(i), **SLOW))
             t.start()
             wait_for(lambda: ids and c.get(ids[0]).state == pb.AUDIT_STATE_RUNNING)
+            srv.stop(signal.SIGKILL)  # a crash, while the audit runs (before this client hangs up)
+            t.join(30)
     finally:
-        srv.stop(signal.SIGKILL)  # no chance to clean up: a crash
-    t.join(30)
+        srv.stop(signal.SIGKILL)
     srv = ServerProcess(models, state, "--data-root", str(data)).start()
     try:
         assert "1 audit(s) marked interrupted" in srv.banner
