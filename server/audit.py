@@ -124,7 +124,7 @@ def run_audit(runner: Runner, sources: Sequence[ImageSource] | Iterable[ImageSou
 
         def flush() -> None:
             if canvases:
-                put((to_model_input(np.stack(canvases), norm, spec.layout, spec.dtype), list(refs)))
+                put((to_model_input(canvases, norm, spec.layout, spec.dtype), list(refs)))
                 canvases.clear()
                 refs.clear()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import cv2
 import numpy as np
 
 from .geometry import AxisTable, Placement, tables
@@ -17,16 +18,25 @@ from .preprocessing import Normalisation
 
 def resample(src: np.ndarray, rows: AxisTable, cols: AxisTable) -> np.ndarray:
     """The destination block (len(rows), len(cols), C) as float32: columns first, then rows, taps
-    summed in order (the order the kernels use)."""
-    r0 = int(rows.index.min())
-    r1 = int(rows.index.max()) + 1
-    band = src[r0:r1]
-    tmp = np.zeros((band.shape[0], cols.index.shape[0], src.shape[2]), np.float32)
-    for k in range(cols.index.shape[1]):
-        tmp += band[:, cols.index[:, k]] * cols.weight[None, :, k, None]
-    out = np.zeros((rows.index.shape[0], tmp.shape[1], src.shape[2]), np.float32)
+    summed in order (the order the kernels use), each a float32 multiply then add."""
+    r0, r1 = int(rows.index.min()), int(rows.index.max()) + 1
+    c0, c1 = int(cols.index.min()), int(cols.index.max()) + 1
+    # Column pass on a (W, H, C) copy of the band the taps touch: each tap then gathers whole
+    # contiguous rows (NumPy's fast path) instead of scattered pixels. OpenCV's blocked transpose
+    # is an order of magnitude faster than NumPy's on 3-channel images.
+    band = cv2.transpose(src[r0:r1, c0:c1]).reshape(c1 - c0, r1 - r0, src.shape[2])
+    cidx = cols.index - c0
+    tmp = np.zeros((cidx.shape[0], r1 - r0, src.shape[2]), np.float32)
+    prod = np.empty_like(tmp)
+    for k in range(cidx.shape[1]):
+        np.multiply(band[cidx[:, k]], cols.weight[:, k, None, None], out=prod)
+        tmp += prod
+    tmp = cv2.transpose(tmp).reshape(r1 - r0, cidx.shape[0], src.shape[2])
+    out = np.zeros((rows.index.shape[0], cidx.shape[0], src.shape[2]), np.float32)
+    prod = np.empty_like(out)
     for k in range(rows.index.shape[1]):
-        out += tmp[rows.index[:, k] - r0] * rows.weight[:, k, None, None]
+        np.multiply(tmp[rows.index[:, k] - r0], rows.weight[:, k, None, None], out=prod)
+        out += prod
     return out
 
 
@@ -68,11 +78,20 @@ def render_frames(src: np.ndarray, placements: Sequence[Placement]) -> list[np.n
     return out
 
 
-def to_model_input(canvases: np.ndarray, norm: Normalisation, layout: str, dtype: np.dtype) -> np.ndarray:
-    """(N, H, W, 3) RGB pixel-space canvases -> the engine's input: channel order, per-channel
-    scale/bias (computed once on the host), NCHW or NHWC, float32 or float16."""
-    x = canvases[..., ::-1] if norm.channel_order == "BGR" else canvases
-    x = x * norm.scale + norm.bias
-    if layout == "NCHW":
-        x = x.transpose(0, 3, 1, 2)
-    return np.ascontiguousarray(x, dtype=dtype)
+def to_model_input(canvases: Sequence[np.ndarray], norm: Normalisation, layout: str, dtype: np.dtype) -> np.ndarray:
+    """RGB pixel-space canvases (H, W, 3) -> the engine's input batch: channel order, per-channel
+    scale/bias (computed once on the host), NCHW or NHWC, float32 or float16. Frame by frame into
+    the output: a batch-sized float32 temporary costs more than the arithmetic."""
+    h, w, c = canvases[0].shape
+    nchw = layout == "NCHW"
+    out = np.empty((len(canvases), c, h, w) if nchw else (len(canvases), h, w, c), dtype)
+    scale, bias = (norm.scale[:, None, None], norm.bias[:, None, None]) if nchw else (norm.scale, norm.bias)
+    tmp = None if out.dtype == np.float32 else np.empty(out.shape[1:], np.float32)
+    for i, frame in enumerate(canvases):
+        x = frame[..., ::-1] if norm.channel_order == "BGR" else frame
+        dst = out[i] if tmp is None else tmp
+        np.multiply(x.transpose(2, 0, 1) if nchw else x, scale, out=dst)
+        dst += bias
+        if tmp is not None:
+            out[i] = tmp
+    return out
