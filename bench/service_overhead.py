@@ -4,10 +4,11 @@ Prints, from one run on the example model and photographs:
 - frames/s in process (the engine's ``run_job`` with the model already open, as the server has it),
   through the server with images named under its
   data root, and with the images uploaded first; the ratios remote / in-process (goal >= 0.95);
-- the server's resident memory (VmRSS) after a warm-up audit and after ``--sequential`` more small
-  audits (default 50): growth beyond noise would be a leak.
+- the server's resident memory (VmRSS) after a warm-up audit and after every 10 of ``--sequential``
+  more small audits (default 50): steady growth would be a leak, a step that levels off is the
+  allocator's arenas filling.
 
-    python bench/service_overhead.py [--pairs-per-image 4] [--repeat 3] [--sequential 50]
+    python bench/service_overhead.py [--pairs-per-image 8] [--repeat 5] [--sequential 50]
 """
 from __future__ import annotations
 
@@ -49,8 +50,8 @@ def best(fn, reps: int) -> tuple[float, dict]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--pairs-per-image", type=int, default=4)
-    ap.add_argument("--repeat", type=int, default=3, help="timed repetitions, best kept")
+    ap.add_argument("--pairs-per-image", type=int, default=8)
+    ap.add_argument("--repeat", type=int, default=5, help="timed repetitions, best kept")
     ap.add_argument("--sequential", type=int, default=50)
     args = ap.parse_args()
     job = dict(plan={"pairs_per_image": args.pairs_per_image}, protocols=PROTOCOLS)
@@ -74,10 +75,11 @@ def main() -> None:
                                    args.repeat)
                 assert remote["protocols"] == local["protocols"], "remote metrics differ from in-process"
                 frames = local["frames"]
-                before = rss_mib(server.pid)
-                for _ in range(args.sequential):
+                rss = [rss_mib(server.pid)]
+                for i in range(args.sequential):
                     client.run("efficientnet_lite0.onnx", data_path="images", **small)
-                after = rss_mib(server.pid)
+                    if (i + 1) % 10 == 0:
+                        rss.append(rss_mib(server.pid))
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(30)
@@ -86,8 +88,8 @@ def main() -> None:
     print(f"  in process            {frames / local_s:7.1f} frames/s")
     print(f"  server, data path     {frames / path_s:7.1f} frames/s   ratio {local_s / path_s:.3f}")
     print(f"  server, upload first  {frames / upload_s:7.1f} frames/s   ratio {local_s / upload_s:.3f}")
-    print(f"server RSS: {before:.1f} MiB after warm-up, {after:.1f} MiB after {args.sequential} more audits "
-          f"({after - before:+.1f} MiB)")
+    print(f"server RSS after warm-up and every 10 audits (MiB): {' '.join(f'{m:.0f}' for m in rss)}; "
+          f"{rss[-1] - rss[0]:+.1f} MiB after {args.sequential} audits")
     print("command: python " + shlex.join(sys.argv))
 
 
