@@ -139,8 +139,8 @@ def _crop_window(image_wh, rng) -> tuple[int, int, int, int]:
         h = round(math.sqrt(target / ratio))
         if 0 < w <= W and 0 < h <= H:
             return int(rng.integers(0, W - w + 1)), int(rng.integers(0, H - h + 1)), w, h
-    ratio = W / H
-    w, h = (W, round(W / (4 / 3))) if ratio > 4 / 3 else (round(H * 3 / 4), H) if ratio < 3 / 4 else (W, H)
+    ratio = W / H  # the whole image, its aspect clamped to 3/4..4/3
+    w, h = (round(H * 4 / 3), H) if ratio > 4 / 3 else (W, round(W * 4 / 3)) if ratio < 3 / 4 else (W, H)
     return (W - w) // 2, (H - h) // 2, w, h
 
 

@@ -55,6 +55,15 @@ def test_crop_windows_follow_the_inception_distribution():
             assert a.dst == (0, 0, 225, 225) and b.dst == (-1, -1, 225, 225) and a.src == b.src
 
 
+@pytest.mark.parametrize("wh", [(113, 38), (38, 113), (900, 60)])
+def test_crop_windows_of_very_wide_or_tall_images_stay_inside(wh):
+    for d in DIGESTS:
+        for unit in plan("crop", wh, d, PlanConfig(pairs_per_image=3)):
+            x, y, w, h = unit.frames[0].src
+            assert 0 <= x and 0 <= y and x + w <= wh[0] and y + h <= wh[1]
+            assert 3 / 4 * 0.95 <= w / h <= 4 / 3 * 1.05
+
+
 def test_null_frames_are_identical():
     for unit in plan("null", (500, 375), DIGESTS[0], PlanConfig(pairs_per_image=2)):
         assert unit.frames[0] == unit.frames[1]
