@@ -14,14 +14,15 @@ from shiftaudit.server.runners import open_runner
 def audit(engine: str | Path, images: str | Path, *, plan: dict | None = None, protocols: tuple[str, ...] | None = None,
           batch: int | None = None, strict: bool = False, labels: str | Path | None = None,
           preprocessing: dict | None = None, progress: Callable[[Progress], None] | None = None,
-          should_stop: Callable[[], bool] | None = None) -> dict:
+          should_stop: Callable[[], bool] | None = None, device: str = "auto") -> dict:
     """Audit the model file ``engine`` on every image below the directory ``images``; returns the
     ``shiftaudit.report/v1`` report. ``plan`` holds PlanConfig fields (size, shift, seed, ...; the
-    canvas defaults to the model's input size), ``preprocessing`` overrides the sidecar's values."""
+    canvas defaults to the model's input size), ``preprocessing`` overrides the sidecar's values,
+    ``device`` (auto, cuda, cpu) says where frames are rendered."""
     engine = Path(engine)
     sources = directory_sources(Path(images))
     pre = load_preprocessing(engine, **(preprocessing or {}))
     truth = load_labels(Path(labels), class_names(engine, pre)) if labels else None
     with open_runner(engine) as runner:
         config = make_config(runner, plan, protocols, batch, strict)
-        return run_job(runner, engine, pre, config, sources, truth, progress, should_stop)
+        return run_job(runner, engine, pre, config, sources, truth, progress, should_stop, device)

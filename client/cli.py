@@ -14,6 +14,7 @@ from pathlib import Path
 import grpc
 
 from shiftaudit.server.audit import DEFAULT_PROTOCOLS, Cancelled, InputError
+from shiftaudit.server.engine import DEVICES, DeviceError
 from shiftaudit.server.geometry import FILTERS
 from shiftaudit.server.preprocessing import OUTPUT_KINDS
 from shiftaudit.server.protocols import PROTOCOLS
@@ -85,6 +86,8 @@ def parser() -> argparse.ArgumentParser:
                    "(MAX 0: largest that fits; default 60:0:8)")
     g = ap.add_argument_group("model")
     g.add_argument("--batch", type=int, help="frames per engine call (default 32)")
+    g.add_argument("--device", choices=DEVICES, default="auto", help="where frames are rendered: cuda (our "
+                   "kernels), cpu, or auto (cuda when usable); in-process only, a server picks its own")
     g.add_argument("--mean", type=_floats3, help="per-channel mean, model channel order (overrides the sidecar)")
     g.add_argument("--std", type=_floats3, help="per-channel std, model channel order")
     g.add_argument("--pixel-range", type=float, choices=(1.0, 255.0), help="pixels in 0-1 or 0-255 before mean/std")
@@ -117,7 +120,7 @@ def _audit(args: argparse.Namespace, progress: ProgressBar | None) -> dict:
     if not args.server:
         if args.data_path or not args.images:
             raise ValueError("give --images DIR (--data-path needs --server)")
-        return audit(args.engine, args.images, labels=args.labels, **job)
+        return audit(args.engine, args.images, labels=args.labels, device=args.device, **job)
     if bool(args.images) == bool(args.data_path):
         raise ValueError("with --server give either --images DIR (uploaded) or --data-path PATH (on the server)")
     token = args.token_file.read_text().strip() if args.token_file else None
@@ -154,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"server: {e}", EXIT_USAGE if e.code in _USAGE_CODES else EXIT_ENGINE)
     except OSError as e:
         return _fail(e, EXIT_USAGE)
-    except (ModelError, Cancelled) as e:
+    except (ModelError, Cancelled, DeviceError) as e:
         return _fail(e, EXIT_ENGINE)
     except KeyboardInterrupt:
         return _fail("interrupted", EXIT_ENGINE)

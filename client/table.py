@@ -23,8 +23,10 @@ def format_table(report: dict, verdicts: dict[str, list[str]] | None = None) -> 
                          f"P(top-1 change) {_metric(s['p_top1_change'])}")
     m = report["model"]
     fps = report["frames"] / report["seconds"] if report["seconds"] else 0.0
+    d = report["device"]
     lines.append(f"{len(report['images'])} images, {report['frames']} frames in {report['seconds']:.1f} s "
-                 f"({fps:.1f} frames/s) on {report['device']} with {m['runner']}; output read as {m['output_kind']}")
+                 f"({fps:.1f} frames/s); rendered on {d['render']}, inferred on {d['inference']}; "
+                 f"output read as {m['output_kind']}")
     if report["skipped"]:
         lines.append(f"skipped {len(report['skipped'])}: " + "; ".join(s["reason"] for s in report["skipped"][:5])
                      + (" ..." if len(report["skipped"]) > 5 else ""))

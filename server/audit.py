@@ -19,7 +19,8 @@ from .labels import label_for
 from .metrics import ProtocolStats
 from .preprocessing import Preprocessing
 from .protocols import PROTOCOLS, SEQUENCE_PROTOCOLS, PlanConfig, TooSmall, Unit, plan
-from .render_cpu import render_frames, to_model_input
+from .geometry import Placement
+from .render_cpu import BatchRenderer, render_batch
 from .runners import Runner
 from .score import detect_output_kind, probabilities, score_unit
 
@@ -99,8 +100,9 @@ class Progress:
 def run_audit(runner: Runner, sources: Sequence[ImageSource] | Iterable[ImageSource], pre: Preprocessing,
               config: AuditConfig, labels: dict[str, int] | None = None,
               progress: Callable[[Progress], None] | None = None,
-              should_stop: Callable[[], bool] | None = None) -> AuditResult:
-    """Audit ``runner`` on ``sources`` under every protocol of ``config``."""
+              should_stop: Callable[[], bool] | None = None, render: BatchRenderer = render_batch) -> AuditResult:
+    """Audit ``runner`` on ``sources`` under every protocol of ``config``; ``render`` makes the engine's
+    input batches (the CPU renderer, or the kernels on a GPU)."""
     spec = runner.input_spec()
     norm = pre.normalisation()
     total = len(sources) if isinstance(sources, Sequence) else None
@@ -119,13 +121,13 @@ def run_audit(runner: Runner, sources: Sequence[ImageSource] | Iterable[ImageSou
                 continue
 
     def produce() -> None:
-        canvases: list[np.ndarray] = []
+        frames: list[tuple[SourceImage, Placement]] = []
         refs: list[tuple[_Pending, int]] = []
 
         def flush() -> None:
-            if canvases:
-                put((to_model_input(canvases, norm, spec.layout, spec.dtype), list(refs)))
-                canvases.clear()
+            if frames:
+                put((render(frames, norm, spec.layout, spec.dtype), list(refs)))
+                frames.clear()
                 refs.clear()
 
         try:
@@ -139,10 +141,10 @@ def run_audit(runner: Runner, sources: Sequence[ImageSource] | Iterable[ImageSou
                 record["_left"] = len(units)
                 for unit in units:
                     pending = _Pending(unit, record)
-                    for i, canvas in enumerate(render_frames(image.pixels, unit.frames)):
-                        canvases.append(canvas)
+                    for i, placement in enumerate(unit.frames):
+                        frames.append((image, placement))
                         refs.append((pending, i))
-                        if len(canvases) == config.batch:
+                        if len(frames) == config.batch:
                             flush()
             flush()
             put(None)

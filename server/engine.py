@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from .audit import AuditConfig, ImageSource, Progress, run_audit
 from .images import list_images, read
 from .preprocessing import Preprocessing, class_names
 from .protocols import PlanConfig
+from .render_cpu import BatchRenderer, render_batch
 from .report import build_report, file_sha256
 from .runners import Runner
 
@@ -37,16 +39,67 @@ def directory_sources(directory: Path) -> list[ImageSource]:
             for p in list_images(directory)]
 
 
+DEVICES = ("auto", "cuda", "cpu")
+
+
+class DeviceError(RuntimeError):
+    """``--device cuda`` was asked for and cannot be had here."""
+
+
+@dataclass(frozen=True)
+class Backend:
+    render: BatchRenderer
+    device: dict  # what rendered and what inferred, for the report
+
+
+def gpu_renderer() -> tuple[BatchRenderer | None, str]:
+    """The kernel renderer on GPU 0 and its name, or None and why not. Made once per process: its
+    compiled kernels and uploaded sources are reused, and a missing GPU is not probed again."""
+    global _gpu
+    if _gpu is None:
+        try:
+            from shiftaudit.kernels.renderer import DeviceMemory, KernelRenderer
+
+            memory = DeviceMemory()
+            _gpu = (KernelRenderer(memory), f"cuda:0 {memory.launch.name} ({memory.launch.arch})")
+        except Exception as e:  # no cuda-python, no driver, no device: all the same to the caller
+            _gpu = (None, f"{type(e).__name__}: {e}")
+    return _gpu
+
+
+_gpu: tuple[BatchRenderer | None, str] | None = None
+
+
+def select_backend(device: str, runner: Runner) -> Backend:
+    """The renderer for ``device``: ``cuda`` renders with our kernels on the GPU (an error if it cannot),
+    ``cpu`` with NumPy/OpenCV, ``auto`` takes cuda when it works."""
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {', '.join(DEVICES)}, not {device!r}")
+    cpu = Backend(render_batch, {"render": "cpu", "inference": f"cpu ({runner.name})"})
+    if device == "cpu":
+        return cpu
+    render, name = gpu_renderer()
+    if render is None:
+        if device == "cuda":
+            raise DeviceError(f"--device cuda: no usable GPU ({name}); install the gpu extra "
+                              "(pip install 'shiftaudit[gpu]') on a machine with an NVIDIA driver, or use --device cpu")
+        return cpu
+    # ONNX Runtime here runs on the CPU: rendered batches are copied to the host for it
+    return Backend(render, {"render": name, "inference": f"cpu ({runner.name}; batches copied to the host)"})
+
+
 def run_job(runner: Runner, model_path: Path, pre: Preprocessing, config: AuditConfig,
             sources: list[ImageSource], labels: dict[str, int] | None = None,
             progress: Callable[[Progress], None] | None = None,
-            should_stop: Callable[[], bool] | None = None) -> dict:
+            should_stop: Callable[[], bool] | None = None, device: str = "auto") -> dict:
     """Run the audit and build its report (class names added to the records when known)."""
-    result = run_audit(runner, sources, pre, config, labels=labels, progress=progress, should_stop=should_stop)
+    backend = select_backend(device, runner)
+    result = run_audit(runner, sources, pre, config, labels=labels, progress=progress, should_stop=should_stop,
+                       render=backend.render)
     names = class_names(model_path, pre)
     model = {"path": model_path.name, "sha256": file_sha256(model_path), **runner.describe(),
              "preprocessing": pre.to_json(), "classes": len(names) if names else None}
-    report = build_report(model, config, result)
+    report = build_report(model, config, result, backend.device)
     if names:
         for record in report["images"]:
             for unit in record["units"]:

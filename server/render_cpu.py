@@ -6,13 +6,15 @@ dtype. The GPU kernels do the same arithmetic on the same tables.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from itertools import groupby
 
 import cv2
 import numpy as np
 
 from .geometry import AxisTable, Placement, tables
 from .inpaint import inpaint
+from .images import SourceImage
 from .preprocessing import Normalisation
 
 
@@ -95,3 +97,17 @@ def to_model_input(canvases: Sequence[np.ndarray], norm: Normalisation, layout: 
         if tmp is not None:
             out[i] = tmp
     return out
+
+
+# frames (source image, placement), normalisation, layout, dtype -> the engine's input batch
+BatchRenderer = Callable[[Sequence[tuple[SourceImage, Placement]], Normalisation, str, np.dtype], np.ndarray]
+
+
+def render_batch(frames: Sequence[tuple[SourceImage, Placement]], norm: Normalisation, layout: str,
+                 dtype: np.dtype) -> np.ndarray:
+    """One batch on the CPU; consecutive frames of one image share their resamples."""
+    canvases = []
+    for _, group in groupby(frames, key=lambda f: id(f[0])):
+        group = list(group)
+        canvases += render_frames(group[0][0].pixels, [p for _, p in group])
+    return to_model_input(canvases, norm, layout, dtype)

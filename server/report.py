@@ -26,7 +26,7 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def build_report(model: dict, config: AuditConfig, result: AuditResult) -> dict:
+def build_report(model: dict, config: AuditConfig, result: AuditResult, device: dict) -> dict:
     """``model``: what the runner and preprocessing say about the model (path, digest, input, ...)."""
     return {
         "schema": SCHEMA,
@@ -34,7 +34,7 @@ def build_report(model: dict, config: AuditConfig, result: AuditResult) -> dict:
                  "onnxruntime": _version("onnxruntime"), "python": platform.python_version()},
         "model": {**model, "output_kind": result.output_kind},
         "config": config.to_json(),
-        "device": "cpu",
+        "device": device,
         "frames": result.frames,
         "seconds": round(result.seconds, 3),
         "protocols": {name: stats.summary() for name, stats in result.stats.items()},

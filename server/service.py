@@ -23,7 +23,7 @@ from shiftaudit.v1 import audit_service_pb2_grpc as pb_grpc
 from .audit import AuditConfig, Cancelled, ImageSource, InputError, Progress
 from .catalog import ModelCatalog, ModelFile
 from .datasets import Datasets, UploadError
-from .engine import directory_sources, make_config, run_job
+from .engine import directory_sources, gpu_renderer, make_config, run_job
 from .labels import parse_labels
 from .options import options_from_proto, preprocessing_from_proto
 from .paths import PathError
@@ -113,7 +113,8 @@ class AuditService(pb_grpc.AuditServiceServicer):
 
         return pb.GetServerInfoResponse(
             version=_version("shiftaudit"), onnxruntime_version=ort.__version__,
-            tensorrt_version=_version("tensorrt"), devices=[f"cpu ({platform.machine()})"],
+            tensorrt_version=_version("tensorrt"),
+            devices=[f"cpu ({platform.machine()})"] + ([gpu[1]] if (gpu := gpu_renderer())[0] else []),
             execution_providers=ort.get_available_providers(),
             max_concurrent_audits=self.limits.max_concurrent_audits,
             max_queued_audits=self.limits.max_queued_audits, max_upload_bytes=self.limits.max_upload_bytes)

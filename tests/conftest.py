@@ -37,3 +37,15 @@ def zero_mean_sidecar():
         model.with_suffix(".json").write_text('{"mean": [0, 0, 0], "std": [1, 1, 1], "pixel_range": 1}')
         return model
     return write
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked gpu run only where our kernels can run on a GPU."""
+    from shiftaudit.server.engine import gpu_renderer
+
+    render, why = gpu_renderer() if any("gpu" in item.keywords for item in items) else (True, "")
+    if render is None:
+        skip = pytest.mark.skip(reason=f"no usable GPU: {why}")
+        for item in items:
+            if "gpu" in item.keywords:
+                item.add_marker(skip)

@@ -1,0 +1,44 @@
+// Lets a kernel source compile both with NVRTC and as plain host C++ (for checks without a GPU).
+// On the host a launch is one call with a grid of one block of one thread: every kernel is a
+// grid-stride loop, so that single thread visits every element in order.
+#pragma once
+#ifdef __CUDACC_RTC__
+#define SA_DEVICE __device__
+#define SA_KERNEL extern "C" __global__
+typedef long long int64;
+#else
+#include <cmath>
+typedef long long int64;
+struct sa_dim3 { unsigned x, y, z; };
+static const sa_dim3 threadIdx = {0, 0, 0}, blockIdx = {0, 0, 0}, blockDim = {1, 1, 1}, gridDim = {1, 1, 1};
+#define SA_DEVICE static inline
+#define SA_KERNEL extern "C"
+#define __restrict__
+#endif
+
+// The first index and the stride of a grid-stride loop.
+#define SA_FIRST ((int64)blockIdx.x * blockDim.x + threadIdx.x)
+#define SA_STRIDE ((int64)gridDim.x * blockDim.x)
+
+// float -> IEEE half bits, round to nearest even (as NumPy's astype(float16)); no header needed.
+SA_DEVICE unsigned short sa_half_bits(float f)
+{
+    union { float f; unsigned int u; } v;
+    v.f = f;
+    unsigned int x = v.u, sign = (x >> 16) & 0x8000u, mant = x & 0x7fffffu;
+    int exp = (int)((x >> 23) & 0xffu);
+    if (exp == 0xff) return (unsigned short)(sign | 0x7c00u | (mant ? 0x200u : 0u));
+    int e = exp - 127 + 15;
+    if (e >= 0x1f) return (unsigned short)(sign | 0x7c00u);
+    if (e <= 0) {  // half subnormal (or zero)
+        if (e < -10) return (unsigned short)sign;
+        mant |= 0x800000u;
+        int shift = 14 - e;
+        unsigned int h = mant >> shift, rem = mant & ((1u << shift) - 1u), half = 1u << (shift - 1);
+        if (rem > half || (rem == half && (h & 1u))) h++;
+        return (unsigned short)(sign | h);
+    }
+    unsigned int h = ((unsigned int)e << 10) | (mant >> 13), rem = mant & 0x1fffu;
+    if (rem > 0x1000u || (rem == 0x1000u && (h & 1u))) h++;  // a carry into the exponent is right
+    return (unsigned short)(sign | h);
+}

@@ -1,0 +1,80 @@
+"""Launching the kernels, on the GPU (CUDA driver API through cuda-python) or on the host (their
+C++ build). Both take the same argument lists, built once here per kernel, so what the host check
+runs is what the GPU runs."""
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Sequence
+
+import numpy as np
+
+from . import cubin, host_library
+
+Arg = tuple[type, int | float]  # (ctypes type, value); pointers are addresses
+P, I, F = ctypes.c_void_p, ctypes.c_int, ctypes.c_float
+KERNEL_FILE = {"render": "render", "render_canvas": "render", "normalise": "render", "inpaint_pass": "inpaint",
+               "score_rows": "score", "score_pstar": "score"}
+BLOCK = 256
+
+
+def norm_args(scale: np.ndarray, bias: np.ndarray, bgr: bool, nchw: bool, half: bool) -> list[Arg]:
+    return [*((F, float(s)) for s in scale), *((F, float(b)) for b in bias), (I, int(bgr)), (I, int(nchw)),
+            (I, int(half))]
+
+
+class HostLauncher:
+    """Runs a kernel's host build: one thread walks the whole grid-stride loop."""
+
+    def __call__(self, name: str, args: Sequence[Arg], elements: int, stream: int = 0) -> None:
+        fn = getattr(host_library(KERNEL_FILE[name]), name)
+        fn.argtypes = [t for t, _ in args]
+        fn.restype = None
+        fn(*(v for _, v in args))
+
+
+def _check(result) -> tuple:
+    err = result[0]
+    if int(err) != 0:
+        from cuda.bindings import driver
+
+        _, text = driver.cuGetErrorString(err)
+        raise RuntimeError(f"CUDA: {err.name}: {text.decode() if text else ''}")
+    return result[1:]
+
+
+class DeviceLauncher:
+    """Loads the cubins for the current device and launches on a stream (cuda-python driver API)."""
+
+    def __init__(self, device: int = 0) -> None:
+        from cuda.bindings import driver
+
+        self.driver = driver
+        _check(driver.cuInit(0))
+        (self.device,) = _check(driver.cuDeviceGet(device))
+        (self.context,) = _check(driver.cuDevicePrimaryCtxRetain(self.device))
+        _check(driver.cuCtxSetCurrent(self.context))
+        attr = driver.CUdevice_attribute
+        (major,) = _check(driver.cuDeviceGetAttribute(attr.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, self.device))
+        (minor,) = _check(driver.cuDeviceGetAttribute(attr.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, self.device))
+        self.arch = f"sm_{major}{minor}"
+        (name,) = _check(driver.cuDeviceGetName(100, self.device))
+        self.name = name.split(b"\0")[0].decode()
+        (count,) = _check(driver.cuDeviceGetAttribute(attr.CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, self.device))
+        self.grid = count * 8  # enough resident blocks; grid-stride loops cover the rest
+        self._functions: dict[str, object] = {}
+        self._modules: dict[str, object] = {}
+
+    def _function(self, name: str):
+        if name not in self._functions:
+            file = KERNEL_FILE[name]
+            if file not in self._modules:
+                (self._modules[file],) = _check(self.driver.cuModuleLoadData(cubin(file, self.arch)))
+            (self._functions[name],) = _check(self.driver.cuModuleGetFunction(self._modules[file], name.encode()))
+        return self._functions[name]
+
+    def __call__(self, name: str, args: Sequence[Arg], elements: int, stream: int = 0) -> None:
+        values = [t(v) for t, v in args]
+        pointers = (ctypes.c_void_p * len(values))(*(ctypes.addressof(v) for v in values))
+        grid = max(1, min(self.grid, -(-elements // BLOCK)))
+        _check(self.driver.cuLaunchKernel(self._function(name), grid, 1, 1, BLOCK, 1, 1, 0, stream,
+                                          ctypes.addressof(pointers), 0))

@@ -1,0 +1,183 @@
+"""Rendering a batch with the kernels: sources uploaded once per image, tables per batch, one render
+launch (plus canvas, inpainting passes and normalisation for frames that are inpainted), then the
+batch either stays on the device (an engine reads it there) or is copied to the host.
+
+The memory backend decides where "device" memory is: the GPU (``DeviceMemory``), or host arrays for
+the host build of the kernels (``HostMemory``), which is how this module is checked without a GPU.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from shiftaudit.server.geometry import Placement
+from shiftaudit.server.images import SourceImage
+from shiftaudit.server.inpaint import BINOMIAL5, passes_needed
+from shiftaudit.server.preprocessing import Normalisation
+
+from .batch import pack
+from .launch import P, I, DeviceLauncher, HostLauncher, norm_args
+
+
+class HostMemory:
+    """"Device" buffers that are NumPy arrays; addresses are host pointers."""
+
+    def __init__(self) -> None:
+        self.launch = HostLauncher()
+
+    def upload(self, array: np.ndarray, stream: int = 0) -> np.ndarray:
+        return np.ascontiguousarray(array).copy()
+
+    def empty(self, nbytes: int) -> np.ndarray:
+        return np.empty(nbytes, np.uint8)
+
+    @staticmethod
+    def address(buf: np.ndarray) -> int:
+        return buf.ctypes.data
+
+    def download(self, buf: np.ndarray, out: np.ndarray, stream: int = 0) -> None:
+        out.view(np.uint8).reshape(-1)[:] = buf.view(np.uint8).reshape(-1)[:out.nbytes]
+
+    def poison(self, buf: np.ndarray) -> None:
+        buf.view(np.uint8)[:] = 0xFF
+
+    def synchronize(self, stream: int = 0) -> None:
+        pass
+
+
+class DeviceBuffer:
+    def __init__(self, driver, nbytes: int) -> None:
+        from .launch import _check
+
+        self.driver, self.nbytes = driver, nbytes
+        (self.ptr,) = _check(driver.cuMemAlloc(max(nbytes, 1)))
+
+    def __del__(self) -> None:
+        try:
+            self.driver.cuMemFree(self.ptr)
+        except Exception:  # interpreter shutdown
+            pass
+
+
+class DeviceMemory:
+    """GPU buffers (cuMemAlloc), copies through the caller's stream."""
+
+    def __init__(self, device: int = 0) -> None:
+        from cuda.bindings import driver
+
+        self.launch = DeviceLauncher(device)
+        self.driver = driver
+
+    def upload(self, array: np.ndarray, stream: int = 0) -> DeviceBuffer:
+        from .launch import _check
+
+        array = np.ascontiguousarray(array)
+        buf = DeviceBuffer(self.driver, array.nbytes)
+        _check(self.driver.cuMemcpyHtoDAsync(buf.ptr, array.ctypes.data, array.nbytes, stream))
+        _check(self.driver.cuStreamSynchronize(stream))  # the host array may go away after this call
+        return buf
+
+    def empty(self, nbytes: int) -> DeviceBuffer:
+        return DeviceBuffer(self.driver, nbytes)
+
+    @staticmethod
+    def address(buf: DeviceBuffer) -> int:
+        return int(buf.ptr)
+
+    def download(self, buf: DeviceBuffer, out: np.ndarray, stream: int = 0) -> None:
+        from .launch import _check
+
+        _check(self.driver.cuMemcpyDtoHAsync(out.ctypes.data, buf.ptr, out.nbytes, stream))
+        _check(self.driver.cuStreamSynchronize(stream))
+
+    def synchronize(self, stream: int = 0) -> None:
+        from .launch import _check
+
+        _check(self.driver.cuStreamSynchronize(stream))
+
+    def poison(self, buf: DeviceBuffer) -> None:
+        from .launch import _check
+
+        _check(self.driver.cuMemsetD8(buf.ptr, 0xFF, buf.nbytes))
+
+
+@dataclass(frozen=True)
+class Rendered:
+    buffer: object  # DeviceBuffer or host array
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+
+class KernelRenderer:
+    """Frames -> the engine's input batch, with our kernels. The ``keep`` most recent source images
+    stay uploaded (an image's units may span batches)."""
+
+    def __init__(self, memory: HostMemory | DeviceMemory, keep: int = 64, poison: bool = False) -> None:
+        self.memory = memory
+        self.poison = poison  # fill outputs with NaN first, so a pixel the kernel misses shows
+        self.sources: OrderedDict[str, object] = OrderedDict()
+        self.keep = keep
+        self.taps = memory.upload(BINOMIAL5)
+
+    def _source(self, digest: str, pixels: np.ndarray):
+        if digest in self.sources:
+            self.sources.move_to_end(digest)
+        else:
+            self.sources[digest] = self.memory.upload(pixels)
+            while len(self.sources) > self.keep:
+                self.sources.popitem(last=False)
+        return self.sources[digest]
+
+    def __call__(self, frames: Sequence[tuple[SourceImage, Placement]], norm: Normalisation, layout: str,
+                 dtype: np.dtype) -> np.ndarray:
+        """A batch rendered by the kernels and copied to the host (for an engine that runs there)."""
+        return self.to_host(self.render(frames, norm, layout, dtype))
+
+    def render(self, frames: Sequence[tuple[SourceImage, Placement]], norm: Normalisation, layout: str,
+               dtype: np.dtype) -> Rendered:
+        """(source image, placement) per frame -> the model input batch, where the memory keeps it."""
+        mem, launch = self.memory, self.memory.launch
+        placements = [p for _, p in frames]
+        bufs = [self._source(im.digest, im.pixels) for im, _ in frames]
+        packed = pack(placements, [im.pixels.shape[1] for im, _ in frames], [mem.address(b) for b in bufs])
+        n, (h, w) = len(frames), packed.canvas
+        nchw, half = layout == "NCHW", np.dtype(dtype) == np.float16
+        shape = (n, 3, h, w) if nchw else (n, h, w, 3)
+        out = mem.empty(n * 3 * h * w * (2 if half else 4))
+        if self.poison:
+            mem.poison(out)
+        index, weight, table = mem.upload(packed.index), mem.upload(packed.weight), mem.upload(packed.frames)
+        tables = [(P, mem.address(index)), (P, mem.address(weight))]
+        normal = norm_args(norm.scale, norm.bias, norm.channel_order == "BGR", nchw, half)
+        launch("render", [*tables, (P, mem.address(table)), (I, n), (I, h), (I, w), *normal, (P, mem.address(out))],
+               n * h * w)
+        slots = np.nonzero(packed.inpaint)[0].astype(np.int32)
+        if len(slots):
+            self._inpaint(packed.frames[slots], slots, tables, (h, w), normal, out)
+        return Rendered(out, shape, np.dtype(np.float16 if half else np.float32))
+
+    def _inpaint(self, frames: np.ndarray, slots: np.ndarray, tables, hw, normal, out) -> None:
+        """Render the frames' pixel-space canvases, inpaint them, normalise them into their slots."""
+        mem, launch = self.memory, self.memory.launch
+        m, (h, w) = len(slots), hw
+        table, slot = mem.upload(frames), mem.upload(slots)
+        canvas = [mem.empty(m * h * w * 12), mem.empty(m * h * w * 12)]
+        known = [mem.empty(m * h * w), mem.empty(m * h * w)]
+        launch("render_canvas", [*tables, (P, mem.address(table)), (I, m), (I, h), (I, w),
+                                 (P, mem.address(canvas[0])), (P, mem.address(known[0]))], m * h * w)
+        for i in range(passes_needed(hw)):
+            a, b = i % 2, 1 - i % 2
+            launch("inpaint_pass", [(P, mem.address(canvas[a])), (P, mem.address(known[a])),
+                                    (P, mem.address(canvas[b])), (P, mem.address(known[b])), (I, m), (I, h),
+                                    (I, w), (P, mem.address(self.taps)), (I, len(BINOMIAL5))], m * h * w)
+        final = canvas[passes_needed(hw) % 2]
+        launch("normalise", [(P, mem.address(final)), (P, mem.address(slot)), (I, m), (I, h), (I, w), *normal,
+                             (P, mem.address(out))], m * h * w)
+
+    def to_host(self, rendered: Rendered) -> np.ndarray:
+        host = np.empty(rendered.shape, rendered.dtype)
+        self.memory.download(rendered.buffer, host)
+        return host

@@ -1,0 +1,93 @@
+"""The CUDA kernels: NVRTC builds for sm_80/sm_90, their host build against the NumPy reference
+(here, without a GPU), and the same checks plus a full audit on a GPU (marked gpu)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import EXAMPLE_IMAGES, EXAMPLE_MODEL
+from shiftaudit import kernels
+from shiftaudit.client import audit
+from shiftaudit.client.cli import main
+from shiftaudit.kernels.check import check_half, check_render, check_score
+from shiftaudit.kernels.renderer import HostMemory
+
+
+@pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
+@pytest.mark.parametrize("name", kernels.KERNELS)
+def test_every_kernel_compiles_to_a_cubin(name, arch):
+    data = kernels.cubin(name, arch)
+    assert data[:4] == b"\x7fELF"
+
+
+def test_cubins_are_cached_by_source_arch_and_nvrtc(tmp_path, monkeypatch):
+    monkeypatch.setenv("SHIFTAUDIT_CACHE", str(tmp_path))
+    first = kernels.cubin("score", "sm_90")
+    cached = list((tmp_path / "kernels").glob("score-*-sm_90-nvrtc*.cubin"))
+    assert len(cached) == 1 and cached[0].read_bytes() == first
+    cached[0].write_bytes(b"\x7fELF marker")  # a second call reads the cache, not NVRTC
+    assert kernels.cubin("score", "sm_90") == b"\x7fELF marker"
+
+
+def test_a_broken_kernel_reports_the_compiler_log(tmp_path, monkeypatch):
+    monkeypatch.setattr(kernels, "HERE", tmp_path)
+    monkeypatch.setenv("SHIFTAUDIT_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "compat.h").write_text("")
+    (tmp_path / "bad.cu").write_text('extern "C" __global__ void k() { undeclared(); }')
+    with pytest.raises(kernels.KernelBuildError, match="undeclared"):
+        kernels.cubin("bad", "sm_90")
+
+
+def test_host_build_render_is_bit_exact_with_the_cpu_renderer():
+    assert "exact" in check_render(HostMemory())
+
+
+def test_host_build_half_rounding_and_scoring():
+    memory = HostMemory()
+    check_half(memory)
+    check_score(memory)
+
+
+def test_check_command_needs_no_gpu():
+    run = subprocess.run([sys.executable, "-m", "shiftaudit.kernels", "--check"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = run.stdout.strip().splitlines()
+    assert [line.split(":")[0] for line in lines] == list(kernels.KERNELS)
+    assert all(": ok: " in line for line in lines)
+
+
+def test_device_cuda_without_a_gpu_exits_3(capsys):
+    from shiftaudit.server.engine import gpu_renderer
+
+    if gpu_renderer()[0] is not None:
+        pytest.skip("a GPU is present")
+    code = main(["--engine", str(EXAMPLE_MODEL), "--images", str(EXAMPLE_IMAGES), "--device", "cuda",
+                 "--no-progress"])
+    assert code == 3 and "no usable GPU" in capsys.readouterr().err
+
+
+@pytest.mark.gpu
+def test_device_render_half_and_score_match_the_reference():
+    from shiftaudit.kernels.renderer import DeviceMemory
+
+    memory = DeviceMemory()
+    assert "exact" in check_render(memory)  # outputs poisoned with NaN first
+    check_half(memory)
+    check_score(memory)
+
+
+@pytest.mark.gpu
+def test_audit_on_cuda_equals_the_audit_on_cpu():
+    job = dict(plan={"pairs_per_image": 2, "sweep_pixels": 3},
+               protocols=("crop", "embed-black", "embed-inpaint", "scale", "null", "translate-sweep"))
+    gpu = audit(EXAMPLE_MODEL, EXAMPLE_IMAGES, device="cuda", **job)
+    cpu = audit(EXAMPLE_MODEL, EXAMPLE_IMAGES, device="cpu", **job)
+    assert gpu["device"]["render"].startswith("cuda:0") and cpu["device"]["render"] == "cpu"
+    exact = {k: v for k, v in gpu["protocols"].items() if k != "embed-inpaint"}
+    assert exact == {k: v for k, v in cpu["protocols"].items() if k != "embed-inpaint"}
+    g, c = gpu["protocols"]["embed-inpaint"], cpu["protocols"]["embed-inpaint"]
+    assert g["pairs"] == c["pairs"] and g["mac"]["value"] == pytest.approx(c["mac"]["value"], abs=1e-4)
+    print(json.dumps({"gpu": gpu["device"], "inpaint_p_change": [g["p_top1_change"], c["p_top1_change"]]}))
