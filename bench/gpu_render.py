@@ -62,7 +62,7 @@ def ours(memory: DeviceMemory, renderer: KernelRenderer, frames, half: bool, rep
     index, weight, table = (memory.upload(a) for a in (packed.index, packed.weight, packed.frames))
     args = [(P, memory.address(index)), (P, memory.address(weight)), (P, memory.address(table)), (I, n), (I, h),
             (I, w), *norm_args(norm.scale, norm.bias, False, True, half), (P, memory.address(out))]
-    seconds = time_events(memory.driver, lambda: memory.launch("render", args, n * h * w), reps)
+    seconds = time_events(memory.driver, lambda: memory.launch("render", args, h * w, n), reps)
     return seconds, out.nbytes
 
 

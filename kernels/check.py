@@ -86,7 +86,7 @@ def check_half(memory) -> str:
 
     memory.launch("normalise", [(P, memory.address(src)), (P, memory.address(slots)), (I, 1), (I, 1), (I, n),
                                 *norm_args(np.ones(3), np.zeros(3), False, False, True), (P, memory.address(out))],
-                  n)
+                  n, 1)
     got = np.empty(n * 3, np.float16)
     memory.download(out, got)
     with np.errstate(over="ignore"):  # the normalisation's x * 1 + 0 first (it turns -0 into +0)

@@ -16,11 +16,22 @@ static const sa_dim3 threadIdx = {0, 0, 0}, blockIdx = {0, 0, 0}, blockDim = {1,
 #define __restrict__
 #endif
 
-// The first index and the stride of a grid-stride loop.
-#define SA_FIRST ((int64)blockIdx.x * blockDim.x + threadIdx.x)
-#define SA_STRIDE ((int64)gridDim.x * blockDim.x)
+// Grid-stride loops: SA_FIRST/SA_STRIDE over the x dimension (pixels of a frame, rows of a batch),
+// SA_FRAME/SA_FRAMES over y (frames of a batch). 32-bit pixel indices: a frame has < 2^31 pixels.
+#define SA_FIRST ((int)(blockIdx.x * blockDim.x + threadIdx.x))
+#define SA_STRIDE ((int)(gridDim.x * blockDim.x))
+#define SA_FRAME ((int)blockIdx.y)
+#define SA_FRAMES ((int)gridDim.y)
 
 // float -> IEEE half bits, round to nearest even (as NumPy's astype(float16)); no header needed.
+#ifdef __CUDACC_RTC__
+SA_DEVICE unsigned short sa_half_bits(float f)
+{
+    unsigned short h;
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
+    return h;
+}
+#else
 SA_DEVICE unsigned short sa_half_bits(float f)
 {
     union { float f; unsigned int u; } v;
@@ -42,3 +53,4 @@ SA_DEVICE unsigned short sa_half_bits(float f)
     if (rem > 0x1000u || (rem == 0x1000u && (h & 1u))) h++;  // a carry into the exponent is right
     return (unsigned short)(sign | h);
 }
+#endif

@@ -23,9 +23,9 @@ def norm_args(scale: np.ndarray, bias: np.ndarray, bgr: bool, nchw: bool, half: 
 
 
 class HostLauncher:
-    """Runs a kernel's host build: one thread walks the whole grid-stride loop."""
+    """Runs a kernel's host build: one thread walks the whole grid-stride loops."""
 
-    def __call__(self, name: str, args: Sequence[Arg], elements: int, stream: int = 0) -> None:
+    def __call__(self, name: str, args: Sequence[Arg], elements: int, frames: int = 1, stream: int = 0) -> None:
         fn = getattr(host_library(KERNEL_FILE[name]), name)
         fn.argtypes = [t for t, _ in args]
         fn.restype = None
@@ -60,7 +60,7 @@ class DeviceLauncher:
         (name,) = _check(driver.cuDeviceGetName(100, self.device))
         self.name = name.split(b"\0")[0].decode()
         (count,) = _check(driver.cuDeviceGetAttribute(attr.CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, self.device))
-        self.grid = count * 8  # enough resident blocks; grid-stride loops cover the rest
+        self.blocks = count * 16  # enough resident blocks; grid-stride loops cover the rest
         self._functions: dict[str, object] = {}
         self._modules: dict[str, object] = {}
 
@@ -72,9 +72,15 @@ class DeviceLauncher:
             (self._functions[name],) = _check(self.driver.cuModuleGetFunction(self._modules[file], name.encode()))
         return self._functions[name]
 
-    def __call__(self, name: str, args: Sequence[Arg], elements: int, stream: int = 0) -> None:
+    def activate(self) -> None:
+        """Make our context current in the calling thread (audits render in a worker thread)."""
+        _check(self.driver.cuCtxSetCurrent(self.context))
+
+    def __call__(self, name: str, args: Sequence[Arg], elements: int, frames: int = 1, stream: int = 0) -> None:
+        """``elements`` per frame along the grid's x, ``frames`` along its y (render.cu's loops)."""
         values = [t(v) for t, v in args]
         pointers = (ctypes.c_void_p * len(values))(*(ctypes.addressof(v) for v in values))
-        grid = max(1, min(self.grid, -(-elements // BLOCK)))
-        _check(self.driver.cuLaunchKernel(self._function(name), grid, 1, 1, BLOCK, 1, 1, 0, stream,
+        grid_y = max(1, min(frames, 65535))
+        grid_x = max(1, min(-(-elements // BLOCK), -(-self.blocks // grid_y)))
+        _check(self.driver.cuLaunchKernel(self._function(name), grid_x, grid_y, 1, BLOCK, 1, 1, 0, stream,
                                           ctypes.addressof(pointers), 0))

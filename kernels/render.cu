@@ -11,28 +11,47 @@
 // memory on a GPU, host memory in the host build), so sources are uploaded once per image.
 enum { F_SRC, F_SRC_W, F_ROWS_AT, F_N_ROWS, F_KY, F_COLS_AT, F_N_COLS, F_KX, F_START_Y, F_START_X, FRAME_FIELDS };
 
-// Pixel (y, x) of frame f in pixel space (0..255), RGB; returns whether the destination covers it
+struct Frame {
+    const unsigned char* src;
+    int64 stride, rows_at, cols_at;
+    int n_rows, ky, n_cols, kx, start_y, start_x;
+};
+
+SA_DEVICE Frame sa_frame(const int64* __restrict__ f)
+{
+    Frame fr;
+    fr.src = (const unsigned char*)f[F_SRC];
+    fr.stride = f[F_SRC_W] * 3;
+    fr.rows_at = f[F_ROWS_AT];
+    fr.n_rows = (int)f[F_N_ROWS];
+    fr.ky = (int)f[F_KY];
+    fr.cols_at = f[F_COLS_AT];
+    fr.n_cols = (int)f[F_N_COLS];
+    fr.kx = (int)f[F_KX];
+    fr.start_y = (int)f[F_START_Y];
+    fr.start_x = (int)f[F_START_X];
+    return fr;
+}
+
+// Pixel (y, x) of a frame in pixel space (0..255), RGB; returns whether the destination covers it
 // fully (weights summing to 1 on both axes), which is what inpainting treats as known.
-SA_DEVICE bool sa_pixel(const int* __restrict__ index, const float* __restrict__ weight, const int64* __restrict__ fr, int y, int x,
-                        float* v)
+SA_DEVICE bool sa_pixel(const int* __restrict__ index, const float* __restrict__ weight, const Frame& fr, int y,
+                        int x, float* v)
 {
     v[0] = v[1] = v[2] = 0.0f;
-    int r = y - (int)fr[F_START_Y], c = x - (int)fr[F_START_X];
-    if (r < 0 || r >= (int)fr[F_N_ROWS] || c < 0 || c >= (int)fr[F_N_COLS]) return false;
-    int ky = (int)fr[F_KY], kx = (int)fr[F_KX];
-    const int* ri = index + fr[F_ROWS_AT] + (int64)r * ky;
-    const float* rw = weight + fr[F_ROWS_AT] + (int64)r * ky;
-    const int* ci = index + fr[F_COLS_AT] + (int64)c * kx;
-    const float* cw = weight + fr[F_COLS_AT] + (int64)c * kx;
-    const unsigned char* src = (const unsigned char*)fr[F_SRC];
-    int64 stride = fr[F_SRC_W] * 3;
+    int r = y - fr.start_y, c = x - fr.start_x;
+    if (r < 0 || r >= fr.n_rows || c < 0 || c >= fr.n_cols) return false;
+    const int* ri = index + fr.rows_at + r * fr.ky;
+    const float* rw = weight + fr.rows_at + r * fr.ky;
+    const int* ci = index + fr.cols_at + c * fr.kx;
+    const float* cw = weight + fr.cols_at + c * fr.kx;
     float cov_y = 0.0f, cov_x = 0.0f;
-    for (int b = 0; b < kx; ++b) cov_x += cw[b];
-    for (int a = 0; a < ky; ++a) {
-        const unsigned char* row = src + (int64)ri[a] * stride;
+    for (int b = 0; b < fr.kx; ++b) cov_x += cw[b];
+    for (int a = 0; a < fr.ky; ++a) {
+        const unsigned char* row = fr.src + ri[a] * fr.stride;
         float t0 = 0.0f, t1 = 0.0f, t2 = 0.0f;
-        for (int b = 0; b < kx; ++b) {
-            const unsigned char* s = row + (int64)ci[b] * 3;
+        for (int b = 0; b < fr.kx; ++b) {
+            const unsigned char* s = row + ci[b] * 3;
             t0 = t0 + (float)s[0] * cw[b];
             t1 = t1 + (float)s[1] * cw[b];
             t2 = t2 + (float)s[2] * cw[b];
@@ -45,51 +64,49 @@ SA_DEVICE bool sa_pixel(const int* __restrict__ index, const float* __restrict__
     return cov_y * cov_x >= 1.0f - 1e-6f;
 }
 
-// The engine's input: out[n] in NCHW or NHWC, float32 or float16 (half bits).
-SA_DEVICE void sa_store(void* out, int nchw, int half, int64 f, int y, int x, int h, int w, int k, float value)
+// Channel k of pixel i of frame f of the engine's input: NCHW or NHWC, float32 or float16 (half bits).
+SA_DEVICE void sa_store(void* out, int nchw, int half, int64 f, int i, int hw, int k, float value)
 {
-    int64 i = nchw ? ((f * 3 + k) * h + y) * (int64)w + x : ((f * h + y) * (int64)w + x) * 3 + k;
-    if (half) ((unsigned short*)out)[i] = sa_half_bits(value);
-    else ((float*)out)[i] = value;
+    int64 at = nchw ? (f * 3 + k) * hw + i : (f * hw + i) * 3 + k;
+    if (half) ((unsigned short*)out)[at] = sa_half_bits(value);
+    else ((float*)out)[at] = value;
 }
 
-SA_KERNEL void render(const int* __restrict__ index,
-                      const float* __restrict__ weight, const int64* __restrict__ frames, int n, int h, int w,
-                      float s0, float s1, float s2, float b0, float b1, float b2, int bgr, int nchw, int half,
-                      void* out)
+SA_KERNEL void render(const int* __restrict__ index, const float* __restrict__ weight,
+                      const int64* __restrict__ frames, int n, int h, int w, float s0, float s1, float s2,
+                      float b0, float b1, float b2, int bgr, int nchw, int half, void* out)
 {
     const float scale[3] = {s0, s1, s2}, bias[3] = {b0, b1, b2};
-    int64 total = (int64)n * h * w;
-    for (int64 i = SA_FIRST; i < total; i += SA_STRIDE) {
-        int x = (int)(i % w);
-        int64 t = i / w;
-        int y = (int)(t % h);
-        int64 f = t / h;
-        float v[3];
-        sa_pixel(index, weight, frames + f * FRAME_FIELDS, y, x, v);
-        for (int k = 0; k < 3; ++k) {
-            float p = v[bgr ? 2 - k : k] * scale[k];
-            sa_store(out, nchw, half, f, y, x, h, w, k, p + bias[k]);
+    int hw = h * w;
+    for (int f = SA_FRAME; f < n; f += SA_FRAMES) {
+        Frame fr = sa_frame(frames + (int64)f * FRAME_FIELDS);
+        for (int i = SA_FIRST; i < hw; i += SA_STRIDE) {
+            float v[3];
+            sa_pixel(index, weight, fr, i / w, i % w, v);
+            for (int k = 0; k < 3; ++k) {
+                float p = v[bgr ? 2 - k : k] * scale[k];
+                sa_store(out, nchw, half, f, i, hw, k, p + bias[k]);
+            }
         }
     }
 }
 
 // Pixel-space canvases (N, H, W, 3) float32 and their known-pixel masks, for frames to inpaint.
-SA_KERNEL void render_canvas(const int* __restrict__ index,
-                             const float* __restrict__ weight, const int64* __restrict__ frames, int n, int h,
-                             int w, float* __restrict__ canvas, unsigned char* __restrict__ known)
+SA_KERNEL void render_canvas(const int* __restrict__ index, const float* __restrict__ weight,
+                             const int64* __restrict__ frames, int n, int h, int w, float* __restrict__ canvas,
+                             unsigned char* __restrict__ known)
 {
-    int64 total = (int64)n * h * w;
-    for (int64 i = SA_FIRST; i < total; i += SA_STRIDE) {
-        int x = (int)(i % w);
-        int64 t = i / w;
-        int y = (int)(t % h);
-        int64 f = t / h;
-        float v[3];
-        known[i] = sa_pixel(index, weight, frames + f * FRAME_FIELDS, y, x, v) ? 1 : 0;
-        canvas[i * 3] = v[0];
-        canvas[i * 3 + 1] = v[1];
-        canvas[i * 3 + 2] = v[2];
+    int hw = h * w;
+    for (int f = SA_FRAME; f < n; f += SA_FRAMES) {
+        Frame fr = sa_frame(frames + (int64)f * FRAME_FIELDS);
+        for (int i = SA_FIRST; i < hw; i += SA_STRIDE) {
+            int64 at = (int64)f * hw + i;
+            float v[3];
+            known[at] = sa_pixel(index, weight, fr, i / w, i % w, v) ? 1 : 0;
+            canvas[at * 3] = v[0];
+            canvas[at * 3 + 1] = v[1];
+            canvas[at * 3 + 2] = v[2];
+        }
     }
 }
 
@@ -99,15 +116,14 @@ SA_KERNEL void normalise(const float* __restrict__ canvas, const int* __restrict
                          void* out)
 {
     const float scale[3] = {s0, s1, s2}, bias[3] = {b0, b1, b2};
-    int64 total = (int64)n * h * w;
-    for (int64 i = SA_FIRST; i < total; i += SA_STRIDE) {
-        int x = (int)(i % w);
-        int64 t = i / w;
-        int y = (int)(t % h);
-        int64 f = slots[t / h];
-        for (int k = 0; k < 3; ++k) {
-            float p = canvas[i * 3 + (bgr ? 2 - k : k)] * scale[k];
-            sa_store(out, nchw, half, f, y, x, h, w, k, p + bias[k]);
+    int hw = h * w;
+    for (int f = SA_FRAME; f < n; f += SA_FRAMES) {
+        for (int i = SA_FIRST; i < hw; i += SA_STRIDE) {
+            const float* px = canvas + ((int64)f * hw + i) * 3;
+            for (int k = 0; k < 3; ++k) {
+                float p = px[bgr ? 2 - k : k] * scale[k];
+                sa_store(out, nchw, half, slots[f], i, hw, k, p + bias[k]);
+            }
         }
     }
 }

@@ -28,6 +28,9 @@ class HostMemory:
     def __init__(self) -> None:
         self.launch = HostLauncher()
 
+    def activate(self) -> None:
+        pass
+
     def upload(self, array: np.ndarray, stream: int = 0) -> np.ndarray:
         return np.ascontiguousarray(array).copy()
 
@@ -70,6 +73,9 @@ class DeviceMemory:
 
         self.launch = DeviceLauncher(device)
         self.driver = driver
+
+    def activate(self) -> None:
+        self.launch.activate()
 
     def upload(self, array: np.ndarray, stream: int = 0) -> DeviceBuffer:
         from .launch import _check
@@ -140,6 +146,7 @@ class KernelRenderer:
                dtype: np.dtype) -> Rendered:
         """(source image, placement) per frame -> the model input batch, where the memory keeps it."""
         mem, launch = self.memory, self.memory.launch
+        mem.activate()
         placements = [p for _, p in frames]
         bufs = [self._source(im.digest, im.pixels) for im, _ in frames]
         packed = pack(placements, [im.pixels.shape[1] for im, _ in frames], [mem.address(b) for b in bufs])
@@ -153,7 +160,7 @@ class KernelRenderer:
         tables = [(P, mem.address(index)), (P, mem.address(weight))]
         normal = norm_args(norm.scale, norm.bias, norm.channel_order == "BGR", nchw, half)
         launch("render", [*tables, (P, mem.address(table)), (I, n), (I, h), (I, w), *normal, (P, mem.address(out))],
-               n * h * w)
+               h * w, n)
         slots = np.nonzero(packed.inpaint)[0].astype(np.int32)
         if len(slots):
             self._inpaint(packed.frames[slots], slots, tables, (h, w), normal, out)
@@ -167,15 +174,15 @@ class KernelRenderer:
         canvas = [mem.empty(m * h * w * 12), mem.empty(m * h * w * 12)]
         known = [mem.empty(m * h * w), mem.empty(m * h * w)]
         launch("render_canvas", [*tables, (P, mem.address(table)), (I, m), (I, h), (I, w),
-                                 (P, mem.address(canvas[0])), (P, mem.address(known[0]))], m * h * w)
+                                 (P, mem.address(canvas[0])), (P, mem.address(known[0]))], h * w, m)
         for i in range(passes_needed(hw)):
             a, b = i % 2, 1 - i % 2
             launch("inpaint_pass", [(P, mem.address(canvas[a])), (P, mem.address(known[a])),
                                     (P, mem.address(canvas[b])), (P, mem.address(known[b])), (I, m), (I, h),
-                                    (I, w), (P, mem.address(self.taps)), (I, len(BINOMIAL5))], m * h * w)
+                                    (I, w), (P, mem.address(self.taps)), (I, len(BINOMIAL5))], h * w, m)
         final = canvas[passes_needed(hw) % 2]
         launch("normalise", [(P, mem.address(final)), (P, mem.address(slot)), (I, m), (I, h), (I, w), *normal,
-                             (P, mem.address(out))], m * h * w)
+                             (P, mem.address(out))], h * w, m)
 
     def to_host(self, rendered: Rendered) -> np.ndarray:
         host = np.empty(rendered.shape, rendered.dtype)

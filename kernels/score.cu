@@ -7,8 +7,8 @@
 SA_KERNEL void score_rows(const float* __restrict__ out, int n, int classes, int logits, int* __restrict__ top1,
                           float* __restrict__ rowmax, float* __restrict__ denom)
 {
-    for (int64 i = SA_FIRST; i < n; i += SA_STRIDE) {
-        const float* row = out + i * classes;
+    for (int i = SA_FIRST; i < n; i += SA_STRIDE) {
+        const float* row = out + (int64)i * classes;
         int best = 0;
         for (int c = 1; c < classes; ++c)
             if (row[c] > row[best]) best = c;
@@ -27,9 +27,9 @@ SA_KERNEL void score_pstar(const float* __restrict__ out, int n, int classes, in
                            const float* __restrict__ rowmax, const float* __restrict__ denom,
                            float* __restrict__ p_star)
 {
-    for (int64 i = SA_FIRST; i < n; i += SA_STRIDE) {
+    for (int i = SA_FIRST; i < n; i += SA_STRIDE) {
         int c = cls[i] >= 0 ? cls[i] : top1[-cls[i] - 1];
-        float x = out[i * classes + c];
+        float x = out[(int64)i * classes + c];
         p_star[i] = (logits ? expf(x - rowmax[i]) : x) / denom[i];
     }
 }
