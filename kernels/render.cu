@@ -33,12 +33,20 @@ SA_DEVICE Frame sa_frame(const int64* __restrict__ f)
     return fr;
 }
 
+// Channel k of pixel i of frame f of the engine's input: NCHW or NHWC, float32 or float16 (half bits).
+SA_DEVICE void sa_store(void* out, int nchw, int half, int64 f, int i, int hw, int k, float value)
+{
+    int64 at = nchw ? (f * 3 + k) * hw + i : (f * hw + i) * 3 + k;
+    if (half) ((unsigned short*)out)[at] = sa_half_bits(value);
+    else ((float*)out)[at] = value;
+}
+
 // Pixel (y, x) of a frame in pixel space (0..255), RGB; returns whether the destination covers it
 // fully (weights summing to 1 on both axes), which is what inpainting treats as known.
 SA_DEVICE bool sa_pixel(const int* __restrict__ index, const float* __restrict__ weight, const Frame& fr, int y,
-                        int x, float* v)
+                        int x, float& v0, float& v1, float& v2, bool coverage)
 {
-    v[0] = v[1] = v[2] = 0.0f;
+    v0 = v1 = v2 = 0.0f;
     int r = y - fr.start_y, c = x - fr.start_x;
     if (r < 0 || r >= fr.n_rows || c < 0 || c >= fr.n_cols) return false;
     const int* ri = index + fr.rows_at + r * fr.ky;
@@ -46,7 +54,8 @@ SA_DEVICE bool sa_pixel(const int* __restrict__ index, const float* __restrict__
     const int* ci = index + fr.cols_at + c * fr.kx;
     const float* cw = weight + fr.cols_at + c * fr.kx;
     float cov_y = 0.0f, cov_x = 0.0f;
-    for (int b = 0; b < fr.kx; ++b) cov_x += cw[b];
+    if (coverage)
+        for (int b = 0; b < fr.kx; ++b) cov_x += cw[b];
     for (int a = 0; a < fr.ky; ++a) {
         const unsigned char* row = fr.src + ri[a] * fr.stride;
         float t0 = 0.0f, t1 = 0.0f, t2 = 0.0f;
@@ -56,20 +65,24 @@ SA_DEVICE bool sa_pixel(const int* __restrict__ index, const float* __restrict__
             t1 = t1 + (float)s[1] * cw[b];
             t2 = t2 + (float)s[2] * cw[b];
         }
-        v[0] = v[0] + t0 * rw[a];
-        v[1] = v[1] + t1 * rw[a];
-        v[2] = v[2] + t2 * rw[a];
-        cov_y += rw[a];
+        v0 = v0 + t0 * rw[a];
+        v1 = v1 + t1 * rw[a];
+        v2 = v2 + t2 * rw[a];
+        if (coverage) cov_y += rw[a];
     }
-    return cov_y * cov_x >= 1.0f - 1e-6f;
+    return coverage && cov_y * cov_x >= 1.0f - 1e-6f;
 }
 
-// Channel k of pixel i of frame f of the engine's input: NCHW or NHWC, float32 or float16 (half bits).
-SA_DEVICE void sa_store(void* out, int nchw, int half, int64 f, int i, int hw, int k, float value)
+// One pixel of the engine's input from its RGB pixel-space value: channel order, scale, bias, store.
+// (Selects, not an indexed array: a runtime index would put the values in local memory.)
+SA_DEVICE void sa_output(void* out, int nchw, int half, int64 f, int i, int hw, float r, float g, float b,
+                         int bgr, const float* scale, const float* bias)
 {
-    int64 at = nchw ? (f * 3 + k) * hw + i : (f * hw + i) * 3 + k;
-    if (half) ((unsigned short*)out)[at] = sa_half_bits(value);
-    else ((float*)out)[at] = value;
+    float c0 = bgr ? b : r, c2 = bgr ? r : b;
+    float p0 = c0 * scale[0], p1 = g * scale[1], p2 = c2 * scale[2];
+    sa_store(out, nchw, half, f, i, hw, 0, p0 + bias[0]);
+    sa_store(out, nchw, half, f, i, hw, 1, p1 + bias[1]);
+    sa_store(out, nchw, half, f, i, hw, 2, p2 + bias[2]);
 }
 
 SA_KERNEL void render(const int* __restrict__ index, const float* __restrict__ weight,
@@ -81,12 +94,9 @@ SA_KERNEL void render(const int* __restrict__ index, const float* __restrict__ w
     for (int f = SA_FRAME; f < n; f += SA_FRAMES) {
         Frame fr = sa_frame(frames + (int64)f * FRAME_FIELDS);
         for (int i = SA_FIRST; i < hw; i += SA_STRIDE) {
-            float v[3];
-            sa_pixel(index, weight, fr, i / w, i % w, v);
-            for (int k = 0; k < 3; ++k) {
-                float p = v[bgr ? 2 - k : k] * scale[k];
-                sa_store(out, nchw, half, f, i, hw, k, p + bias[k]);
-            }
+            float r, g, b;
+            sa_pixel(index, weight, fr, i / w, i % w, r, g, b, false);
+            sa_output(out, nchw, half, f, i, hw, r, g, b, bgr, scale, bias);
         }
     }
 }
@@ -101,11 +111,11 @@ SA_KERNEL void render_canvas(const int* __restrict__ index, const float* __restr
         Frame fr = sa_frame(frames + (int64)f * FRAME_FIELDS);
         for (int i = SA_FIRST; i < hw; i += SA_STRIDE) {
             int64 at = (int64)f * hw + i;
-            float v[3];
-            known[at] = sa_pixel(index, weight, fr, i / w, i % w, v) ? 1 : 0;
-            canvas[at * 3] = v[0];
-            canvas[at * 3 + 1] = v[1];
-            canvas[at * 3 + 2] = v[2];
+            float r, g, b;
+            known[at] = sa_pixel(index, weight, fr, i / w, i % w, r, g, b, true) ? 1 : 0;
+            canvas[at * 3] = r;
+            canvas[at * 3 + 1] = g;
+            canvas[at * 3 + 2] = b;
         }
     }
 }
@@ -120,10 +130,7 @@ SA_KERNEL void normalise(const float* __restrict__ canvas, const int* __restrict
     for (int f = SA_FRAME; f < n; f += SA_FRAMES) {
         for (int i = SA_FIRST; i < hw; i += SA_STRIDE) {
             const float* px = canvas + ((int64)f * hw + i) * 3;
-            for (int k = 0; k < 3; ++k) {
-                float p = px[bgr ? 2 - k : k] * scale[k];
-                sa_store(out, nchw, half, slots[f], i, hw, k, p + bias[k]);
-            }
+            sa_output(out, nchw, half, slots[f], i, hw, px[0], px[1], px[2], bgr, scale, bias);
         }
     }
 }

@@ -7,6 +7,12 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+IR_VERSION = 8  # opset 17's IR: loads in ONNX Runtime releases older than the onnx package building it
+
+
+def _save(graph, path: Path) -> None:
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=IR_VERSION), path)
+
 
 def cnn(path: Path, *, stride: int = 1, kernel: int = 3, channels: int = 8, classes: int = 10, seed: int = 0,
         batch: int | str = "N", hw: int | str = 64, layout: str = "NCHW", dtype: int = TensorProto.FLOAT,
@@ -45,7 +51,7 @@ def cnn(path: Path, *, stride: int = 1, kernel: int = 3, channels: int = 8, clas
         nodes, "cnn", [helper.make_tensor_value_info("input", dtype, shape)],
         [helper.make_tensor_value_info(out, TensorProto.FLOAT, [batch, classes])],
         [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2"), numpy_helper.from_array(fc, "fc")])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    _save(graph, path)
     return path
 
 
@@ -57,7 +63,7 @@ def feature_map(path: Path) -> Path:
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 32, 32])],
         [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", 4, 32, 32])],
         [numpy_helper.from_array(w, "w")])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    _save(graph, path)
     return path
 
 
@@ -69,5 +75,5 @@ def vector_input(path: Path) -> Path:
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 16])],
         [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", 4])],
         [numpy_helper.from_array(w, "w")])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    _save(graph, path)
     return path
