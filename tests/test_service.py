@@ -25,7 +25,7 @@ from shiftaudit.client.cli import main
 from shiftaudit.client.remote import AuditClient, RemoteError
 from shiftaudit.v1 import audit_service_pb2 as pb
 
-SLOW = dict(plan={"pairs_per_image": 60}, protocols=("embed-black",))  # 720 frames: many seconds
+SLOW = dict(plan={"pairs_per_image": 2000}, protocols=("embed-black",))  # 24000 frames: long even on a GPU
 QUICK = dict(plan={"size": 40}, protocols=("crop", "embed-black"))
 
 
@@ -204,7 +204,7 @@ def test_two_concurrent_audits_one_queued_and_a_full_queue(server, client):
 
 def test_cancel_by_the_client_and_an_expiring_deadline_stop_the_audit(server, client):
     request = pb.RunAuditRequest(model=pb.ModelRef(path="lite0.onnx"), data_path="photos",
-                                 options=pb.AuditOptions(protocols=["embed-black"], pairs_per_image=60))
+                                 options=pb.AuditOptions(protocols=["embed-black"], pairs_per_image=2000))
     call = client.stub.RunAudit(request)
     accepted = next(call)
     audit_id = accepted.accepted.audit_id
