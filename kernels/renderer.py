@@ -7,6 +7,7 @@ the host build of the kernels (``HostMemory``), which is how this module is chec
 """
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -126,16 +127,20 @@ class KernelRenderer:
         self.poison = poison  # fill outputs with NaN first, so a pixel the kernel misses shows
         self.sources: OrderedDict[str, object] = OrderedDict()
         self.keep = keep
+        self._lock = threading.Lock()
         self.taps = memory.upload(BINOMIAL5)
 
     def _source(self, digest: str, pixels: np.ndarray):
-        if digest in self.sources:
-            self.sources.move_to_end(digest)
-        else:
-            self.sources[digest] = self.memory.upload(pixels)
+        """The image's device copy. Concurrent audits share the renderer, hence the lock; an evicted
+        buffer stays alive while a batch in flight still holds it."""
+        with self._lock:
+            buf = self.sources.pop(digest, None)
+            if buf is None:
+                buf = self.memory.upload(pixels)
+            self.sources[digest] = buf
             while len(self.sources) > self.keep:
                 self.sources.popitem(last=False)
-        return self.sources[digest]
+            return buf
 
     def __call__(self, frames: Sequence[tuple[SourceImage, Placement]], norm: Normalisation, layout: str,
                  dtype: np.dtype) -> np.ndarray:
