@@ -15,8 +15,11 @@ def evaluate(report: dict, limits: dict[str, float | None], on: str = "value") -
             if limit is None:
                 continue
             m = proto[metric]
+            if m["value"] is None:  # nothing measured cannot pass a gate
+                reasons.append(f"{metric}: no pairs measured")
+                continue
             x = m["ci95"][1] if on == "upper" else m["value"]
-            if x is not None and x > limit:
+            if x > limit:
                 reasons.append(f"{metric}{' upper 95%' if on == 'upper' else ''} {x:.4f} > {limit:g}")
         verdicts[name] = reasons
     return verdicts

@@ -82,10 +82,16 @@ def cubin(name: str, arch: str) -> bytes:
         _check(nvrtc.nvrtcGetCUBIN(prog, data))
     finally:
         nvrtc.nvrtcDestroyProgram(prog)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)  # atomic: concurrent processes never read half a file
+    _write_atomically(path, data)
     return data
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Concurrent processes and threads never read half a file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
 
 
 @lru_cache(maxsize=None)
@@ -103,5 +109,5 @@ def host_library(name: str) -> ctypes.CDLL:
             run = subprocess.run(cmd, capture_output=True, text=True)
             if run.returncode:
                 raise KernelBuildError(f"host build of {name}.cu failed: {run.stderr.strip()}")
-            shutil.move(out, path)
+            _write_atomically(path, out.read_bytes())
     return ctypes.CDLL(str(path))

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from . import cubin, host_library
+from . import cubin, host_library, nvrtc_version
 
 Arg = tuple[type, int | float]  # (ctypes type, value); pointers are addresses
 P, I, F = ctypes.c_void_p, ctypes.c_int, ctypes.c_float
@@ -25,7 +25,7 @@ def norm_args(scale: np.ndarray, bias: np.ndarray, bgr: bool, nchw: bool, half: 
 class HostLauncher:
     """Runs a kernel's host build: one thread walks the whole grid-stride loops."""
 
-    def __call__(self, name: str, args: Sequence[Arg], elements: int, frames: int = 1, stream: int = 0) -> None:
+    def __call__(self, name: str, args: Sequence[Arg], elements: int, frames: int = 1) -> None:
         fn = getattr(host_library(KERNEL_FILE[name]), name)
         fn.argtypes = [t for t, _ in args]
         fn.restype = None
@@ -43,7 +43,8 @@ def _check(result) -> tuple:
 
 
 class DeviceLauncher:
-    """Loads the cubins for the current device and launches on a stream (cuda-python driver API)."""
+    """Compiles (or takes from the cache) and loads every kernel for the device at construction, so a
+    device that cannot run them is found before any audit starts; launches on the default stream."""
 
     def __init__(self, device: int = 0) -> None:
         from cuda.bindings import driver
@@ -57,30 +58,26 @@ class DeviceLauncher:
         (major,) = _check(driver.cuDeviceGetAttribute(attr.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, self.device))
         (minor,) = _check(driver.cuDeviceGetAttribute(attr.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, self.device))
         self.arch = f"sm_{major}{minor}"
+        (version,) = _check(driver.cuDriverGetVersion())
+        self.driver_version = f"{version // 1000}.{version % 1000 // 10}"
+        self.nvrtc = nvrtc_version()
         (name,) = _check(driver.cuDeviceGetName(100, self.device))
         self.name = name.split(b"\0")[0].decode()
         (count,) = _check(driver.cuDeviceGetAttribute(attr.CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, self.device))
         self.blocks = count * 16  # enough resident blocks; grid-stride loops cover the rest
-        self._functions: dict[str, object] = {}
-        self._modules: dict[str, object] = {}
-
-    def _function(self, name: str):
-        if name not in self._functions:
-            file = KERNEL_FILE[name]
-            if file not in self._modules:
-                (self._modules[file],) = _check(self.driver.cuModuleLoadData(cubin(file, self.arch)))
-            (self._functions[name],) = _check(self.driver.cuModuleGetFunction(self._modules[file], name.encode()))
-        return self._functions[name]
+        self._modules = {f: _check(driver.cuModuleLoadData(cubin(f, self.arch)))[0] for f in set(KERNEL_FILE.values())}
+        self._functions = {name: _check(driver.cuModuleGetFunction(self._modules[f], name.encode()))[0]
+                           for name, f in KERNEL_FILE.items()}  # all compiled and loaded up front
 
     def activate(self) -> None:
         """Make our context current in the calling thread (audits render in a worker thread)."""
         _check(self.driver.cuCtxSetCurrent(self.context))
 
-    def __call__(self, name: str, args: Sequence[Arg], elements: int, frames: int = 1, stream: int = 0) -> None:
+    def __call__(self, name: str, args: Sequence[Arg], elements: int, frames: int = 1) -> None:
         """``elements`` per frame along the grid's x, ``frames`` along its y (render.cu's loops)."""
         values = [t(v) for t, v in args]
         pointers = (ctypes.c_void_p * len(values))(*(ctypes.addressof(v) for v in values))
         grid_y = max(1, min(frames, 65535))
         grid_x = max(1, min(-(-elements // BLOCK), -(-self.blocks // grid_y)))
-        _check(self.driver.cuLaunchKernel(self._function(name), grid_x, grid_y, 1, BLOCK, 1, 1, 0, stream,
+        _check(self.driver.cuLaunchKernel(self._functions[name], grid_x, grid_y, 1, BLOCK, 1, 1, 0, 0,
                                           ctypes.addressof(pointers), 0))

@@ -32,7 +32,7 @@ class HostMemory:
     def activate(self) -> None:
         pass
 
-    def upload(self, array: np.ndarray, stream: int = 0) -> np.ndarray:
+    def upload(self, array: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(array).copy()
 
     def empty(self, nbytes: int) -> np.ndarray:
@@ -42,14 +42,11 @@ class HostMemory:
     def address(buf: np.ndarray) -> int:
         return buf.ctypes.data
 
-    def download(self, buf: np.ndarray, out: np.ndarray, stream: int = 0) -> None:
+    def download(self, buf: np.ndarray, out: np.ndarray) -> None:
         out.view(np.uint8).reshape(-1)[:] = buf.view(np.uint8).reshape(-1)[:out.nbytes]
 
     def poison(self, buf: np.ndarray) -> None:
         buf.view(np.uint8)[:] = 0xFF
-
-    def synchronize(self, stream: int = 0) -> None:
-        pass
 
 
 class DeviceBuffer:
@@ -67,7 +64,7 @@ class DeviceBuffer:
 
 
 class DeviceMemory:
-    """GPU buffers (cuMemAlloc), copies through the caller's stream."""
+    """GPU buffers (cuMemAlloc); everything runs on the default stream, copies synchronise."""
 
     def __init__(self, device: int = 0) -> None:
         from cuda.bindings import driver
@@ -78,13 +75,13 @@ class DeviceMemory:
     def activate(self) -> None:
         self.launch.activate()
 
-    def upload(self, array: np.ndarray, stream: int = 0) -> DeviceBuffer:
+    def upload(self, array: np.ndarray) -> DeviceBuffer:
         from .launch import _check
 
         array = np.ascontiguousarray(array)
         buf = DeviceBuffer(self.driver, array.nbytes)
-        _check(self.driver.cuMemcpyHtoDAsync(buf.ptr, array.ctypes.data, array.nbytes, stream))
-        _check(self.driver.cuStreamSynchronize(stream))  # the host array may go away after this call
+        _check(self.driver.cuMemcpyHtoDAsync(buf.ptr, array.ctypes.data, array.nbytes, 0))
+        _check(self.driver.cuStreamSynchronize(0))  # the host array may go away after this call
         return buf
 
     def empty(self, nbytes: int) -> DeviceBuffer:
@@ -94,16 +91,11 @@ class DeviceMemory:
     def address(buf: DeviceBuffer) -> int:
         return int(buf.ptr)
 
-    def download(self, buf: DeviceBuffer, out: np.ndarray, stream: int = 0) -> None:
+    def download(self, buf: DeviceBuffer, out: np.ndarray) -> None:
         from .launch import _check
 
-        _check(self.driver.cuMemcpyDtoHAsync(out.ctypes.data, buf.ptr, out.nbytes, stream))
-        _check(self.driver.cuStreamSynchronize(stream))
-
-    def synchronize(self, stream: int = 0) -> None:
-        from .launch import _check
-
-        _check(self.driver.cuStreamSynchronize(stream))
+        _check(self.driver.cuMemcpyDtoHAsync(out.ctypes.data, buf.ptr, out.nbytes, 0))
+        _check(self.driver.cuStreamSynchronize(0))
 
     def poison(self, buf: DeviceBuffer) -> None:
         from .launch import _check

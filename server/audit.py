@@ -1,7 +1,8 @@
 """The audit: images -> plan -> render -> infer -> score -> metrics (DESIGN.md §2).
 
-Rendering runs in a producer thread, one batch ahead of inference, so the CPU renders batch k+1
-while the engine (which releases the GIL) runs batch k. A unit's frames may straddle batches; its
+Rendering runs in a producer thread ahead of inference (at most two finished batches wait in the
+queue), so batch k+1 renders while the engine (which releases the GIL) runs batch k. Producer and
+consumer both check for a cancel before each batch. A unit's frames may straddle batches; its
 probabilities are collected until its last frame is back, then it is scored and forgotten.
 """
 from __future__ import annotations
@@ -18,14 +19,15 @@ from .images import ImageError, SourceImage
 from .labels import label_for
 from .metrics import ProtocolStats
 from .preprocessing import Preprocessing
-from .protocols import PROTOCOLS, SEQUENCE_PROTOCOLS, PlanConfig, TooSmall, Unit, plan
+from .protocols import PAIR_PROTOCOLS, PROTOCOLS, SEQUENCE_PROTOCOLS, PlanConfig, TooSmall, Unit, plan
 from .geometry import Placement
 from .render_cpu import BatchRenderer, render_batch
 from .runners import Runner
 from .score import detect_output_kind, probabilities, score_unit
 
 ImageSource = tuple[str, Callable[[], SourceImage]]  # name, and how to decode it when its turn comes
-DEFAULT_PROTOCOLS = ("crop", "embed-black", "embed-inpaint", "scale", "null")
+DEFAULT_PROTOCOLS = PAIR_PROTOCOLS
+MAX_BATCH = 4096
 
 
 class Cancelled(Exception):
@@ -42,14 +44,13 @@ class AuditConfig:
     plan: PlanConfig = PlanConfig()
     batch: int = 32
     strict: bool = False  # a bad image stops the audit instead of being skipped
-    keep_placements: bool = True  # per-image records list every frame's placement
 
     def __post_init__(self) -> None:
         unknown = [p for p in self.protocols if p not in PROTOCOLS]
         if unknown or not self.protocols:
             raise ValueError(f"unknown protocol {', '.join(unknown) or '(none)'}; choose from {', '.join(PROTOCOLS)}")
-        if self.batch < 1:
-            raise ValueError("batch must be at least 1")
+        if not 1 <= self.batch <= MAX_BATCH:
+            raise ValueError(f"batch must lie in 1..{MAX_BATCH}")
 
     def to_json(self) -> dict:
         p = self.plan
@@ -124,15 +125,27 @@ def run_audit(runner: Runner, sources: Sequence[ImageSource] | Iterable[ImageSou
         frames: list[tuple[SourceImage, Placement]] = []
         refs: list[tuple[_Pending, int]] = []
 
-        def flush() -> None:
+        def halted() -> bool:
+            """Checked before every image and every batch, so a cancel stops the rendering too."""
+            if stop.is_set():
+                return True
+            if should_stop and should_stop():
+                put(Cancelled("audit cancelled"))
+                return True
+            return False
+
+        def flush() -> bool:
             if frames:
+                if halted():
+                    return False
                 put((render(frames, norm, spec.layout, spec.dtype), list(refs)))
                 frames.clear()
                 refs.clear()
+            return True
 
         try:
             for name, load in sources:
-                if stop.is_set():
+                if halted():
                     return
                 planned = _image_units(name, load, config, labels, result.skipped)
                 if planned is None:
@@ -144,10 +157,10 @@ def run_audit(runner: Runner, sources: Sequence[ImageSource] | Iterable[ImageSou
                     for i, placement in enumerate(unit.frames):
                         frames.append((image, placement))
                         refs.append((pending, i))
-                        if len(frames) == config.batch:
-                            flush()
-            flush()
-            put(None)
+                        if len(frames) == config.batch and not flush():
+                            return
+            if flush():
+                put(None)
         except BaseException as e:  # hand every failure to the consumer, which re-raises it
             put(e)
 
@@ -172,7 +185,7 @@ def run_audit(runner: Runner, sources: Sequence[ImageSource] | Iterable[ImageSou
             for row, (pending, i) in zip(probs, refs):
                 pending.probs.append(row)
                 if len(pending.probs) == len(pending.unit.frames):
-                    done_images += _finish(pending, result, config.keep_placements)
+                    done_images += _finish(pending, result)
             if progress:
                 progress(Progress(done_images, total, result.frames, time.perf_counter() - start))
     finally:
@@ -212,7 +225,7 @@ def _image_units(name: str, load: Callable[[], SourceImage], config: AuditConfig
                           "units": []}
 
 
-def _finish(pending: _Pending, result: AuditResult, keep_placements: bool) -> int:
+def _finish(pending: _Pending, result: AuditResult) -> int:
     """Score a completed unit into the statistics and its image's record; 1 when the image is done."""
     unit, record = pending.unit, pending.record
     score = score_unit(np.stack(pending.probs))
@@ -222,8 +235,7 @@ def _finish(pending: _Pending, result: AuditResult, keep_placements: bool) -> in
              "p_top1": [round(float(p), 6) for p in score.p_star], "changes": int(score.changes.sum())}
     if unit.param is not None:
         entry["size"] = unit.param
-    if keep_placements:
-        entry["placements"] = [[*f.dst] for f in unit.frames]
+    entry["placements"] = [[*f.dst] for f in unit.frames]
     record["units"].append(entry)
     record["_left"] -= 1
     if record["_left"]:

@@ -81,5 +81,8 @@ def _open_new(root: Path, name: str):
             or any(p.startswith(".") for p in rel.parts):
         raise UploadError(f"file name {name!r} must be a relative path without '..' or hidden parts")
     path = root.joinpath(*rel.parts)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path.open("xb")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path.open("xb")
+    except OSError as e:  # a file where a folder must go, or the reverse; a name too long
+        raise UploadError(f"file name {name!r} cannot be stored: {e.strerror}") from None

@@ -6,14 +6,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .audit import AuditConfig, ImageSource, Progress, run_audit
-from .images import list_images, read
+from .images import ImageError, SourceImage, list_images, read
 from .preprocessing import Preprocessing, class_names
 from .protocols import PlanConfig
 from .render_cpu import BatchRenderer, render_batch
 from .report import build_report, file_sha256
 from .runners import Runner
 
-DEFAULT_CANVAS = (224, 224)
 
 
 def make_config(runner: Runner, plan: dict | None, protocols: tuple[str, ...] | None, batch: int | None,
@@ -26,17 +25,25 @@ def make_config(runner: Runner, plan: dict | None, protocols: tuple[str, ...] | 
         if plan.get("canvas") not in (None, model_hw):
             raise ValueError(f"canvas {plan['canvas']} differs from the model's fixed input {model_hw}")
         plan["canvas"] = model_hw
-    plan.setdefault("canvas", DEFAULT_CANVAS)
+    plan.setdefault("canvas", PlanConfig.canvas)
     extra = {"protocols": tuple(dict.fromkeys(protocols))} if protocols else {}
     return AuditConfig(plan=PlanConfig(**plan), batch=batch or AuditConfig.batch, strict=strict, **extra)
 
 
-def directory_sources(directory: Path) -> list[ImageSource]:
-    """Every file below ``directory`` (or the file itself), named by its path relative to it."""
-    if directory.is_file():
-        return [(directory.name, lambda: read(directory, directory.name))]
-    return [(str(p.relative_to(directory)), lambda p=p: read(p, str(p.relative_to(directory))))
-            for p in list_images(directory)]
+def directory_sources(directory: Path, confine: Path | None = None) -> list[ImageSource]:
+    """Every file below ``directory`` (or the file itself), named by its path relative to it. With
+    ``confine``, a file whose real path (symlinks resolved) lies outside that root is not read: it is
+    skipped with the reason, like an unreadable image."""
+    files = [directory] if directory.is_file() else list_images(directory)
+    root = confine.resolve() if confine else None
+
+    def load(path: Path, name: str) -> SourceImage:
+        if root is not None and root not in path.resolve().parents:
+            raise ImageError(f"{name}: leads outside the data root")
+        return read(path, name)
+
+    return [(name, lambda p=p, name=name: load(p, name))
+            for p in files for name in [p.name if p == directory else str(p.relative_to(directory))]]
 
 
 DEVICES = ("auto", "cuda", "cpu")

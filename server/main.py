@@ -11,6 +11,7 @@ import asyncio
 import hmac
 import logging
 import signal
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -119,9 +120,10 @@ async def serve(args) -> None:
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-    port = server.add_secure_port(args.listen, credentials) if credentials else server.add_insecure_port(args.listen)
-    if port == 0:
-        raise OSError(f"cannot listen on {args.listen}")
+    try:
+        port = server.add_secure_port(args.listen, credentials) if credentials else server.add_insecure_port(args.listen)
+    except RuntimeError as e:  # grpc's answer to a port in use or an unusable address
+        raise OSError(f"cannot listen on {args.listen}: {e}") from None
     await server.start()
     for name in ("", SERVICE):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -155,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     try:
         asyncio.run(serve(args))
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, sqlite3.Error) as e:
         print(f"audit-server: error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -19,6 +19,10 @@ from .geometry import Placement, resolve_filter
 PAIR_PROTOCOLS = ("crop", "embed-black", "embed-inpaint", "scale", "null")
 SEQUENCE_PROTOCOLS = ("translate-sweep", "scale-sweep")
 PROTOCOLS = PAIR_PROTOCOLS + SEQUENCE_PROTOCOLS + ("size-sweep",)
+
+
+MAX_PAIRS_PER_IMAGE = 10_000  # bounds what one request can ask a server to plan and hold
+MAX_SWEEP_FRAMES = 257
 
 
 class TooSmall(ValueError):
@@ -46,10 +50,14 @@ class PlanConfig:
         if not 4 <= self.size <= min(h, w) - max(map(abs, self.shift)):
             raise ValueError(f"embedded size {self.size} must lie in 4..{min(h, w) - max(map(abs, self.shift))} "
                              f"for a {h}x{w} canvas and shift {self.shift}")
-        if self.pairs_per_image < 1:
-            raise ValueError("pairs per image must be at least 1")
-        if self.sweep_pixels < 1 or not 0 < self.sweep_step <= self.sweep_pixels:
-            raise ValueError("sweep needs pixels >= 1 and 0 < step <= pixels")
+        if not 1 <= self.pairs_per_image <= MAX_PAIRS_PER_IMAGE:
+            raise ValueError(f"pairs per image must lie in 1..{MAX_PAIRS_PER_IMAGE}")
+        if not 1 <= self.sweep_pixels <= min(h, w) // 2 or not 0 < self.sweep_step <= self.sweep_pixels:
+            raise ValueError(f"sweep needs 1 <= pixels <= {min(h, w) // 2} and 0 < step <= pixels")
+        steps = self.sweep_pixels / self.sweep_step
+        if abs(steps - round(steps)) > 1e-9 or round(steps) > MAX_SWEEP_FRAMES - 1:
+            raise ValueError(f"sweep step {self.sweep_step} must divide {self.sweep_pixels} pixels into at most "
+                             f"{MAX_SWEEP_FRAMES - 1} steps")
         lo, hi, step = self.size_sweep
         if lo < 4 or step < 1 or (hi and hi < lo):
             raise ValueError(f"size sweep {lo}..{hi} step {step} is not a valid range")
@@ -63,7 +71,6 @@ class Unit:
     index: int
     frames: tuple[Placement, ...]
     param: int | None = None  # the embedded size, for protocols stratified by it
-    meta: dict = field(default_factory=dict, compare=False)
 
 
 def rng_for(seed: int, protocol: str, digest: str) -> np.random.Generator:
@@ -195,7 +202,7 @@ def _translate_sweep(image_wh, rng, cfg):
     for i in range(cfg.pairs_per_image):
         a = _embed(image_wh, cfg, rng, cfg.size, (dx * k, dy * k), "black")
         units.append(Unit("translate-sweep", i, tuple(a.moved(dx * j * step, dy * j * step) for j in range(n + 1)),
-                          param=cfg.size, meta={"step": step}))
+                          param=cfg.size))
     return units
 
 

@@ -19,7 +19,7 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _version(dist: str) -> str | None:
+def package_version(dist: str) -> str | None:
     try:
         return version(dist)
     except PackageNotFoundError:
@@ -30,8 +30,8 @@ def build_report(model: dict, config: AuditConfig, result: AuditResult, device: 
     """``model``: what the runner and preprocessing say about the model (path, digest, input, ...)."""
     return {
         "schema": SCHEMA,
-        "tool": {"name": "shiftaudit", "version": _version("shiftaudit"),
-                 "onnxruntime": _version("onnxruntime"), "python": platform.python_version()},
+        "tool": {"name": "shiftaudit", "version": package_version("shiftaudit"),
+                 "onnxruntime": package_version("onnxruntime"), "python": platform.python_version()},
         "model": {**model, "output_kind": result.output_kind},
         "config": config.to_json(),
         "device": device,

@@ -11,7 +11,6 @@ import threading
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import grpc
@@ -29,6 +28,7 @@ from .options import options_from_proto, preprocessing_from_proto
 from .paths import PathError
 from .preprocessing import Preprocessing, class_names, load_preprocessing
 from .runners import ModelError, Runner
+from .report import package_version
 from .store import AuditRow, AuditStore
 
 _STATE = {"queued": pb.AUDIT_STATE_QUEUED, "running": pb.AUDIT_STATE_RUNNING,
@@ -62,13 +62,6 @@ def _status(e: BaseException) -> grpc.StatusCode:
     if isinstance(e, ModelError):
         return grpc.StatusCode.FAILED_PRECONDITION
     return grpc.StatusCode.INTERNAL
-
-
-def _version(dist: str) -> str:
-    try:
-        return version(dist)
-    except PackageNotFoundError:
-        return ""
 
 
 def _timestamp(t: float | None) -> Timestamp | None:
@@ -111,10 +104,13 @@ class AuditService(pb_grpc.AuditServiceServicer):
     async def GetServerInfo(self, request, context):
         import onnxruntime as ort
 
+        render, gpu = gpu_renderer()
         return pb.GetServerInfoResponse(
-            version=_version("shiftaudit"), onnxruntime_version=ort.__version__,
-            tensorrt_version=_version("tensorrt"),
-            devices=[f"cpu ({platform.machine()})"] + ([gpu[1]] if (gpu := gpu_renderer())[0] else []),
+            version=package_version("shiftaudit") or "", onnxruntime_version=ort.__version__,
+            tensorrt_version=package_version("tensorrt") or "",
+            cuda_version=render.memory.launch.nvrtc if render else "",
+            driver_version=render.memory.launch.driver_version if render else "",
+            devices=[f"cpu ({platform.machine()})"] + ([gpu] if render else []),
             execution_providers=ort.get_available_providers(),
             max_concurrent_audits=self.limits.max_concurrent_audits,
             max_queued_audits=self.limits.max_queued_audits, max_upload_bytes=self.limits.max_upload_bytes)
@@ -176,7 +172,8 @@ class AuditService(pb_grpc.AuditServiceServicer):
         runner = await asyncio.to_thread(self.catalog.load, f)
         config = make_config(runner, plan, protocols, batch, strict)
         labels = parse_labels(request.labels_csv, class_names(f.path, pre)) if request.labels_csv else None
-        sources = await asyncio.to_thread(directory_sources, images)
+        confine = self.datasets.data_root if which == "data_path" else images
+        sources = await asyncio.to_thread(directory_sources, images, confine)
         return _Job(f, runner, pre, config, sources, labels)
 
     async def RunAudit(self, request, context):
@@ -184,20 +181,32 @@ class AuditService(pb_grpc.AuditServiceServicer):
             job = await self._prepare(request)
         except Exception as e:
             await self._fail(context, e)
-        busy = self._running >= self.limits.max_concurrent_audits
-        if busy and self._queued >= self.limits.max_queued_audits:
+        limits = self.limits
+        if self._running + self._queued >= limits.max_concurrent_audits + limits.max_queued_audits:
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
                                 f"{self._running} audits running and {self._queued} queued, the most this server "
                                 "takes; retry later")
+        self._queued += 1  # reserved before anything awaits, so simultaneous requests cannot overbook
+        queued = True
         audit_id = uuid.uuid4().hex
         self.store.create(audit_id, job.model.relative)
         stop, cancel = threading.Event(), asyncio.Event()
         self._stops[audit_id] = (stop, cancel)
-        yield pb.RunAuditResponse(accepted=pb.AuditAccepted(audit_id=audit_id,
-                                                            queue_position=self._queued + 1 if busy else 0))
         try:
-            async for event in self._run(audit_id, job, stop, cancel):
-                yield event
+            yield pb.RunAuditResponse(accepted=pb.AuditAccepted(
+                audit_id=audit_id, queue_position=max(0, self._running + self._queued - limits.max_concurrent_audits)))
+            acquired = await self._acquire(cancel)
+            self._queued -= 1
+            queued = False
+            if not acquired:
+                raise Cancelled("cancelled by CancelAudit while queued")
+            self._running += 1
+            try:
+                async for event in self._execute(audit_id, job, stop):
+                    yield event
+            finally:
+                self._running -= 1
+                self._slots.release()
         except asyncio.CancelledError:  # the client went away, its deadline expired, or the server stops
             stop.set()
             self.store.set_state(audit_id, "interrupted" if self.shutting_down else "cancelled",
@@ -209,24 +218,20 @@ class AuditService(pb_grpc.AuditServiceServicer):
             self.store.set_state(audit_id, "cancelled" if cancelled else "failed", str(e))
             await context.abort(grpc.StatusCode.CANCELLED if cancelled else _status(e), str(e))
         finally:
+            if queued:
+                self._queued -= 1
             self._stops.pop(audit_id, None)
 
-    async def _run(self, audit_id: str, job: _Job, stop: threading.Event, cancel: asyncio.Event):
-        """Wait for a slot, run the audit in a worker thread, yield its progress, then its report."""
-        self._queued += 1
+    async def _execute(self, audit_id: str, job: _Job, stop: threading.Event):
+        """Run the audit in a worker thread, yield its progress, then its report. If this is cancelled,
+        the worker is told to stop and awaited, so its slot is only freed once its work has ended."""
+        self.store.set_state(audit_id, "running")
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue[Progress] = asyncio.Queue()
+        worker = asyncio.ensure_future(asyncio.to_thread(
+            run_job, job.runner, job.model.path, job.pre, job.config, job.sources, job.labels,
+            lambda p: loop.call_soon_threadsafe(events.put_nowait, p), stop.is_set))
         try:
-            if not await self._acquire(cancel):
-                raise Cancelled("cancelled by CancelAudit while queued")
-        finally:
-            self._queued -= 1
-        self._running += 1
-        try:
-            self.store.set_state(audit_id, "running")
-            loop = asyncio.get_running_loop()
-            events: asyncio.Queue[Progress] = asyncio.Queue()
-            worker = asyncio.ensure_future(asyncio.to_thread(
-                run_job, job.runner, job.model.path, job.pre, job.config, job.sources, job.labels,
-                lambda p: loop.call_soon_threadsafe(events.put_nowait, p), stop.is_set))
             while not worker.done():
                 getter = asyncio.ensure_future(events.get())
                 await asyncio.wait({worker, getter}, return_when=asyncio.FIRST_COMPLETED)
@@ -237,20 +242,25 @@ class AuditService(pb_grpc.AuditServiceServicer):
                 yield pb.RunAuditResponse(progress=pb.AuditProgress(
                     images_done=p.images_done, images_total=p.images_total or 0, frames=p.frames,
                     frames_per_second=p.frames / p.seconds if p.seconds else 0.0, elapsed_seconds=p.seconds))
-            report = worker.result()
-        finally:
-            self._running -= 1
-            self._slots.release()
-        text = json.dumps(report)
+        except (asyncio.CancelledError, GeneratorExit):
+            stop.set()
+            await asyncio.wait({worker})  # it stops at its next batch
+            raise
+        text = json.dumps(worker.result())
         self.store.set_state(audit_id, "succeeded", report_json=text)
         yield pb.RunAuditResponse(report=pb.AuditReport(audit_id=audit_id, report_json=text))
 
     async def _acquire(self, cancel: asyncio.Event) -> bool:
-        """Wait for a slot; False (holding none) when cancelled first."""
+        """Wait for a slot; False (holding none) when cancelled first. A slot won in the same moment
+        the caller is cancelled is given back."""
         slot = asyncio.ensure_future(self._slots.acquire())
         cancelled = asyncio.ensure_future(cancel.wait())
         try:
             await asyncio.wait({slot, cancelled}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            if slot.done() and not slot.cancelled():
+                self._slots.release()
+            raise
         finally:
             cancelled.cancel()
             if not slot.done():

@@ -13,10 +13,11 @@ import pytest
 from conftest import EXAMPLE_MODEL, write_image
 from models import cnn, feature_map
 from shiftaudit.client.cli import main
-from shiftaudit.server.audit import AuditConfig, run_audit
+from shiftaudit.server.audit import AuditConfig, Cancelled, run_audit
 from shiftaudit.server.images import read
 from shiftaudit.server.preprocessing import Preprocessing
 from shiftaudit.server.protocols import PlanConfig
+from shiftaudit.server.render_cpu import render_batch
 from shiftaudit.server.runners import open_runner
 
 
@@ -175,3 +176,31 @@ def test_a_decompression_bomb_is_refused_from_its_header(tmp_path):
         decode(bytes(data), "bomb.png")
     jpg = cv2.imencode(".jpg", np.zeros((37, 53, 3), np.uint8))[1].tobytes()
     assert declared_size(jpg) == (53, 37)
+
+
+def test_a_cancel_stops_the_rendering_too(tmp_path, example_images, small_model):
+    """After the caller asks to stop, at most the batches already queued or in the renderer's hands
+    are rendered (2 waiting + 1), not the rest of the audit."""
+    rendered = []
+    seen = []
+
+    def counting(frames, norm, layout, dtype):
+        rendered.append(len(frames))
+        return render_batch(frames, norm, layout, dtype)
+
+    cfg = AuditConfig(plan=PlanConfig(canvas=(64, 64), size=40, pairs_per_image=40), batch=4,
+                      protocols=("embed-black",))
+    sources = [(p.name, lambda p=p: read(p, p.name)) for p in sorted(example_images.iterdir())]
+    with open_runner(small_model) as runner, pytest.raises(Cancelled):
+        run_audit(runner, sources, Preprocessing(), cfg, progress=seen.append, should_stop=lambda: len(seen) >= 1,
+                  render=counting)
+    assert 1 <= len(rendered) <= 4  # of 120 batches in the whole audit
+
+
+def test_a_gate_on_a_protocol_that_measured_nothing_fails(small_model, tmp_path, capsys):
+    d = tmp_path / "tiny"
+    d.mkdir()
+    write_image(d / "tiny.png", np.full((20, 30, 3), 128, np.uint8))
+    code, out, _ = _cli(capsys, "--engine", small_model, "--images", d, "--size", "40", "--protocol", "crop",
+                        "--protocol", "embed-black", "--max-p-top1-change", "1")
+    assert code == 1 and "no pairs measured" in out

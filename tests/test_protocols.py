@@ -96,7 +96,8 @@ def test_a_panorama_is_shrunk_to_fit_the_canvas():
 
 
 @pytest.mark.parametrize("bad", [dict(size=300), dict(shift=(0, 0)), dict(pairs_per_image=0),
-                                 dict(sweep_step=0), dict(size_sweep=(2, 0, 8))])
+                                 dict(pairs_per_image=10**6), dict(sweep_step=0), dict(sweep_step=3),
+                                 dict(sweep_pixels=8, sweep_step=1e-5), dict(size_sweep=(2, 0, 8))])
 def test_bad_plan_parameters_are_refused(bad):
     with pytest.raises(ValueError):
         PlanConfig(**bad)

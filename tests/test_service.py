@@ -46,6 +46,10 @@ def roots(tmp_path_factory):
     (data / "mixed").mkdir()
     shutil.copy(EXAMPLE_IMAGES / "coffee_cup.jpg", data / "mixed")
     (data / "mixed" / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really")
+    (data / "linked").mkdir()
+    shutil.copy(EXAMPLE_IMAGES / "coffee_cup.jpg", data / "linked")
+    shutil.copy(EXAMPLE_IMAGES / "cat_chelsea.jpg", base / "secret.jpg")
+    (data / "linked" / "escape.jpg").symlink_to(base / "secret.jpg")
     return models, data
 
 
@@ -127,6 +131,52 @@ def test_bad_image_paths_get_their_status(client, data_path, code):
     with pytest.raises(RemoteError) as e:
         client.run("sub/small.onnx", data_path=data_path, **QUICK)
     assert _code(e) == code
+
+
+def test_a_symlink_inside_the_data_root_cannot_read_outside_it(client):
+    report = client.run("sub/small.onnx", data_path="linked", **QUICK)
+    assert [i["image"] for i in report["images"]] == ["coffee_cup.jpg"]
+    assert report["skipped"] == [{"image": "escape.jpg", "protocol": None,
+                                  "reason": "escape.jpg: leads outside the data root"}]
+
+
+def test_upload_names_that_clash_are_refused(client):
+    for names in (["a", "a/b"], ["a/b", "a"]):
+        chunks = iter([pb.UploadImagesRequest(file_name=n, data=b"x") for n in names])
+        with pytest.raises(RemoteError, match="cannot be stored") as e:
+            client._call(client.stub.UploadImages, chunks)
+        assert _code(e) == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_simultaneous_requests_cannot_overbook(roots, tmp_path):
+    models, data = roots
+    srv = ServerProcess(models, tmp_path / "state", "--data-root", str(data), "--max-concurrent-audits", "1",
+                        "--max-queued-audits", "0").start()
+    try:
+        barrier = threading.Barrier(4)
+        accepted: list = []
+        refused: list = []
+
+        def run():
+            with AuditClient(srv.target) as c:
+                barrier.wait()
+                try:
+                    c.run("lite0.onnx", data_path="photos", on_accepted=lambda i, q: accepted.append(i), **SLOW)
+                except RemoteError as e:
+                    refused.append(e.code)
+                    if e.code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                        return
+        threads = [threading.Thread(target=run) for _ in range(4)]
+        for t in threads:
+            t.start()
+        wait_for(lambda: len(accepted) + len(refused) == 4)
+        assert len(accepted) == 1 and refused == [grpc.StatusCode.RESOURCE_EXHAUSTED] * 3
+        with AuditClient(srv.target) as c:
+            c.cancel(accepted[0])
+        for t in threads:
+            t.join(30)
+    finally:
+        srv.stop()
 
 
 def test_bad_uploads_and_bad_images(client, tmp_path):
@@ -237,12 +287,19 @@ def test_reports_survive_a_restart_and_cut_audits_are_interrupted(roots, tmp_pat
             report = c.run("sub/small.onnx", data_path="photos", **QUICK)
             done = c.list()[0].audit_id
             ids: list = []
-            t = threading.Thread(target=lambda: pytest.raises(RemoteError, c.run, "lite0.onnx", data_path="photos",
-                                                              on_accepted=lambda i, q: ids.append(i), **SLOW))
+            errors: list = []
+
+            def slow():
+                try:
+                    c.run("lite0.onnx", data_path="photos", on_accepted=lambda i, q: ids.append(i), **SLOW)
+                except RemoteError as e:
+                    errors.append(e.code)
+            t = threading.Thread(target=slow)
             t.start()
             wait_for(lambda: ids and c.get(ids[0]).state == pb.AUDIT_STATE_RUNNING)
             srv.stop(signal.SIGKILL)  # a crash, while the audit runs (before this client hangs up)
             t.join(30)
+            assert errors == [grpc.StatusCode.UNAVAILABLE]
     finally:
         srv.stop(signal.SIGKILL)
     srv = ServerProcess(models, state, "--data-root", str(data)).start()
