@@ -18,7 +18,6 @@ import shlex
 import sys
 from pathlib import Path
 
-import numpy as np
 
 from shiftaudit.kernels.launch import _check, norm_args, P, I
 from shiftaudit.kernels.renderer import DeviceMemory, KernelRenderer

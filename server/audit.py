@@ -123,7 +123,7 @@ def run_audit(runner: Runner, sources: Sequence[ImageSource] | Iterable[ImageSou
 
     def produce() -> None:
         frames: list[tuple[SourceImage, Placement]] = []
-        refs: list[tuple[_Pending, int]] = []
+        refs: list[_Pending] = []  # the unit of each frame in the batch, in order
 
         def halted() -> bool:
             """Checked before every image and every batch, so a cancel stops the rendering too."""
@@ -154,9 +154,9 @@ def run_audit(runner: Runner, sources: Sequence[ImageSource] | Iterable[ImageSou
                 record["_left"] = len(units)
                 for unit in units:
                     pending = _Pending(unit, record)
-                    for i, placement in enumerate(unit.frames):
+                    for placement in unit.frames:
                         frames.append((image, placement))
-                        refs.append((pending, i))
+                        refs.append(pending)
                         if len(frames) == config.batch and not flush():
                             return
             if flush():
@@ -182,7 +182,7 @@ def run_audit(runner: Runner, sources: Sequence[ImageSource] | Iterable[ImageSou
                 result.output_kind = pre.output if pre.output != "auto" else detect_output_kind(out)
             probs = probabilities(out, result.output_kind)
             result.frames += len(refs)
-            for row, (pending, i) in zip(probs, refs):
+            for row, pending in zip(probs, refs):  # a unit's frames arrive in order
                 pending.probs.append(row)
                 if len(pending.probs) == len(pending.unit.frames):
                     done_images += _finish(pending, result)

@@ -234,7 +234,7 @@ def _size_sweep(image_wh, rng, cfg):
         w, h = embedded_size(image_wh, s)
         if w > W - abs(dx) or h > H - abs(dy):
             continue
-        for i in range(cfg.pairs_per_image):
+        for _ in range(cfg.pairs_per_image):
             a = _embed(image_wh, cfg, rng, s, cfg.shift, "black")
             units.append(Unit("size-sweep", len(units), (a, a.moved(dx, dy)), param=s))
     if not units:

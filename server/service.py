@@ -11,7 +11,6 @@ import threading
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp

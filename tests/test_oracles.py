@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from conftest import EXAMPLE_IMAGES, write_image
 from models import cnn

@@ -1,7 +1,6 @@
 """Protocols: the paper's definitions, and draws that depend only on seed, protocol and image."""
 from __future__ import annotations
 
-import math
 
 import pytest
 
