@@ -23,6 +23,6 @@ def audit(engine: str | Path, images: str | Path, *, plan: dict | None = None, p
     sources = directory_sources(Path(images))
     pre = load_preprocessing(engine, **(preprocessing or {}))
     truth = load_labels(Path(labels), class_names(engine, pre)) if labels else None
-    with open_runner(engine) as runner:
+    with open_runner(engine, device) as runner:
         config = make_config(runner, plan, protocols, batch, strict)
         return run_job(runner, engine, pre, config, sources, truth, progress, should_stop, device)

@@ -26,10 +26,15 @@ from .launch import P, I, DeviceLauncher, HostLauncher, norm_args
 class HostMemory:
     """"Device" buffers that are NumPy arrays; addresses are host pointers."""
 
+    device = "cpu"
+
     def __init__(self) -> None:
         self.launch = HostLauncher()
 
     def activate(self) -> None:
+        pass
+
+    def finish(self) -> None:
         pass
 
     def upload(self, array: np.ndarray) -> np.ndarray:
@@ -66,6 +71,8 @@ class DeviceBuffer:
 class DeviceMemory:
     """GPU buffers (cuMemAlloc); everything runs on the default stream, copies synchronise."""
 
+    device = "cuda"
+
     def __init__(self, device: int = 0) -> None:
         from cuda.bindings import driver
 
@@ -74,6 +81,11 @@ class DeviceMemory:
 
     def activate(self) -> None:
         self.launch.activate()
+
+    def finish(self) -> None:
+        from .launch import _check
+
+        _check(self.driver.cuStreamSynchronize(0))
 
     def upload(self, array: np.ndarray) -> DeviceBuffer:
         from .launch import _check
@@ -105,9 +117,25 @@ class DeviceMemory:
 
 @dataclass(frozen=True)
 class Rendered:
+    """A batch where the kernels left it; an engine binds ``address`` directly or calls ``to_host``."""
+
     buffer: object  # DeviceBuffer or host array
     shape: tuple[int, ...]
     dtype: np.dtype
+    memory: HostMemory | DeviceMemory
+
+    @property
+    def address(self) -> int:
+        return self.memory.address(self.buffer)
+
+    @property
+    def device(self) -> str:
+        return self.memory.device
+
+    def to_host(self) -> np.ndarray:
+        host = np.empty(self.shape, self.dtype)
+        self.memory.download(self.buffer, host)
+        return host
 
 
 class KernelRenderer:
@@ -137,7 +165,7 @@ class KernelRenderer:
     def __call__(self, frames: Sequence[tuple[SourceImage, Placement]], norm: Normalisation, layout: str,
                  dtype: np.dtype) -> np.ndarray:
         """A batch rendered by the kernels and copied to the host (for an engine that runs there)."""
-        return self.to_host(self.render(frames, norm, layout, dtype))
+        return self.render(frames, norm, layout, dtype).to_host()
 
     def render(self, frames: Sequence[tuple[SourceImage, Placement]], norm: Normalisation, layout: str,
                dtype: np.dtype) -> Rendered:
@@ -161,7 +189,8 @@ class KernelRenderer:
         slots = np.nonzero(packed.inpaint)[0].astype(np.int32)
         if len(slots):
             self._inpaint(packed.frames[slots], slots, tables, (h, w), normal, out)
-        return Rendered(out, shape, np.dtype(np.float16 if half else np.float32))
+        mem.finish()  # engines on other streams (ONNX Runtime's) do not wait for ours
+        return Rendered(out, shape, np.dtype(np.float16 if half else np.float32), mem)
 
     def _inpaint(self, frames: np.ndarray, slots: np.ndarray, tables, hw, normal, out) -> None:
         """Render the frames' pixel-space canvases, inpaint them, normalise them into their slots."""
@@ -181,7 +210,3 @@ class KernelRenderer:
         launch("normalise", [(P, mem.address(final)), (P, mem.address(slot)), (I, m), (I, h), (I, w), *normal,
                              (P, mem.address(out))], h * w, m)
 
-    def to_host(self, rendered: Rendered) -> np.ndarray:
-        host = np.empty(rendered.shape, rendered.dtype)
-        self.memory.download(rendered.buffer, host)
-        return host

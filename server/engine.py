@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .audit import AuditConfig, ImageSource, Progress, run_audit
 from .images import ImageError, SourceImage, list_images, read
@@ -12,6 +13,9 @@ from .protocols import PlanConfig
 from .render_cpu import BatchRenderer, render_batch
 from .report import build_report, file_sha256
 from .runners import Runner
+
+if TYPE_CHECKING:
+    from shiftaudit.kernels.renderer import KernelRenderer
 
 
 
@@ -59,7 +63,7 @@ class Backend:
     device: dict  # what rendered and what inferred, for the report
 
 
-def gpu_renderer() -> tuple[BatchRenderer | None, str]:
+def gpu_renderer() -> tuple["KernelRenderer | None", str]:
     """The kernel renderer on GPU 0 and its name, or None and why not. Made once per process: its
     compiled kernels and uploaded sources are reused, and a missing GPU is not probed again."""
     global _gpu
@@ -74,7 +78,7 @@ def gpu_renderer() -> tuple[BatchRenderer | None, str]:
     return _gpu
 
 
-_gpu: tuple[BatchRenderer | None, str] | None = None
+_gpu: tuple["KernelRenderer | None", str] | None = None
 
 
 def select_backend(device: str, runner: Runner) -> Backend:
@@ -91,7 +95,8 @@ def select_backend(device: str, runner: Runner) -> Backend:
             raise DeviceError(f"--device cuda: no usable GPU ({name}); install the gpu extra "
                               "(pip install 'shiftaudit[gpu]') on a machine with an NVIDIA driver, or use --device cpu")
         return cpu
-    # ONNX Runtime here runs on the CPU: rendered batches are copied to the host for it
+    if "cuda" in runner.memory_devices:  # the engine reads the batch where the kernels wrote it
+        return Backend(render.render, {"render": name, "inference": f"cuda ({runner.name}, I/O binding)"})
     return Backend(render, {"render": name, "inference": f"cpu ({runner.name}; batches copied to the host)"})
 
 

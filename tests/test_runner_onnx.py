@@ -45,3 +45,36 @@ def test_refuses_models_that_are_not_image_classifiers(tmp_path):
     other.write_bytes(b"x")
     with pytest.raises(ModelError, match="unknown model type"):
         open_runner(other)
+
+
+def test_a_requested_provider_that_did_not_load_is_an_error(tmp_path):
+    """ONNX Runtime only warns when it falls back to the CPU; an audit of a GPU engine must not."""
+    from shiftaudit.server.runners.onnxruntime import OnnxRuntimeRunner
+
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this ONNX Runtime has the CUDA provider")
+    with pytest.raises(ModelError, match="did not enable CUDAExecutionProvider"):
+        OnnxRuntimeRunner(cnn(tmp_path / "m.onnx", hw=32), ("CUDAExecutionProvider", "CPUExecutionProvider"))
+
+
+@pytest.mark.parametrize("fixed", [None, 3, 4])
+def test_batches_the_kernels_rendered_are_bound_where_they_lie(tmp_path, fixed):
+    """I/O binding of the render buffer (here host memory, from the kernels' host build; on a GPU node
+    with onnxruntime-gpu the same call binds device memory), and the copy when the engine's fixed
+    batch does not match."""
+    from conftest import EXAMPLE_IMAGES
+    from shiftaudit.kernels.renderer import HostMemory, KernelRenderer
+    from shiftaudit.server.images import list_images, read
+    from shiftaudit.server.preprocessing import Preprocessing
+    from shiftaudit.server.protocols import PlanConfig, plan
+
+    images = [read(p) for p in list_images(EXAMPLE_IMAGES)[:2]]
+    frames = [(im, f) for im in images for u in plan("embed-black", im.size, im.digest, PlanConfig(canvas=(32, 32), size=20))
+              for f in u.frames]
+    rendered = KernelRenderer(HostMemory())(frames, Preprocessing().normalisation(), "NCHW", np.dtype(np.float32))
+    bound = KernelRenderer(HostMemory()).render(frames, Preprocessing().normalisation(), "NCHW", np.dtype(np.float32))
+    with open_runner(cnn(tmp_path / "m.onnx", hw=32, batch=fixed or "N")) as runner:
+        assert runner.memory_devices == ("cpu",)
+        np.testing.assert_allclose(runner.infer(bound), runner.infer(rendered), rtol=1e-6)

@@ -58,8 +58,20 @@ class Runner(ABC):
     def describe(self) -> dict:
         return {"runner": self.name, "input": self.input_spec().to_json()}
 
-    def infer(self, batch: np.ndarray) -> np.ndarray:
+    memory_devices: tuple[str, ...] = ()  # where a batch may lie for `_run_bound` ("cpu", "cuda")
+
+    def _run_bound(self, batch) -> np.ndarray:
+        """One engine call on a batch left in the renderer's memory (see `infer`)."""
+        raise NotImplementedError
+
+    def infer(self, batch) -> np.ndarray:
+        """``batch`` is a host array, or a batch the kernels rendered (``shiftaudit.kernels.renderer.
+        Rendered``), which the engine reads where it lies when it can, else after a copy to the host."""
         fixed = self.input_spec().batch
+        if not isinstance(batch, np.ndarray):
+            if batch.device in self.memory_devices and fixed in (None, batch.shape[0]):
+                return self._checked(self._run_bound(batch), batch.shape[0])
+            batch = batch.to_host()
         if fixed is None:
             out = self._run(batch)
             outs = [out]
@@ -71,8 +83,11 @@ class Runner(ABC):
                 if n < fixed:  # pad the last chunk with copies of its first frame
                     chunk = np.concatenate([chunk, np.repeat(chunk[:1], fixed - n, axis=0)])
                 outs.append(self._run(chunk)[:n])
-        out = np.concatenate(outs) if len(outs) > 1 else outs[0]
-        if out.ndim != 2 or out.shape[0] != len(batch) or out.shape[1] < 2:
-            raise ModelError(f"model output has shape {list(out.shape)} for a batch of {len(batch)}; "
+        return self._checked(np.concatenate(outs) if len(outs) > 1 else outs[0], len(batch))
+
+    @staticmethod
+    def _checked(out: np.ndarray, n: int) -> np.ndarray:
+        if out.ndim != 2 or out.shape[0] != n or out.shape[1] < 2:
+            raise ModelError(f"model output has shape {list(out.shape)} for a batch of {n}; "
                              "an image classifier outputs (batch, classes)")
         return out.astype(np.float32, copy=False)
