@@ -206,7 +206,8 @@ class AuditService(pb_grpc.AuditServiceServicer):
             finally:
                 self._running -= 1
                 self._slots.release()
-        except asyncio.CancelledError:  # the client went away, its deadline expired, or the server stops
+        except (asyncio.CancelledError, GeneratorExit):  # the client went away, its deadline expired, or the
+            # server stops: gRPC cancels the handler while it awaits, or closes it while it waits to send
             stop.set()
             self.store.set_state(audit_id, "interrupted" if self.shutting_down else "cancelled",
                                  "the server stopped" if self.shutting_down else "client cancelled or deadline expired")
