@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -63,22 +64,17 @@ class Backend:
     device: dict  # what rendered and what inferred, for the report
 
 
+@lru_cache(maxsize=1)
 def gpu_renderer() -> tuple["KernelRenderer | None", str]:
     """The kernel renderer on GPU 0 and its name, or None and why not. Made once per process: its
     compiled kernels and uploaded sources are reused, and a missing GPU is not probed again."""
-    global _gpu
-    if _gpu is None:
-        try:
-            from shiftaudit.kernels.renderer import DeviceMemory, KernelRenderer
+    try:
+        from shiftaudit.kernels.renderer import DeviceMemory, KernelRenderer
 
-            memory = DeviceMemory()
-            _gpu = (KernelRenderer(memory), f"cuda:0 {memory.launch.name} ({memory.launch.arch})")
-        except Exception as e:  # no cuda-python, no driver, no device: all the same to the caller
-            _gpu = (None, f"{type(e).__name__}: {e}")
-    return _gpu
-
-
-_gpu: tuple["KernelRenderer | None", str] | None = None
+        memory = DeviceMemory()
+        return KernelRenderer(memory), f"cuda:0 {memory.launch.name} ({memory.launch.arch})"
+    except Exception as e:  # no cuda-python, no driver, no device: all the same to the caller
+        return None, f"{type(e).__name__}: {e}"
 
 
 def select_backend(device: str, runner: Runner) -> Backend:

@@ -39,12 +39,16 @@ def options_from_proto(msg: pb.AuditOptions) -> tuple[dict, tuple[str, ...] | No
     return plan, tuple(msg.protocols) or None, batch, msg.strict
 
 
+# Preprocessing override (load_preprocessing's keyword) -> its field in the API message
+_PRE_FIELDS = {"pixel_range": "pixel_range", "channel_order": "channel_order", "output": "output_kind"}
+
+
 def preprocessing_to_proto(overrides: dict) -> pb.Preprocessing:
     msg = pb.Preprocessing()
     for key in ("mean", "std"):
         if overrides.get(key) is not None:
             getattr(msg, key).extend(overrides[key])
-    for key, field in (("pixel_range", "pixel_range"), ("channel_order", "channel_order"), ("output", "output_kind")):
+    for key, field in _PRE_FIELDS.items():
         if overrides.get(key) is not None:
             setattr(msg, field, overrides[key])
     return msg
@@ -56,7 +60,7 @@ def preprocessing_from_proto(msg: pb.Preprocessing) -> dict:
         values = getattr(msg, key)
         if values:
             out[key] = tuple(values)
-    for key, field in (("pixel_range", "pixel_range"), ("channel_order", "channel_order"), ("output", "output_kind")):
+    for key, field in _PRE_FIELDS.items():
         if msg.HasField(field):
             out[key] = getattr(msg, field)
     return out

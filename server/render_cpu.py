@@ -50,17 +50,24 @@ def _clip(start: int, n: int, limit: int) -> tuple[slice, slice]:
     return slice(lo, hi), slice(lo - start, hi - start)
 
 
-def paste(block: np.ndarray, rows: AxisTable, cols: AxisTable, canvas_hw: tuple[int, int]
-          ) -> tuple[np.ndarray, np.ndarray]:
-    """The canvas (H, W, C) with the block pasted on black, and the mask of fully covered pixels."""
+def paste(block: np.ndarray, rows: AxisTable, cols: AxisTable, canvas_hw: tuple[int, int]) -> np.ndarray:
+    """The canvas (H, W, C) with the block pasted on black."""
     h, w = canvas_hw
     canvas = np.zeros((h, w, block.shape[2]), np.float32)
-    coverage = np.zeros((h, w), np.float32)
     cy, by = _clip(rows.start, block.shape[0], h)
     cx, bx = _clip(cols.start, block.shape[1], w)
     canvas[cy, cx] = block[by, bx]
+    return canvas
+
+
+def known_mask(rows: AxisTable, cols: AxisTable, canvas_hw: tuple[int, int]) -> np.ndarray:
+    """The canvas pixels the destination covers fully: what inpainting keeps."""
+    h, w = canvas_hw
+    coverage = np.zeros((h, w), np.float32)
+    cy, by = _clip(rows.start, rows.index.shape[0], h)
+    cx, bx = _clip(cols.start, cols.index.shape[0], w)
     coverage[cy, cx] = np.outer(rows.coverage[by], cols.coverage[bx])
-    return canvas, coverage >= 1 - 1e-6
+    return coverage >= 1 - 1e-6
 
 
 def render_frames(src: np.ndarray, placements: Sequence[Placement]) -> list[np.ndarray]:
@@ -73,9 +80,9 @@ def render_frames(src: np.ndarray, placements: Sequence[Placement]) -> list[np.n
         key = p.resample_key()
         if key not in blocks:
             blocks[key] = resample(src, rows, cols)
-        canvas, known = paste(blocks[key], rows, cols, p.canvas)
+        canvas = paste(blocks[key], rows, cols, p.canvas)
         if p.fill == "inpaint":
-            canvas = inpaint(canvas, known)
+            canvas = inpaint(canvas, known_mask(rows, cols, p.canvas))
         out.append(canvas)
     return out
 
