@@ -1,8 +1,9 @@
 """Host side of a render launch: the batch's frames as plain parameter tables (CV-CUDA style).
 
 The geometry tables of every frame (server/geometry.py, the same the CPU renderer applies) are
-concatenated into one index and one weight array, and each frame becomes one row of int64 fields
-(render.cu's F_* enum) naming its source's address, its tables and where its block starts.
+concatenated into one array of taps (render.cu's ``Tap``: where it reads, in pixels, and its weight),
+and each frame becomes one row of int64 fields (render.cu's F_* enum) naming its source's address,
+its tables and where its block starts. Sources are RGBX (``rgbx``): one aligned 32-bit load a pixel.
 """
 from __future__ import annotations
 
@@ -13,35 +14,51 @@ import numpy as np
 
 from shiftaudit.server.geometry import Placement, tables
 
-FRAME_FIELDS = 10
+FRAME_FIELDS = 9
 
 
 @dataclass(frozen=True)
 class PackedBatch:
-    index: np.ndarray  # int32, every frame's row then column taps
-    weight: np.ndarray  # float32, likewise
+    taps: np.ndarray  # (taps, 2) int32: where, and the float32 weight's bits; every frame's rows then columns
     frames: np.ndarray  # (n, FRAME_FIELDS) int64
     canvas: tuple[int, int]
     inpaint: np.ndarray  # (n,) bool: frames whose canvas is inpainted
 
 
+def rgbx(pixels: np.ndarray) -> np.ndarray:
+    """An RGB uint8 image as the kernels read it: (H, W, 4), the fourth byte unused."""
+    out = np.zeros((*pixels.shape[:2], 4), np.uint8)
+    out[..., :3] = pixels
+    return out
+
+
 def pack(placements: Sequence[Placement], widths: Sequence[int], addresses: Sequence[int]) -> PackedBatch:
-    """``placements[i]`` draws from an RGB uint8 source ``widths[i]`` pixels wide at ``addresses[i]``."""
+    """``placements[i]`` draws from an RGBX source ``widths[i]`` pixels wide at ``addresses[i]``. Tables
+    that frames share (geometry caches them: a shift pair differs only in where its block starts) are
+    packed once; the audit packs every batch on the host while the GPU renders the last one."""
     canvases = {p.canvas for p in placements}
     if len(canvases) != 1:
         raise ValueError(f"one batch, one canvas size; got {sorted(canvases)}")
-    index: list[np.ndarray] = []
+    frames = np.zeros((len(placements), FRAME_FIELDS), np.int64)
+    packed: dict[tuple[int, int, int], int] = {}  # (index array, weight array, step) -> first tap
+    alive = []  # the keys' arrays, so no id is reused while packing
+    where: list[np.ndarray] = []
     weight: list[np.ndarray] = []
     size = 0
-    frames = np.zeros((len(placements), FRAME_FIELDS), np.int64)
     for f, (p, width, address) in enumerate(zip(placements, widths, addresses)):
-        rows, cols = tables(p)
-        fields = [address, width]
-        for t in (rows, cols):
-            fields += [size, t.index.shape[0], t.index.shape[1]]
-            index.append(t.index.ravel())
-            weight.append(t.weight.ravel())
-            size += t.index.size
+        rows, cols = axes = tables(p)
+        alive.append(axes)
+        fields = [address]
+        for t, step in zip(axes, (width, 1)):
+            key = (id(t.index), id(t.weight), step)
+            if key not in packed:
+                packed[key] = size
+                where.append(t.index.ravel() * np.int32(step))
+                weight.append(t.weight.ravel())
+                size += t.index.size
+            fields += [packed[key], *t.index.shape]
         frames[f] = (*fields, rows.start, cols.start)
-    return PackedBatch(np.concatenate(index).astype(np.int32), np.concatenate(weight).astype(np.float32), frames,
-                       placements[0].canvas, np.array([p.fill == "inpaint" for p in placements]))
+    taps = np.empty((size, 2), np.int32)
+    taps[:, 0] = np.concatenate(where)
+    taps[:, 1] = np.concatenate(weight).astype(np.float32, copy=False).view(np.int32)
+    return PackedBatch(taps, frames, placements[0].canvas, np.array([p.fill == "inpaint" for p in placements]))

@@ -54,3 +54,14 @@ SA_DEVICE unsigned short sa_half_bits(float f)
     return (unsigned short)(sign | h);
 }
 #endif
+
+// Byte k of p as a float, exactly. On the device without a (quarter-rate) integer-to-float conversion:
+// the byte is placed in the mantissa of 2^23 (one byte permute) and 2^23 subtracted.
+#ifdef __CUDACC_RTC__
+SA_DEVICE float sa_byte(unsigned int p, unsigned int k)
+{
+    return __int_as_float((int)__byte_perm(p, 0x4B000000u, 0x7540u | k)) - 8388608.0f;
+}
+#else
+SA_DEVICE float sa_byte(unsigned int p, unsigned int k) { return (float)((p >> (8 * k)) & 0xffu); }
+#endif

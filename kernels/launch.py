@@ -44,7 +44,8 @@ def _check(result) -> tuple:
 
 class DeviceLauncher:
     """Compiles (or takes from the cache) and loads every kernel for the device at construction, so a
-    device that cannot run them is found before any audit starts; launches on the default stream."""
+    device that cannot run them is found before any audit starts. Launches go to our own non-blocking
+    ``stream``, which never waits for an engine's streams (nor they for it)."""
 
     def __init__(self, device: int = 0) -> None:
         from cuda.bindings import driver
@@ -54,6 +55,7 @@ class DeviceLauncher:
         (self.device,) = _check(driver.cuDeviceGet(device))
         (self.context,) = _check(driver.cuDevicePrimaryCtxRetain(self.device))
         _check(driver.cuCtxSetCurrent(self.context))
+        (self.stream,) = _check(driver.cuStreamCreate(driver.CUstream_flags.CU_STREAM_NON_BLOCKING))
         attr = driver.CUdevice_attribute
         (major,) = _check(driver.cuDeviceGetAttribute(attr.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, self.device))
         (minor,) = _check(driver.cuDeviceGetAttribute(attr.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, self.device))
@@ -79,5 +81,5 @@ class DeviceLauncher:
         pointers = (ctypes.c_void_p * len(values))(*(ctypes.addressof(v) for v in values))
         grid_y = max(1, min(frames, 65535))
         grid_x = max(1, min(-(-elements // BLOCK), -(-self.blocks // grid_y)))
-        _check(self.driver.cuLaunchKernel(self._functions[name], grid_x, grid_y, 1, BLOCK, 1, 1, 0, 0,
-                                          ctypes.addressof(pointers), 0))
+        _check(self.driver.cuLaunchKernel(self._functions[name], grid_x, grid_y, 1, BLOCK, 1, 1, 0,
+                                          self.stream, ctypes.addressof(pointers), 0))

@@ -1,5 +1,5 @@
 // Render a batch of frames (DESIGN.md section 2): per output pixel, gather from the frame's uint8
-// HWC source through the host-computed per-axis tables (server/geometry.py), black outside the
+// RGBX source through the host-computed per-axis tables (server/geometry.py), black outside the
 // destination, then per-channel scale/bias into the engine's layout and dtype. One launch per batch.
 //
 // Summation order is the CPU renderer's (server/render_cpu.py): for each row tap, the column taps
@@ -7,21 +7,28 @@
 // multiply then add (NVRTC --fmad=false), so both renderers give the same bits.
 #include "compat.h"
 
-// frames: FRAME_FIELDS int64 per frame; F_SRC is the address of the frame's source image (device
-// memory on a GPU, host memory in the host build), so sources are uploaded once per image.
-enum { F_SRC, F_SRC_W, F_ROWS_AT, F_N_ROWS, F_KY, F_COLS_AT, F_N_COLS, F_KX, F_START_Y, F_START_X, FRAME_FIELDS };
+// frames: FRAME_FIELDS int64 per frame; F_SRC is the address of the frame's source image, RGBX (4 bytes a
+// pixel, so one aligned 32-bit load gathers a pixel), in device memory on a GPU and host memory in the
+// host build: sources are uploaded once per image.
+enum { F_SRC, F_ROWS_AT, F_N_ROWS, F_KY, F_COLS_AT, F_N_COLS, F_KX, F_START_Y, F_START_X, FRAME_FIELDS };
+
+// One tap of a per-axis table: where it reads (rows: source row * source width, columns: source
+// column; both in pixels) and its weight. One 8-byte load a tap.
+struct Tap {
+    int at;
+    float weight;
+};
 
 struct Frame {
-    const unsigned char* src;
-    int64 stride, rows_at, cols_at;
+    const unsigned int* src;
+    int64 rows_at, cols_at;
     int n_rows, ky, n_cols, kx, start_y, start_x;
 };
 
 SA_DEVICE Frame sa_frame(const int64* __restrict__ f)
 {
     Frame fr;
-    fr.src = (const unsigned char*)f[F_SRC];
-    fr.stride = f[F_SRC_W] * 3;
+    fr.src = (const unsigned int*)f[F_SRC];
     fr.rows_at = f[F_ROWS_AT];
     fr.n_rows = (int)f[F_N_ROWS];
     fr.ky = (int)f[F_KY];
@@ -43,34 +50,62 @@ SA_DEVICE void sa_store(void* out, int nchw, int half, int64 f, int i, int hw, i
 
 // Pixel (y, x) of a frame in pixel space (0..255), RGB; returns whether the destination covers it
 // fully (weights summing to 1 on both axes), which is what inpainting treats as known.
-SA_DEVICE bool sa_pixel(const int* __restrict__ index, const float* __restrict__ weight, const Frame& fr, int y,
-                        int x, float& v0, float& v1, float& v2, bool coverage)
+SA_DEVICE bool sa_pixel(const Tap* __restrict__ taps, const Frame& fr, int y, int x, float& v0, float& v1,
+                        float& v2, bool coverage)
 {
     v0 = v1 = v2 = 0.0f;
     int r = y - fr.start_y, c = x - fr.start_x;
     if (r < 0 || r >= fr.n_rows || c < 0 || c >= fr.n_cols) return false;
-    const int* ri = index + fr.rows_at + r * fr.ky;
-    const float* rw = weight + fr.rows_at + r * fr.ky;
-    const int* ci = index + fr.cols_at + c * fr.kx;
-    const float* cw = weight + fr.cols_at + c * fr.kx;
+    const Tap* rt = taps + fr.rows_at + r * fr.ky;
+    const Tap* ct = taps + fr.cols_at + c * fr.kx;
     float cov_y = 0.0f, cov_x = 0.0f;
     if (coverage)
-        for (int b = 0; b < fr.kx; ++b) cov_x += cw[b];
+        for (int b = 0; b < fr.kx; ++b) cov_x += ct[b].weight;
     for (int a = 0; a < fr.ky; ++a) {
-        const unsigned char* row = fr.src + ri[a] * fr.stride;
+        Tap ra = rt[a];
+        const unsigned int* row = fr.src + ra.at;
         float t0 = 0.0f, t1 = 0.0f, t2 = 0.0f;
         for (int b = 0; b < fr.kx; ++b) {
-            const unsigned char* s = row + ci[b] * 3;
-            t0 = t0 + (float)s[0] * cw[b];
-            t1 = t1 + (float)s[1] * cw[b];
-            t2 = t2 + (float)s[2] * cw[b];
+            Tap cb = ct[b];
+            unsigned int p = row[cb.at];
+            t0 = t0 + sa_byte(p, 0) * cb.weight;
+            t1 = t1 + sa_byte(p, 1) * cb.weight;
+            t2 = t2 + sa_byte(p, 2) * cb.weight;
         }
-        v0 = v0 + t0 * rw[a];
-        v1 = v1 + t1 * rw[a];
-        v2 = v2 + t2 * rw[a];
-        if (coverage) cov_y += rw[a];
+        v0 = v0 + t0 * ra.weight;
+        v1 = v1 + t1 * ra.weight;
+        v2 = v2 + t2 * ra.weight;
+        if (coverage) cov_y += ra.weight;
     }
     return coverage && cov_y * cov_x >= 1.0f - 1e-6f;
+}
+
+// The grid-stride walk over a frame's pixels with (y, x) kept by addition: a division per pixel
+// costs more than a tap.
+struct Walk {
+    int i, y, x, dy, dx;
+};
+
+SA_DEVICE Walk sa_walk(int w)
+{
+    Walk k;
+    k.i = SA_FIRST;
+    k.y = k.i / w;
+    k.x = k.i % w;
+    k.dy = SA_STRIDE / w;
+    k.dx = SA_STRIDE % w;
+    return k;
+}
+
+SA_DEVICE void sa_step(Walk& k, int w)
+{
+    k.i += SA_STRIDE;
+    k.y += k.dy;
+    k.x += k.dx;
+    if (k.x >= w) {
+        k.x -= w;
+        ++k.y;
+    }
 }
 
 // One pixel of the engine's input from its RGB pixel-space value: channel order, scale, bias, store.
@@ -85,34 +120,32 @@ SA_DEVICE void sa_output(void* out, int nchw, int half, int64 f, int i, int hw, 
     sa_store(out, nchw, half, f, i, hw, 2, p2 + bias[2]);
 }
 
-SA_KERNEL void render(const int* __restrict__ index, const float* __restrict__ weight,
-                      const int64* __restrict__ frames, int n, int h, int w, float s0, float s1, float s2,
+SA_KERNEL void render(const Tap* __restrict__ taps, const int64* __restrict__ frames, int n, int h, int w, float s0, float s1, float s2,
                       float b0, float b1, float b2, int bgr, int nchw, int half, void* out)
 {
     const float scale[3] = {s0, s1, s2}, bias[3] = {b0, b1, b2};
     int hw = h * w;
     for (int f = SA_FRAME; f < n; f += SA_FRAMES) {
         Frame fr = sa_frame(frames + (int64)f * FRAME_FIELDS);
-        for (int i = SA_FIRST; i < hw; i += SA_STRIDE) {
+        for (Walk k = sa_walk(w); k.i < hw; sa_step(k, w)) {
             float r, g, b;
-            sa_pixel(index, weight, fr, i / w, i % w, r, g, b, false);
-            sa_output(out, nchw, half, f, i, hw, r, g, b, bgr, scale, bias);
+            sa_pixel(taps, fr, k.y, k.x, r, g, b, false);
+            sa_output(out, nchw, half, f, k.i, hw, r, g, b, bgr, scale, bias);
         }
     }
 }
 
 // Pixel-space canvases (N, H, W, 3) float32 and their known-pixel masks, for frames to inpaint.
-SA_KERNEL void render_canvas(const int* __restrict__ index, const float* __restrict__ weight,
-                             const int64* __restrict__ frames, int n, int h, int w, float* __restrict__ canvas,
+SA_KERNEL void render_canvas(const Tap* __restrict__ taps, const int64* __restrict__ frames, int n, int h, int w, float* __restrict__ canvas,
                              unsigned char* __restrict__ known)
 {
     int hw = h * w;
     for (int f = SA_FRAME; f < n; f += SA_FRAMES) {
         Frame fr = sa_frame(frames + (int64)f * FRAME_FIELDS);
-        for (int i = SA_FIRST; i < hw; i += SA_STRIDE) {
-            int64 at = (int64)f * hw + i;
+        for (Walk k = sa_walk(w); k.i < hw; sa_step(k, w)) {
+            int64 at = (int64)f * hw + k.i;
             float r, g, b;
-            known[at] = sa_pixel(index, weight, fr, i / w, i % w, r, g, b, true) ? 1 : 0;
+            known[at] = sa_pixel(taps, fr, k.y, k.x, r, g, b, true) ? 1 : 0;
             canvas[at * 3] = r;
             canvas[at * 3 + 1] = g;
             canvas[at * 3 + 2] = b;

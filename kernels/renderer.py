@@ -19,7 +19,7 @@ from shiftaudit.server.images import SourceImage
 from shiftaudit.server.inpaint import BINOMIAL5, passes_needed
 from shiftaudit.server.preprocessing import Normalisation
 
-from .batch import pack
+from .batch import pack, rgbx
 from .launch import P, I, DeviceLauncher, HostLauncher, norm_args
 
 
@@ -55,29 +55,46 @@ class HostMemory:
 
 
 class DeviceBuffer:
-    def __init__(self, driver, nbytes: int) -> None:
+    """Memory from our stream-ordered pool: allocated and freed in the order of our stream, so a batch's
+    buffer returns to the pool without stalling the device (cuMemFree would synchronise it)."""
+
+    def __init__(self, memory: DeviceMemory, nbytes: int) -> None:
         from .launch import _check
 
-        self.driver, self.nbytes = driver, nbytes
-        (self.ptr,) = _check(driver.cuMemAlloc(max(nbytes, 1)))
+        self.memory, self.nbytes = memory, nbytes
+        (self.ptr,) = _check(memory.driver.cuMemAllocFromPoolAsync(max(nbytes, 1), memory.pool, memory.stream))
 
     def __del__(self) -> None:
-        try:
-            self.driver.cuMemFree(self.ptr)
+        try:  # any thread may drop the last reference: make our context current there
+            self.memory.activate()
+            self.memory.driver.cuMemFreeAsync(self.ptr, self.memory.stream)
         except Exception:  # interpreter shutdown
             pass
 
 
 class DeviceMemory:
-    """GPU buffers (cuMemAlloc); everything runs on the default stream, copies synchronise."""
+    """GPU buffers from a pool of our own, and the launcher's non-blocking stream for every copy and
+    launch: batch k+1 renders while an engine on the GPU runs batch k on its own stream, and
+    ``finish`` waits for our stream only. Host arrays are copied in as they are (the driver stages
+    pageable memory, so the caller may drop them when the call returns)."""
 
     device = "cuda"
 
     def __init__(self, device: int = 0) -> None:
         from cuda.bindings import driver
 
-        self.launch = DeviceLauncher(device)
+        from .launch import _check
+
         self.driver = driver
+        self.launch = DeviceLauncher(device)
+        self.stream = self.launch.stream
+        props = driver.CUmemPoolProps()
+        props.allocType = driver.CUmemAllocationType.CU_MEM_ALLOCATION_TYPE_PINNED
+        props.location.type = driver.CUmemLocationType.CU_MEM_LOCATION_TYPE_DEVICE
+        props.location.id = device
+        (self.pool,) = _check(driver.cuMemPoolCreate(props))
+        _check(driver.cuMemPoolSetAttribute(self.pool, driver.CUmemPool_attribute.CU_MEMPOOL_ATTR_RELEASE_THRESHOLD,
+                                            driver.cuuint64_t(2**64 - 1)))  # keep freed batches for reuse
 
     def activate(self) -> None:
         self.launch.activate()
@@ -85,19 +102,18 @@ class DeviceMemory:
     def finish(self) -> None:
         from .launch import _check
 
-        _check(self.driver.cuStreamSynchronize(0))
+        _check(self.driver.cuStreamSynchronize(self.stream))
 
     def upload(self, array: np.ndarray) -> DeviceBuffer:
         from .launch import _check
 
         array = np.ascontiguousarray(array)
-        buf = DeviceBuffer(self.driver, array.nbytes)
-        _check(self.driver.cuMemcpyHtoDAsync(buf.ptr, array.ctypes.data, array.nbytes, 0))
-        _check(self.driver.cuStreamSynchronize(0))  # the host array may go away after this call
+        buf = DeviceBuffer(self, array.nbytes)
+        _check(self.driver.cuMemcpyHtoDAsync(buf.ptr, array.ctypes.data, array.nbytes, self.stream))
         return buf
 
     def empty(self, nbytes: int) -> DeviceBuffer:
-        return DeviceBuffer(self.driver, nbytes)
+        return DeviceBuffer(self, nbytes)
 
     @staticmethod
     def address(buf: DeviceBuffer) -> int:
@@ -106,13 +122,14 @@ class DeviceMemory:
     def download(self, buf: DeviceBuffer, out: np.ndarray) -> None:
         from .launch import _check
 
-        _check(self.driver.cuMemcpyDtoHAsync(out.ctypes.data, buf.ptr, out.nbytes, 0))
-        _check(self.driver.cuStreamSynchronize(0))
+        self.activate()
+        _check(self.driver.cuMemcpyDtoHAsync(out.ctypes.data, buf.ptr, out.nbytes, self.stream))
+        self.finish()
 
     def poison(self, buf: DeviceBuffer) -> None:
         from .launch import _check
 
-        _check(self.driver.cuMemsetD8(buf.ptr, 0xFF, buf.nbytes))
+        _check(self.driver.cuMemsetD8Async(buf.ptr, 0xFF, buf.nbytes, self.stream))
 
 
 @dataclass(frozen=True)
@@ -151,12 +168,12 @@ class KernelRenderer:
         self.taps = memory.upload(BINOMIAL5)
 
     def _source(self, digest: str, pixels: np.ndarray):
-        """The image's device copy. Concurrent audits share the renderer, hence the lock; an evicted
+        """The image's device copy, RGBX. Concurrent audits share the renderer, hence the lock; an evicted
         buffer stays alive while a batch in flight still holds it."""
         with self._lock:
             buf = self.sources.pop(digest, None)
             if buf is None:
-                buf = self.memory.upload(pixels)
+                buf = self.memory.upload(rgbx(pixels))
             self.sources[digest] = buf
             while len(self.sources) > self.keep:
                 self.sources.popitem(last=False)
@@ -181,15 +198,15 @@ class KernelRenderer:
         out = mem.empty(n * 3 * h * w * (2 if half else 4))
         if self.poison:
             mem.poison(out)
-        index, weight, table = mem.upload(packed.index), mem.upload(packed.weight), mem.upload(packed.frames)
-        tables = [(P, mem.address(index)), (P, mem.address(weight))]
+        taps, table = mem.upload(packed.taps), mem.upload(packed.frames)
+        tables = [(P, mem.address(taps))]
         normal = norm_args(norm.scale, norm.bias, norm.channel_order == "BGR", nchw, half)
         launch("render", [*tables, (P, mem.address(table)), (I, n), (I, h), (I, w), *normal, (P, mem.address(out))],
                h * w, n)
         slots = np.nonzero(packed.inpaint)[0].astype(np.int32)
         if len(slots):
             self._inpaint(packed.frames[slots], slots, tables, (h, w), normal, out)
-        mem.finish()  # engines on other streams (ONNX Runtime's) do not wait for ours
+        mem.finish()  # engines on other streams (ONNX Runtime's, TensorRT's) do not wait for ours
         return Rendered(out, shape, np.dtype(np.float16 if half else np.float32), mem)
 
     def _inpaint(self, frames: np.ndarray, slots: np.ndarray, tables, hw, normal, out) -> None:

@@ -90,8 +90,20 @@ def tables(p: Placement) -> tuple[AxisTable, AxisTable]:
 
 def _axis(s0: int, length: int, d0: float, size: int, filt: str, box: bool) -> AxisTable:
     whole = math.floor(d0)
-    first, index, weight = _local_axis(length, size, d0 - whole, filt, box)
-    return AxisTable(whole + first, index + s0, weight)
+    first, index, weight = _window_axis(s0, length, size, d0 - whole, filt, box)
+    return AxisTable(whole + first, index, weight)
+
+
+@lru_cache(maxsize=4096)
+def _window_axis(s0: int, length: int, size: int, frac: float, filt: str, box: bool
+                 ) -> tuple[int, np.ndarray, np.ndarray]:
+    """`_local_axis` with absolute source indices. Cached, so frames that differ by whole-pixel shifts
+    share their arrays (read-only), and the kernels' batch packs them once."""
+    first, index, weight = _local_axis(length, size, frac, filt, box)
+    index = index + s0
+    index.setflags(write=False)
+    weight.setflags(write=False)
+    return first, index, weight
 
 
 @lru_cache(maxsize=4096)

@@ -91,3 +91,34 @@ def test_audit_on_cuda_equals_the_audit_on_cpu():
     g, c = gpu["protocols"]["embed-inpaint"], cpu["protocols"]["embed-inpaint"]
     assert g["pairs"] == c["pairs"] and g["mac"]["value"] == pytest.approx(c["mac"]["value"], abs=1e-4)
     print(json.dumps({"gpu": gpu["device"], "inpaint_p_change": [g["p_top1_change"], c["p_top1_change"]]}))
+
+
+@pytest.mark.gpu
+def test_device_batches_return_to_the_pool_from_any_thread():
+    """Batches dropped by the consumer thread go back to our pool: memory stays bounded."""
+    import threading
+
+    import numpy as np
+    from cuda.bindings import driver
+
+    from shiftaudit.kernels.check import _frames
+    from shiftaudit.kernels.renderer import DeviceMemory, KernelRenderer
+    from shiftaudit.server.preprocessing import Preprocessing
+
+    memory = DeviceMemory()
+    renderer = KernelRenderer(memory)
+    frames = _frames(np.random.default_rng(0), "auto", (64, 64))
+    norm = Preprocessing().normalisation()
+    reserved = driver.CUmemPool_attribute.CU_MEMPOOL_ATTR_RESERVED_MEM_CURRENT
+
+    def drop_in_a_thread(batch) -> None:
+        worker = threading.Thread(target=lambda: batch.__setitem__(0, None))
+        worker.start()
+        worker.join()
+
+    sizes = []
+    for _ in range(30):
+        drop_in_a_thread([renderer.render(frames, norm, "NCHW", np.float32)])
+        memory.finish()
+        sizes.append(int(memory.driver.cuMemPoolGetAttribute(memory.pool, reserved)[1]))
+    assert sizes[-1] == sizes[5], sizes  # nothing grows after the first few batches
