@@ -21,6 +21,7 @@ from shiftaudit.server.protocols import PROTOCOLS
 from shiftaudit.server.runners import ModelError
 
 from .api import audit
+from .fanout import run_sharded
 from .gates import evaluate
 from .progress import ProgressBar
 from .remote import AuditClient, RemoteError
@@ -62,8 +63,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--engine", required=True, type=Path,
                     help="model file (.onnx); with --server, its path under the server's model root or sha256:DIGEST")
     ap.add_argument("--images", type=Path, help="directory of images (searched recursively); uploaded with --server")
-    g = ap.add_argument_group("remote audit (without --server the audit runs in this process, on the CPU)")
-    g.add_argument("--server", help="HOST:PORT of an audit-server")
+    g = ap.add_argument_group("remote audit (without --server the audit runs in this process)")
+    g.add_argument("--server", action="append", help="HOST:PORT of an audit-server; repeat to shard the images "
+                   "over several servers (by content) and merge their statistics exactly")
     g.add_argument("--data-path", help="with --server: images under the server's data root, instead of --images")
     g.add_argument("--token-file", type=Path, help="bearer token for the server")
     g.add_argument("--tls-ca", type=Path, help="CA certificate to verify the server (enables TLS)")
@@ -123,10 +125,19 @@ def _audit(args: argparse.Namespace, progress: ProgressBar | None) -> dict:
         return audit(args.engine, args.images, labels=args.labels, device=args.device, **job)
     if bool(args.images) == bool(args.data_path):
         raise ValueError("with --server give either --images DIR (uploaded) or --data-path PATH (on the server)")
+    if len(args.server) > 1 and args.data_path:
+        raise ValueError("several --server need --images DIR: the client shards the images by content and "
+                         "uploads each shard to its server")
     token = args.token_file.read_text().strip() if args.token_file else None
     labels = args.labels.read_text() if args.labels else ""
-    with AuditClient(args.server, token=token, tls_ca=args.tls_ca, tls_cert=args.tls_cert,
-                     tls_key=args.tls_key) as client:
+
+    def connect(target: str) -> AuditClient:
+        return AuditClient(target, token=token, tls_ca=args.tls_ca, tls_cert=args.tls_cert, tls_key=args.tls_key)
+
+    if len(args.server) > 1:
+        return run_sharded(args.server, connect, args.engine.as_posix(), args.images, labels_csv=labels,
+                           timeout=args.timeout, **job)
+    with connect(args.server[0]) as client:
         return client.run(args.engine.as_posix(), images=args.images, data_path=args.data_path, labels_csv=labels,
                           timeout=args.timeout, **job)
 

@@ -22,7 +22,7 @@ class RemoteError(RuntimeError):
 
     def __init__(self, code: grpc.StatusCode, message: str) -> None:
         super().__init__(f"{code.name}: {message}")
-        self.code = code
+        self.code, self.details = code, message
 
 
 def _model_ref(model: str) -> pb.ModelRef:
@@ -75,9 +75,11 @@ class AuditClient:
     def model_metadata(self, model: str) -> pb.GetModelMetadataResponse:
         return self._call(self.stub.GetModelMetadata, pb.GetModelMetadataRequest(model=_model_ref(model)))
 
-    def upload(self, directory: Path) -> str:
-        """Stream every file below ``directory`` (named by its relative path); returns the dataset id."""
-        files = [directory] if directory.is_file() else list_images(directory)
+    def upload(self, directory: Path, files: list[Path] | None = None) -> str:
+        """Stream every file below ``directory`` (or just ``files``, which lie below it), each named by
+        its path relative to it; returns the dataset id."""
+        if files is None:
+            files = [directory] if directory.is_file() else list_images(directory)
 
         def chunks() -> Iterator[pb.UploadImagesRequest]:
             for path in files:
@@ -94,11 +96,12 @@ class AuditClient:
             dataset_id: str | None = None, plan: dict | None = None, protocols: tuple[str, ...] | None = None,
             batch: int | None = None, strict: bool = False, preprocessing: dict | None = None,
             labels_csv: str = "", progress: Callable[[Progress], None] | None = None,
-            on_accepted: Callable[[str, int], None] | None = None, timeout: float | None = None) -> dict:
-        """Run an audit on the server and return its report. Images: a local directory (uploaded), a
-        path under the server's data root, or a dataset id from an earlier upload."""
+            on_accepted: Callable[[str, int], None] | None = None, timeout: float | None = None,
+            files: list[Path] | None = None) -> dict:
+        """Run an audit on the server and return its report. Images: a local directory (uploaded, or
+        only ``files`` of it), a path under the server's data root, or a dataset id from an earlier upload."""
         if images is not None:
-            dataset_id = self.upload(images)
+            dataset_id = self.upload(images, files)
         request = pb.RunAuditRequest(model=_model_ref(model),
                                      options=options_to_proto(plan or {}, protocols, batch, strict),
                                      preprocessing=preprocessing_to_proto(preprocessing or {}), labels_csv=labels_csv)

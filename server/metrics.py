@@ -6,7 +6,8 @@
   normal 95 % interval clipped to [0, 1].
 
 Everything is kept as counts and sums, so statistics of shards (batches, processes, servers) merge
-exactly into the statistics of the whole.
+into the statistics of the whole. Sums are integers in units of 2^-52 (every |change| lies in [0, 1]),
+so a merge is exact in any order: shards give the very bits of one audit of everything.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import numpy as np
 from .score import UnitScore
 
 Z95 = 1.959963984540054
+UNIT = 2.0**52  # fixed point of the sums; a unit adds at most 256 values < 2^52 each: no int64 overflow
 CONFIDENCE_EDGES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
 
@@ -53,14 +55,14 @@ class Tally:
 
     pairs: int = 0
     changes: int = 0
-    abs_sum: float = 0.0
-    abs_squares: float = 0.0
+    abs_sum: int = 0  # in units of 2^-52
+    abs_squares: int = 0
 
     def add(self, changes: np.ndarray, diffs: np.ndarray) -> None:
         self.pairs += len(changes)
         self.changes += int(changes.sum())
-        self.abs_sum += float(diffs.sum())
-        self.abs_squares += float((diffs * diffs).sum())
+        self.abs_sum += int(np.rint(diffs * UNIT).astype(np.int64).sum())
+        self.abs_squares += int(np.rint(diffs * diffs * UNIT).astype(np.int64).sum())
 
     def merge(self, other: Tally) -> None:
         self.pairs += other.pairs
@@ -71,7 +73,15 @@ class Tally:
     def summary(self) -> dict:
         return {"pairs": self.pairs,
                 "p_top1_change": wilson(self.changes, self.pairs),
-                "mac": mean_ci(self.abs_sum, self.abs_squares, self.pairs)}
+                "mac": mean_ci(self.abs_sum / UNIT, self.abs_squares / UNIT, self.pairs)}
+
+    def to_json(self) -> list[int]:
+        return [self.pairs, self.changes, self.abs_sum, self.abs_squares]
+
+    @classmethod
+    def from_json(cls, values: list[int]) -> Tally:
+        pairs, changes, abs_sum, abs_squares = (int(v) for v in values)
+        return cls(pairs, changes, abs_sum, abs_squares)
 
 
 def confidence_bin(p: float) -> int:
@@ -111,11 +121,25 @@ class ProtocolStats:
             self.frames_correct += int(correct.sum())
             self._stratum("first_frame:" + ("correct" if correct[0] else "wrong")).add(changes, diffs)
 
+    _COUNTS = ("units", "units_changed", "labelled", "first_correct", "frames_labelled", "frames_correct")
+
+    def to_json(self) -> dict:
+        """Everything a merge needs (the report's ``tallies``)."""
+        return {"kind": self.kind, "overall": self.overall.to_json(),
+                "strata": {k: t.to_json() for k, t in sorted(self.strata.items())},
+                **{name: getattr(self, name) for name in self._COUNTS}}
+
+    @classmethod
+    def from_json(cls, data: dict) -> ProtocolStats:
+        return cls(data["kind"], Tally.from_json(data["overall"]),
+                   {k: Tally.from_json(v) for k, v in data["strata"].items()},
+                   **{name: int(data[name]) for name in cls._COUNTS})
+
     def merge(self, other: ProtocolStats) -> None:
         self.overall.merge(other.overall)
         for key, tally in other.strata.items():
             self._stratum(key).merge(tally)
-        for name in ("units", "units_changed", "labelled", "first_correct", "frames_labelled", "frames_correct"):
+        for name in self._COUNTS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
     def summary(self) -> dict:

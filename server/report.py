@@ -7,6 +7,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from .audit import AuditConfig, AuditResult
+from .metrics import ProtocolStats
 
 SCHEMA = "shiftaudit.report/v1"
 
@@ -38,6 +39,48 @@ def build_report(model: dict, config: AuditConfig, result: AuditResult, device: 
         "frames": result.frames,
         "seconds": round(result.seconds, 3),
         "protocols": {name: stats.summary() for name, stats in result.stats.items()},
+        "tallies": {name: stats.to_json() for name, stats in result.stats.items()},
         "skipped": result.skipped,
         "images": result.images,
+    }
+
+
+class MergeError(ValueError):
+    """Shard reports that do not belong to one audit."""
+
+
+def merge_reports(shards: list[tuple[str, dict]], order: dict[str, int], seconds: float) -> dict:
+    """One report from the reports of an audit's image shards (``(server, report)`` each), as one
+    audit of all the images would give it: the statistics merged from their tallies (exactly), records
+    in the order of ``order`` (image name -> position). Where each shard ran is kept under ``shards``."""
+    first = shards[0][1]
+    for server, report in shards:
+        for key in ("schema", "config"):
+            if report[key] != first[key]:
+                raise MergeError(f"{server}: its report's {key} differs from {shards[0][0]}'s")
+        if report["model"]["sha256"] != first["model"]["sha256"]:
+            raise MergeError(f"{server} audited a model with sha256 {report['model']['sha256'][:12]}..., "
+                             f"{shards[0][0]} one with {first['model']['sha256'][:12]}...: not the same model")
+    stats: dict[str, ProtocolStats] = {}
+    for _, report in shards:
+        for name, data in report["tallies"].items():
+            part = ProtocolStats.from_json(data)
+            stats.setdefault(name, ProtocolStats(part.kind)).merge(part)
+    devices = [r["device"] for _, r in shards]
+    last = len(order)
+    return {
+        **first,
+        "model": {**first["model"],
+                  "output_kind": next((r["model"]["output_kind"] for _, r in shards if r["model"]["output_kind"]),
+                                      None)},
+        "device": devices[0] if all(d == devices[0] for d in devices) else {"render": "several (see shards)",
+                                                                          "inference": "several (see shards)"},
+        "frames": sum(r["frames"] for _, r in shards),
+        "seconds": round(seconds, 3),
+        "protocols": {name: s.summary() for name, s in stats.items()},
+        "tallies": {name: s.to_json() for name, s in stats.items()},
+        "skipped": sorted((x for _, r in shards for x in r["skipped"]), key=lambda x: order.get(x["image"], last)),
+        "images": sorted((x for _, r in shards for x in r["images"]), key=lambda x: order.get(x["image"], last)),
+        "shards": [{"server": server, "images": len(r["images"]), "frames": r["frames"], "seconds": r["seconds"],
+                    "device": r["device"]} for server, r in shards],
     }

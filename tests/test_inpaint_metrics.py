@@ -1,6 +1,8 @@
 """Inpainting's guarantees, the metrics' formulas, and exact merging of shards."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -89,11 +91,8 @@ def test_merged_shards_equal_the_whole(frames, kind):
     assert merged.overall.pairs == 300 * (frames - 1)
     assert {k: (t.pairs, t.changes) for k, t in merged.strata.items()} == \
         {k: (t.pairs, t.changes) for k, t in whole.strata.items()}
-    a, b = merged.summary(), whole.summary()
-    assert a["mac"]["value"] == pytest.approx(b["mac"]["value"], abs=1e-9)
-    for sa, sb in zip(a["by_size"], b["by_size"]):
-        assert sa["mac"]["value"] == pytest.approx(sb["mac"]["value"], abs=1e-9)
-    assert a["accuracy"] == b["accuracy"]
+    assert merged.summary() == whole.summary()  # fixed-point sums: the same bits in any order
+    assert ProtocolStats.from_json(json.loads(json.dumps(merged.to_json()))).summary() == whole.summary()
 
 
 def test_pair_tally_counts_changes_and_mac():
