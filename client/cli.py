@@ -1,4 +1,5 @@
 """``audit-client``: audit a model for one-pixel shift sensitivity, with gates for CI pipelines.
+``audit-client build-engine`` and ``audit-client inspect`` make and check TensorRT engines.
 
 Exit codes: 0 every gate passed, 1 a gate failed, 2 usage or input error, 3 the model or engine
 could not do the job. Every error is one line on stderr; set SHIFTAUDIT_DEBUG=1 for tracebacks.
@@ -20,6 +21,7 @@ from shiftaudit.server.preprocessing import OUTPUT_KINDS
 from shiftaudit.server.protocols import PROTOCOLS
 from shiftaudit.server.runners import ModelError
 
+from . import engine_tools
 from .api import audit
 from .fanout import run_sharded
 from .gates import evaluate
@@ -28,6 +30,7 @@ from .remote import AuditClient, RemoteError
 from .table import format_table
 
 EXIT_PASS, EXIT_GATE, EXIT_USAGE, EXIT_ENGINE = 0, 1, 2, 3
+TOOLS = {"build-engine": engine_tools.build, "inspect": engine_tools.inspect}
 # what the caller can fix; every other status means the server could not do the job (exit 3)
 _USAGE_CODES = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNAUTHENTICATED,
                 grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.OUT_OF_RANGE}
@@ -61,7 +64,8 @@ def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="audit-client", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--engine", required=True, type=Path,
-                    help="model file (.onnx); with --server, its path under the server's model root or sha256:DIGEST")
+                    help="model file (.onnx, or a TensorRT engine .plan/.engine); with --server, its path under the "
+                         "server's model root or sha256:DIGEST")
     ap.add_argument("--images", type=Path, help="directory of images (searched recursively); uploaded with --server")
     g = ap.add_argument_group("remote audit (without --server the audit runs in this process)")
     g.add_argument("--server", action="append", help="HOST:PORT of an audit-server; repeat to shard the images "
@@ -90,6 +94,10 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--batch", type=int, help="frames per engine call (default 32)")
     g.add_argument("--device", choices=DEVICES, default="auto", help="where frames are rendered: cuda (our "
                    "kernels), cpu, or auto (cuda when usable); in-process only, a server picks its own")
+    g.add_argument("--allow-engine-host-code", action="store_true", help="let a TensorRT engine that carries host "
+                   "code load (deserialising runs it: only for engines you trust); in-process only")
+    g.add_argument("--onnx-tensorrt", action="store_true", help="run an ONNX model through ONNX Runtime's TensorRT "
+                   "execution provider; in-process only")
     g.add_argument("--mean", type=_floats3, help="per-channel mean, model channel order (overrides the sidecar)")
     g.add_argument("--std", type=_floats3, help="per-channel std, model channel order")
     g.add_argument("--pixel-range", type=float, choices=(1.0, 255.0), help="pixels in 0-1 or 0-255 before mean/std")
@@ -122,7 +130,8 @@ def _audit(args: argparse.Namespace, progress: ProgressBar | None) -> dict:
     if not args.server:
         if args.data_path or not args.images:
             raise ValueError("give --images DIR (--data-path needs --server)")
-        return audit(args.engine, args.images, labels=args.labels, device=args.device, **job)
+        return audit(args.engine, args.images, labels=args.labels, device=args.device,
+                     allow_engine_host_code=args.allow_engine_host_code, onnx_tensorrt=args.onnx_tensorrt, **job)
     if bool(args.images) == bool(args.data_path):
         raise ValueError("with --server give either --images DIR (uploaded) or --data-path PATH (on the server)")
     if len(args.server) > 1 and args.data_path:
@@ -159,9 +168,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    tool = TOOLS.get(argv[0]) if argv else None
+    args = (tool.parser() if tool else parser()).parse_args(argv[1:] if tool else argv)
     try:
-        return run(args)
+        return (tool.run if tool else run)(args)
     except (FileNotFoundError, InputError, ValueError) as e:
         return _fail(e, EXIT_USAGE)
     except RemoteError as e:

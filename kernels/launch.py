@@ -42,38 +42,52 @@ def _check(result) -> tuple:
     return result[1:]
 
 
-class DeviceLauncher:
+class Gpu:
+    """A GPU's primary context, made current in the calling thread, and what it is. The renderer and the
+    TensorRT runner share the primary context, so a batch one writes is at the address the other reads."""
+
+    def __init__(self, ordinal: int = 0) -> None:
+        from cuda.bindings import driver
+
+        self.driver = driver
+        _check(driver.cuInit(0))
+        (self.device,) = _check(driver.cuDeviceGet(ordinal))
+        (self.context,) = _check(driver.cuDevicePrimaryCtxRetain(self.device))
+        self.activate()
+        attr = driver.CUdevice_attribute
+        (major,) = _check(driver.cuDeviceGetAttribute(attr.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, self.device))
+        (minor,) = _check(driver.cuDeviceGetAttribute(attr.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, self.device))
+        self.compute_capability = (major, minor)
+        self.arch = f"sm_{major}{minor}"
+        (version,) = _check(driver.cuDriverGetVersion())
+        self.driver_version = f"{version // 1000}.{version % 1000 // 10}"
+        (name,) = _check(driver.cuDeviceGetName(100, self.device))
+        self.name = name.split(b"\0")[0].decode()
+        (self.sms,) = _check(driver.cuDeviceGetAttribute(attr.CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, self.device))
+
+    def activate(self) -> None:
+        """Make the context current in the calling thread (audits render and infer in worker threads)."""
+        _check(self.driver.cuCtxSetCurrent(self.context))
+
+    def new_stream(self):
+        """A new stream that never waits for the legacy default stream (nor others for it)."""
+        return _check(self.driver.cuStreamCreate(self.driver.CUstream_flags.CU_STREAM_NON_BLOCKING))[0]
+
+
+class DeviceLauncher(Gpu):
     """Compiles (or takes from the cache) and loads every kernel for the device at construction, so a
     device that cannot run them is found before any audit starts. Launches go to our own non-blocking
     ``stream``, which never waits for an engine's streams (nor they for it)."""
 
     def __init__(self, device: int = 0) -> None:
-        from cuda.bindings import driver
-
-        self.driver = driver
-        _check(driver.cuInit(0))
-        (self.device,) = _check(driver.cuDeviceGet(device))
-        (self.context,) = _check(driver.cuDevicePrimaryCtxRetain(self.device))
-        _check(driver.cuCtxSetCurrent(self.context))
-        (self.stream,) = _check(driver.cuStreamCreate(driver.CUstream_flags.CU_STREAM_NON_BLOCKING))
-        attr = driver.CUdevice_attribute
-        (major,) = _check(driver.cuDeviceGetAttribute(attr.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, self.device))
-        (minor,) = _check(driver.cuDeviceGetAttribute(attr.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, self.device))
-        self.arch = f"sm_{major}{minor}"
-        (version,) = _check(driver.cuDriverGetVersion())
-        self.driver_version = f"{version // 1000}.{version % 1000 // 10}"
+        super().__init__(device)
+        driver = self.driver
+        self.stream = self.new_stream()
         self.nvrtc = nvrtc_version()
-        (name,) = _check(driver.cuDeviceGetName(100, self.device))
-        self.name = name.split(b"\0")[0].decode()
-        (count,) = _check(driver.cuDeviceGetAttribute(attr.CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, self.device))
-        self.blocks = count * 16  # enough resident blocks; grid-stride loops cover the rest
+        self.blocks = self.sms * 16  # enough resident blocks; grid-stride loops cover the rest
         self._modules = {f: _check(driver.cuModuleLoadData(cubin(f, self.arch)))[0] for f in set(KERNEL_FILE.values())}
         self._functions = {name: _check(driver.cuModuleGetFunction(self._modules[f], name.encode()))[0]
                            for name, f in KERNEL_FILE.items()}  # all compiled and loaded up front
-
-    def activate(self) -> None:
-        """Make our context current in the calling thread (audits render in a worker thread)."""
-        _check(self.driver.cuCtxSetCurrent(self.context))
 
     def __call__(self, name: str, args: Sequence[Arg], elements: int, frames: int = 1) -> None:
         """``elements`` per frame along the grid's x, ``frames`` along its y (render.cu's loops)."""

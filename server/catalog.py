@@ -8,9 +8,7 @@ from pathlib import Path
 
 from .paths import resolve_under
 from .report import file_sha256
-from .runners import Runner, open_runner
-
-MODEL_SUFFIXES = (".onnx",)
+from .runners import MODEL_SUFFIXES, EngineOptions, Runner, open_runner
 
 
 @dataclass(frozen=True)
@@ -22,10 +20,14 @@ class ModelFile:
 
 
 class ModelCatalog:
-    def __init__(self, root: Path) -> None:
+    """Models are opened with the operator's ``options`` (TensorRT host code, ONNX Runtime's TensorRT
+    provider); engines load only from under the root, like every model."""
+
+    def __init__(self, root: Path, options: EngineOptions = EngineOptions()) -> None:
         if not root.is_dir():
             raise FileNotFoundError(f"model root {root} is not a directory")
         self.root = root.resolve()
+        self.options = options
         self._digests: dict[Path, tuple[tuple[int, int], str]] = {}
         self._runners: dict[Path, Runner] = {}
         self._lock = threading.Lock()
@@ -62,7 +64,7 @@ class ModelCatalog:
     def load(self, f: ModelFile) -> Runner:
         with self._lock:
             if f.path not in self._runners:
-                self._runners[f.path] = open_runner(f.path)
+                self._runners[f.path] = open_runner(f.path, self.options)
             return self._runners[f.path]
 
     def unload(self, f: ModelFile) -> bool:

@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .audit import AuditConfig, ImageSource, Progress, run_audit
+from .audit import MAX_BATCH, AuditConfig, ImageSource, Progress, run_audit
 from .images import ImageError, SourceImage, list_images, read
 from .preprocessing import Preprocessing, class_names
 from .protocols import PlanConfig
@@ -22,9 +22,12 @@ if TYPE_CHECKING:
 
 def make_config(runner: Runner, plan: dict | None, protocols: tuple[str, ...] | None, batch: int | None,
                 strict: bool) -> AuditConfig:
-    """The audit configuration; the canvas is the model's input size unless the model's is dynamic."""
+    """The audit configuration; the canvas is the model's input size unless the model's is dynamic, and
+    the batch, unless given, is the engine's largest (a TensorRT profile's max) or 32."""
     plan = dict(plan or {})
     spec = runner.input_spec()
+    if batch is None and spec.max_batch:
+        batch = min(spec.max_batch, MAX_BATCH)
     model_hw = (spec.height, spec.width)
     if None not in model_hw:
         if plan.get("canvas") not in (None, model_hw):

@@ -23,6 +23,7 @@ from shiftaudit.v1 import audit_service_pb2 as pb
 from shiftaudit.v1 import audit_service_pb2_grpc as pb_grpc
 
 from .catalog import ModelCatalog
+from .runners import EngineOptions
 from .datasets import Datasets
 from .service import AuditService, Limits
 from .store import AuditStore
@@ -83,6 +84,12 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--tls-client-ca", type=Path, help="require client certificates signed by this CA (mTLS)")
     ap.add_argument("--token-file", type=Path, help="require 'authorization: Bearer <token>' with this token")
     ap.add_argument("--grace", type=float, default=30.0, help="seconds running audits get at shutdown")
+    ap.add_argument("--allow-engine-host-code", action="store_true",
+                    help="let TensorRT engines that carry host code load (deserialising runs it: only for engines "
+                         "you trust, e.g. version-compatible ones)")
+    ap.add_argument("--onnx-tensorrt", action="store_true",
+                    help="run ONNX models through ONNX Runtime's TensorRT execution provider (onnxruntime-gpu with "
+                         "TensorRT; an error if it does not load)")
     return ap
 
 
@@ -100,7 +107,8 @@ async def serve(args) -> None:
     limits = Limits(args.max_concurrent_audits, args.max_queued_audits, args.max_upload_bytes)
     if limits.max_concurrent_audits < 1 or limits.max_queued_audits < 0:
         raise ValueError("--max-concurrent-audits must be >= 1 and --max-queued-audits >= 0")
-    catalog = ModelCatalog(args.model_root)
+    catalog = ModelCatalog(args.model_root, EngineOptions(allow_engine_host_code=args.allow_engine_host_code,
+                                                          onnx_tensorrt=args.onnx_tensorrt))
     if args.data_root and not args.data_root.is_dir():
         raise FileNotFoundError(f"data root {args.data_root} is not a directory")
     store = AuditStore(args.state_dir / "audits.sqlite")

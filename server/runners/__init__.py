@@ -1,25 +1,44 @@
 """Engines behind one small interface; ``open_runner`` picks one from the model file."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from .base import InputSpec, ModelError, Runner
+from .tensorrt import ENGINE_SUFFIXES
+
+MODEL_SUFFIXES = (".onnx", *ENGINE_SUFFIXES)
 
 
-def open_runner(path: Path, device: str = "auto") -> Runner:
-    """A runner for the model at ``path`` (``.onnx``: ONNX Runtime). Unless ``device`` is cpu, ONNX
-    Runtime's CUDA provider is used when this ONNX Runtime has it (onnxruntime-gpu)."""
+@dataclass(frozen=True)
+class EngineOptions:
+    """What the operator decides about engines: ``device`` (auto, cuda, cpu) for ONNX Runtime's
+    provider, whether TensorRT engines may carry host code (deserialising runs it), and whether ONNX
+    models run through ONNX Runtime's TensorRT execution provider."""
+
+    device: str = "auto"
+    allow_engine_host_code: bool = False
+    onnx_tensorrt: bool = False
+
+
+def open_runner(path: Path, options: EngineOptions = EngineOptions()) -> Runner:
+    """A runner for the model at ``path``: ``.plan``/``.engine`` TensorRT, ``.onnx`` ONNX Runtime (its
+    TensorRT provider when asked, else its CUDA provider when this ONNX Runtime has it and the device
+    is not cpu)."""
     if not path.is_file():
         raise FileNotFoundError(f"model {path} does not exist")
-    if path.suffix.lower() == ".onnx":
-        import onnxruntime as ort
+    suffix = path.suffix.lower()
+    if suffix in ENGINE_SUFFIXES:
+        if options.device == "cpu":
+            raise ModelError(f"{path}: a TensorRT engine runs on a GPU; --device cpu cannot run it")
+        from .tensorrt import TensorRTRunner
 
-        from .onnxruntime import OnnxRuntimeRunner
+        return TensorRTRunner(path, options.allow_engine_host_code)
+    if suffix == ".onnx":
+        from .onnxruntime import OnnxRuntimeRunner, providers_for
 
-        cuda = device != "cpu" and "CUDAExecutionProvider" in ort.get_available_providers()
-        return OnnxRuntimeRunner(path, ("CUDAExecutionProvider", "CPUExecutionProvider") if cuda
-                                 else ("CPUExecutionProvider",))
-    raise ModelError(f"{path}: unknown model type {path.suffix!r}; shiftaudit reads .onnx models")
+        return OnnxRuntimeRunner(path, providers_for(options.device, options.onnx_tensorrt))
+    raise ModelError(f"{path}: unknown model type {path.suffix!r}; shiftaudit reads {', '.join(MODEL_SUFFIXES)}")
 
 
-__all__ = ["InputSpec", "ModelError", "Runner", "open_runner"]
+__all__ = ["EngineOptions", "InputSpec", "ModelError", "Runner", "open_runner", "MODEL_SUFFIXES"]

@@ -23,10 +23,19 @@ class InputSpec:
     width: int | None
     dtype: np.dtype  # float32 | float16
     batch: int | None  # fixed batch size, or None when dynamic
+    min_batch: int = 1  # a dynamic batch's range (a TensorRT optimisation profile's)
+    max_batch: int | None = None
 
     def to_json(self) -> dict:
-        return {"name": self.name, "layout": self.layout, "height": self.height, "width": self.width,
-                "dtype": np.dtype(self.dtype).name, "batch": self.batch}
+        out = {"name": self.name, "layout": self.layout, "height": self.height, "width": self.width,
+               "dtype": np.dtype(self.dtype).name, "batch": self.batch}
+        if self.batch is None and (self.min_batch > 1 or self.max_batch):
+            out["batch_range"] = [self.min_batch, self.max_batch]
+        return out
+
+    def batch_range(self) -> tuple[int, int | None]:
+        """The fewest and most frames one engine call takes (None: no limit)."""
+        return (self.batch, self.batch) if self.batch else (self.min_batch, self.max_batch)
 
 
 class Runner(ABC):
@@ -66,24 +75,22 @@ class Runner(ABC):
 
     def infer(self, batch) -> np.ndarray:
         """``batch`` is a host array, or a batch the kernels rendered (``shiftaudit.kernels.renderer.
-        Rendered``), which the engine reads where it lies when it can, else after a copy to the host."""
-        fixed = self.input_spec().batch
+        Rendered``), which the engine reads where it lies when it can, else after a copy to the host.
+        Batches are split into engine calls of at most the engine's batch, and padded up to its least."""
+        least, most = self.input_spec().batch_range()
+        n = batch.shape[0]
         if not isinstance(batch, np.ndarray):
-            if batch.device in self.memory_devices and fixed in (None, batch.shape[0]):
-                return self._checked(self._run_bound(batch), batch.shape[0])
+            if batch.device in self.memory_devices and least <= n and (most is None or n <= most):
+                return self._checked(self._run_bound(batch), n)
             batch = batch.to_host()
-        if fixed is None:
-            out = self._run(batch)
-            outs = [out]
-        else:
-            outs = []
-            for i in range(0, len(batch), fixed):
-                chunk = batch[i:i + fixed]
-                n = len(chunk)
-                if n < fixed:  # pad the last chunk with copies of its first frame
-                    chunk = np.concatenate([chunk, np.repeat(chunk[:1], fixed - n, axis=0)])
-                outs.append(self._run(chunk)[:n])
-        return self._checked(np.concatenate(outs) if len(outs) > 1 else outs[0], len(batch))
+        outs = []
+        for i in range(0, n, most or n):
+            chunk = batch[i:i + (most or n)]
+            m = len(chunk)
+            if m < least:  # pad with copies of the chunk's first frame
+                chunk = np.concatenate([chunk, np.repeat(chunk[:1], least - m, axis=0)])
+            outs.append(self._run(chunk)[:m])
+        return self._checked(np.concatenate(outs) if len(outs) > 1 else outs[0], n)
 
     @staticmethod
     def _checked(out: np.ndarray, n: int) -> np.ndarray:

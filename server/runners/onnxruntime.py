@@ -1,7 +1,10 @@
-"""ONNX Runtime runner: the CPU execution provider, or the CUDA provider when onnxruntime-gpu is
-installed, fed through I/O binding straight from our render buffer."""
+"""ONNX Runtime runner: the CPU execution provider, the CUDA provider when onnxruntime-gpu is
+installed, or its TensorRT provider when asked; on a GPU fed through I/O binding straight from our
+render buffer."""
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +14,32 @@ from .base import InputSpec, ModelError, Runner
 _DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
 
 
+Provider = str | tuple[str, dict]
+
+
+def providers_for(device: str, tensorrt: bool) -> list[Provider]:
+    """The providers a session asks for. TensorRT's caches its engines (keyed by model and GPU) under
+    our cache directory, so only the first audit of a model pays for the build."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if tensorrt:
+        if device == "cpu":
+            raise ModelError("ONNX Runtime's TensorRT provider runs on a GPU; --device cpu cannot use it")
+        if "TensorrtExecutionProvider" not in available:
+            raise ModelError(f"this ONNX Runtime ({ort.__version__}, providers {', '.join(available)}) has no "
+                             "TensorRT execution provider: install onnxruntime-gpu and TensorRT "
+                             "(pip install tensorrt --extra-index-url https://pypi.nvidia.com)")
+        cache = Path(os.environ.get("SHIFTAUDIT_CACHE", Path.home() / ".cache" / "shiftaudit")) / "ort-tensorrt"
+        cache.mkdir(parents=True, exist_ok=True)
+        options = {"trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache),
+                   "trt_timing_cache_enable": True, "trt_timing_cache_path": str(cache)}
+        return [("TensorrtExecutionProvider", options), "CUDAExecutionProvider", "CPUExecutionProvider"]
+    if device != "cpu" and "CUDAExecutionProvider" in available:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
 def _dim(d) -> int | None:
     return d if isinstance(d, int) and d > 0 else None
 
@@ -18,7 +47,7 @@ def _dim(d) -> int | None:
 class OnnxRuntimeRunner(Runner):
     name = "onnxruntime"
 
-    def __init__(self, path: Path, providers: tuple[str, ...] = ("CPUExecutionProvider",),
+    def __init__(self, path: Path, providers: Sequence[Provider] = ("CPUExecutionProvider",),
                  threads: int | None = None) -> None:
         import onnxruntime as ort
 
@@ -31,11 +60,12 @@ class OnnxRuntimeRunner(Runner):
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ModelError(f"{path}: ONNX Runtime cannot load it: {first}") from None
         self.providers = tuple(self.session.get_providers())
-        missing = [p for p in providers if p not in self.providers]
+        missing = [name for name in (p if isinstance(p, str) else p[0] for p in providers) if name not in self.providers]
         if missing:  # ORT falls back to the CPU with a mere warning; an audit must not
             raise ModelError(f"{path}: ONNX Runtime did not enable {', '.join(missing)} (running on "
                              f"{', '.join(self.providers)}); check the CUDA/cuDNN libraries onnxruntime-gpu needs")
-        self.memory_devices = ("cpu", "cuda") if "CUDAExecutionProvider" in self.providers else ("cpu",)
+        gpu = {"CUDAExecutionProvider", "TensorrtExecutionProvider"} & set(self.providers)
+        self.memory_devices = ("cpu", "cuda") if gpu else ("cpu",)
         self._spec = self._read_spec(path)
         self._output = self.session.get_outputs()[0].name
 
