@@ -108,6 +108,17 @@ def test_health_and_reflection_answer_generic_clients(server):
         assert {"RunAudit", "UploadImages", "CancelAudit"} <= {m.name for m in service.methods}
 
 
+def test_the_containers_health_probe(server):
+    """The HEALTHCHECK command of the images: 0 for a serving server, 1 where none answers."""
+    import sys
+
+    probe = [sys.executable, "-m", "shiftaudit.server.probe", "--timeout", "2", "--target"]
+    ok = subprocess.run([*probe, server.target], capture_output=True, text=True)
+    assert ok.returncode == 0 and "SERVING" in ok.stdout
+    down = subprocess.run([*probe, "127.0.0.1:1"], capture_output=True, text=True)
+    assert down.returncode == 1 and "UNAVAILABLE" in down.stderr
+
+
 @pytest.mark.parametrize("model, code", [
     ("../outside.onnx", grpc.StatusCode.INVALID_ARGUMENT),
     ("/etc/passwd", grpc.StatusCode.INVALID_ARGUMENT),
