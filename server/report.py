@@ -6,8 +6,11 @@ import platform
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+import onnxruntime
+
 from .audit import AuditConfig, AuditResult
 from .metrics import ProtocolStats
+from .runners.tensorrt import tensorrt_version
 
 SCHEMA = "shiftaudit.report/v1"
 
@@ -32,7 +35,8 @@ def build_report(model: dict, config: AuditConfig, result: AuditResult, device: 
     return {
         "schema": SCHEMA,
         "tool": {"name": "shiftaudit", "version": package_version("shiftaudit"),
-                 "onnxruntime": package_version("onnxruntime"), "python": platform.python_version()},
+                 "onnxruntime": onnxruntime.__version__, "tensorrt": tensorrt_version(),
+                 "python": platform.python_version()},
         "model": {**model, "output_kind": result.output_kind},
         "config": config.to_json(),
         "device": device,

@@ -27,6 +27,7 @@ from .options import options_from_proto, preprocessing_from_proto
 from .paths import PathError
 from .preprocessing import Preprocessing, class_names, load_preprocessing
 from .runners import ModelError, Runner
+from .runners.tensorrt import tensorrt_version
 from .report import package_version
 from .store import AuditRow, AuditStore
 
@@ -106,7 +107,7 @@ class AuditService(pb_grpc.AuditServiceServicer):
         render, gpu = gpu_renderer()
         return pb.GetServerInfoResponse(
             version=package_version("shiftaudit") or "", onnxruntime_version=ort.__version__,
-            tensorrt_version=package_version("tensorrt") or "",
+            tensorrt_version=tensorrt_version() or "",
             cuda_version=render.memory.launch.nvrtc if render else "",
             driver_version=render.memory.launch.driver_version if render else "",
             devices=[f"cpu ({platform.machine()})"] + ([gpu] if render else []),

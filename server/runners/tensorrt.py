@@ -13,6 +13,7 @@ import hashlib
 import json
 import threading
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -86,6 +87,16 @@ def import_tensorrt():
     except ImportError:
         raise TensorRTMissing(f"TensorRT is not installed here: {INSTALL}") from None
     return tensorrt
+
+
+@lru_cache(maxsize=1)
+def tensorrt_version() -> str | None:
+    """The installed TensorRT's version, or None (its wheels are named per CUDA release: tensorrt-cu13...,
+    so the distribution's name does not tell)."""
+    try:
+        return import_tensorrt().__version__
+    except TensorRTMissing:
+        return None
 
 
 def open_gpu():
