@@ -1,12 +1,14 @@
 # syntax=docker/dockerfile:1
 # audit-server images (docs/deploy.md):
-#   docker build --target gpu -t shiftaudit:gpu .   CUDA, TensorRT, onnxruntime-gpu; needs an NVIDIA GPU
-#   docker build --target cpu -t shiftaudit:cpu .   ONNX Runtime on the CPU; runs anywhere
+#   docker build -t shiftaudit:gpu .                          CUDA, TensorRT, onnxruntime-gpu; needs an NVIDIA GPU
+#   docker build --build-arg VARIANT=cpu -t shiftaudit:cpu .  ONNX Runtime on the CPU; runs anywhere
+# A variant's stage installs the engines and the package; the last stage, common to both, makes it a server.
 # Both serve on 0.0.0.0:50051 with the model root at /models and the state (SQLite store, uploads,
 # kernel cache) at /var/lib/shiftaudit; flags after the image name are appended to audit-server's.
 
 # Versions. CUDA 13 throughout: the gpu extra needs cuda-bindings 13, and onnxruntime-gpu and
 # TensorRT's cu13 wheels are built for it. CUDA 13.0 needs an NVIDIA driver >= 580 on the host.
+ARG VARIANT=gpu
 ARG VERSION=0.1.0
 ARG PYTHON_VERSION=3.11
 ARG CUDA_VERSION=13.0.3
@@ -29,12 +31,8 @@ FROM python:${PYTHON_VERSION}-slim AS cpu
 ARG VERSION
 ARG PYTHON_VERSION
 ARG ORT_VERSION
-ARG REVISION=""
 LABEL org.opencontainers.image.title="shiftaudit audit-server (CPU)" \
       org.opencontainers.image.description="Audits ONNX image classifiers for one-pixel shift sensitivity, over gRPC" \
-      org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.revision="${REVISION}" \
-      org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.base.name="python:${PYTHON_VERSION}-slim" \
       shiftaudit.onnxruntime.version="${ORT_VERSION}"
 ENV PATH=/opt/venv/bin:$PATH \
@@ -44,37 +42,16 @@ ENV PATH=/opt/venv/bin:$PATH \
 RUN --mount=type=bind,from=wheel,source=/dist,target=/dist \
     python -m venv /opt/venv \
  && pip install --no-cache-dir "/dist/shiftaudit-${VERSION}-py3-none-any.whl" "onnxruntime==${ORT_VERSION}"
-# The two runtime stages end alike from here on: keep them in step.
-RUN groupadd --gid 10001 shiftaudit \
- && useradd --no-log-init --no-create-home --uid 10001 --gid shiftaudit --home-dir /var/lib/shiftaudit \
-      --shell /usr/sbin/nologin shiftaudit \
- && mkdir -p /models /data /var/lib/shiftaudit \
- && chown shiftaudit:shiftaudit /var/lib/shiftaudit
-# Numeric, so Kubernetes' runAsNonRoot can verify it.
-USER 10001:10001
-WORKDIR /var/lib/shiftaudit
-EXPOSE 50051
-# The standard gRPC health service (exempt from the token), plaintext on 127.0.0.1:50051; with TLS give
-# the probe --tls-ca (docs/deploy.md).
-HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-  CMD ["python", "-m", "shiftaudit.server.probe"]
-# argparse keeps the last of a repeated flag, so `docker run IMAGE --listen ...` overrides these.
-ENTRYPOINT ["audit-server", "--listen", "0.0.0.0:50051", "--model-root", "/models", "--state-dir", "/var/lib/shiftaudit"]
-CMD []
 
-# ---- gpu (the default target): CUDA + cuDNN runtime, TensorRT, onnxruntime-gpu ----
+# ---- gpu: CUDA + cuDNN runtime, TensorRT, onnxruntime-gpu ----
 FROM ${CUDA_IMAGE} AS gpu
 ARG VERSION
 ARG CUDA_IMAGE
 ARG CUDA_VERSION
 ARG TENSORRT_VERSION
 ARG ORT_VERSION
-ARG REVISION=""
 LABEL org.opencontainers.image.title="shiftaudit audit-server (GPU)" \
       org.opencontainers.image.description="Audits ONNX models and TensorRT engines for one-pixel shift sensitivity, over gRPC" \
-      org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.revision="${REVISION}" \
-      org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.base.name="${CUDA_IMAGE}" \
       shiftaudit.cuda.version="${CUDA_VERSION}" \
       shiftaudit.tensorrt.version="${TENSORRT_VERSION}" \
@@ -101,16 +78,28 @@ RUN --mount=type=bind,from=wheel,source=/dist,target=/dist \
  && pip uninstall -y onnxruntime \
  && pip install --no-cache-dir "onnxruntime-gpu==${ORT_VERSION}" \
  && python -c "import onnxruntime as o; p = o.get_available_providers(); assert 'CUDAExecutionProvider' in p, p"
-# The two runtime stages end alike from here on: keep them in step.
+
+# ---- the server, on either variant ----
+# hadolint ignore=DL3006
+FROM ${VARIANT} AS server
+ARG VERSION
+ARG REVISION=""
+LABEL org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.licenses="Apache-2.0"
 RUN groupadd --gid 10001 shiftaudit \
  && useradd --no-log-init --no-create-home --uid 10001 --gid shiftaudit --home-dir /var/lib/shiftaudit \
       --shell /usr/sbin/nologin shiftaudit \
  && mkdir -p /models /data /var/lib/shiftaudit \
  && chown shiftaudit:shiftaudit /var/lib/shiftaudit
+# Numeric, so Kubernetes' runAsNonRoot can verify it.
 USER 10001:10001
 WORKDIR /var/lib/shiftaudit
 EXPOSE 50051
+# The standard gRPC health service (exempt from the token), plaintext on 127.0.0.1:50051; with TLS give
+# the probe --tls-ca (docs/deploy.md).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["python", "-m", "shiftaudit.server.probe"]
+# argparse keeps the last of a repeated flag, so `docker run IMAGE --listen ...` overrides these.
 ENTRYPOINT ["audit-server", "--listen", "0.0.0.0:50051", "--model-root", "/models", "--state-dir", "/var/lib/shiftaudit"]
 CMD []
