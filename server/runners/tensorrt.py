@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from shiftaudit.kernels.launch import Gpu, _check
+
 from .base import InputSpec, ModelError, Runner
 from .manifest import SCHEMA, EngineMismatch, check_file, check_runtime, manifest_path, read_manifest
 
@@ -99,11 +101,9 @@ def tensorrt_version() -> str | None:
         return None
 
 
-def open_gpu():
+def open_gpu() -> Gpu:
     """GPU 0 through cuda-python (the gpu extra)."""
     try:
-        from shiftaudit.kernels.launch import Gpu
-
         return Gpu(0)
     except ImportError:
         raise TensorRTMissing("TensorRT engines need cuda-python: pip install 'shiftaudit[gpu]'") from None
@@ -169,19 +169,16 @@ class TensorRTRunner(Runner):
         if manifest:
             check_runtime(manifest, path, trt.__version__, gpu.compute_capability)
         self._runtime, self._engine, self._log = deserialize(trt, data, path, allow_host_code)
-        self._spec, self._out = plan_io(describe(trt, self._engine), path)
+        self._tensors = describe(trt, self._engine)
+        self._spec, self._out = plan_io(self._tensors, path)
         self._context = self._engine.create_execution_context()
         if self._context is None:
             raise ModelError(f"{path}: TensorRT could not create an execution context: {'; '.join(self._log.errors)}")
-        least, most = self._spec.batch_range()
-        self._most = most
+        most = self._spec.batch_range()[1]
         self._classes = self._out.shape[1]
         self._out_dtype = np.dtype(DTYPES[self._out.dtype])
         self._lock = threading.Lock()  # one context and one set of buffers: one engine call at a time
         d = gpu.driver
-        from shiftaudit.kernels.launch import _check
-
-        self._cuda = _check
         self.stream = gpu.new_stream()
         frame = 3 * self._spec.height * self._spec.width * self._spec.dtype.itemsize
         (self._input,) = _check(d.cuMemAlloc(most * frame))  # host batches are copied here
@@ -195,12 +192,8 @@ class TensorRTRunner(Runner):
     def io_tensors(self) -> dict[str, list[dict]]:
         def info(t: Tensor) -> dict:
             return {"name": t.name, "shape": list(t.shape), "dtype": np.dtype(DTYPES[t.dtype]).name}
-        return {"inputs": [info(self._in_tensor())], "outputs": [info(self._out)]}
-
-    def _in_tensor(self) -> Tensor:
-        s = self._spec
-        shape = (s.batch or -1, 3, s.height, s.width) if s.layout == "NCHW" else (s.batch or -1, s.height, s.width, 3)
-        return Tensor(s.name, True, shape, "HALF" if s.dtype == np.float16 else "FLOAT")
+        return {"inputs": [info(t) for t in self._tensors if t.is_input],
+                "outputs": [info(t) for t in self._tensors if not t.is_input]}
 
     def describe(self) -> dict:
         return {**super().describe(), "tensorrt": self.tensorrt_version, "gpu": self.gpu.name,
@@ -208,7 +201,7 @@ class TensorRTRunner(Runner):
 
     def _execute(self, address: int, n: int) -> np.ndarray:
         """One engine call on ``n`` frames at ``address`` (device memory), on our stream."""
-        s, ctx, d, check = self._spec, self._context, self.gpu.driver, self._cuda
+        s, ctx, d = self._spec, self._context, self.gpu.driver
         shape = (n, 3, s.height, s.width) if s.layout == "NCHW" else (n, s.height, s.width, 3)
         self.gpu.activate()
         if not ctx.set_input_shape(s.name, shape):
@@ -218,8 +211,8 @@ class TensorRTRunner(Runner):
         if not ctx.execute_async_v3(int(self.stream)):
             raise ModelError(f"TensorRT failed on a batch of {n}: {'; '.join(self._log.errors) or 'no reason given'}")
         out = np.empty((n, self._classes), self._out_dtype)
-        check(d.cuMemcpyDtoHAsync(out.ctypes.data, self._output, out.nbytes, self.stream))
-        check(d.cuStreamSynchronize(self.stream))
+        _check(d.cuMemcpyDtoHAsync(out.ctypes.data, self._output, out.nbytes, self.stream))
+        _check(d.cuStreamSynchronize(self.stream))
         return out
 
     def _run_bound(self, batch) -> np.ndarray:
@@ -232,7 +225,7 @@ class TensorRTRunner(Runner):
         batch = np.ascontiguousarray(batch, dtype=self._spec.dtype)
         with self._lock:
             self.gpu.activate()
-            self._cuda(self.gpu.driver.cuMemcpyHtoDAsync(self._input, batch.ctypes.data, batch.nbytes, self.stream))
+            _check(self.gpu.driver.cuMemcpyHtoDAsync(self._input, batch.ctypes.data, batch.nbytes, self.stream))
             return self._execute(int(self._input), len(batch))
 
     def close(self) -> None:
