@@ -65,3 +65,24 @@ SA_DEVICE float sa_byte(unsigned int p, unsigned int k)
 #else
 SA_DEVICE float sa_byte(unsigned int p, unsigned int k) { return (float)((p >> (8 * k)) & 0xffu); }
 #endif
+
+// Read-only loads through the non-coherent cache: a pointer that came from an integer field is not
+// known to be global memory, so the compiler would emit generic loads. ``sa_ldg_pair`` reads an
+// (int, float) pair as one 8-byte load. Plain loads on the host.
+#ifdef __CUDACC_RTC__
+SA_DEVICE unsigned int sa_ldg(const unsigned int* p) { return __ldg(p); }
+SA_DEVICE void sa_ldg_pair(const void* p, int& i, float& f)
+{
+    int2 v = __ldg((const int2*)p);
+    i = v.x;
+    f = __int_as_float(v.y);
+}
+#else
+#include <cstring>
+SA_DEVICE unsigned int sa_ldg(const unsigned int* p) { return *p; }
+SA_DEVICE void sa_ldg_pair(const void* p, int& i, float& f)
+{
+    std::memcpy(&i, p, 4);
+    std::memcpy(&f, (const char*)p + 4, 4);
+}
+#endif

@@ -62,20 +62,23 @@ SA_DEVICE bool sa_pixel(const Tap* __restrict__ taps, const Frame& fr, int y, in
     if (coverage)
         for (int b = 0; b < fr.kx; ++b) cov_x += ct[b].weight;
     for (int a = 0; a < fr.ky; ++a) {
-        Tap ra = rt[a];
-        const unsigned int* row = fr.src + ra.at;
+        int row;
+        float wy;
+        sa_ldg_pair(rt + a, row, wy);
         float t0 = 0.0f, t1 = 0.0f, t2 = 0.0f;
         for (int b = 0; b < fr.kx; ++b) {
-            Tap cb = ct[b];
-            unsigned int p = row[cb.at];
-            t0 = t0 + sa_byte(p, 0) * cb.weight;
-            t1 = t1 + sa_byte(p, 1) * cb.weight;
-            t2 = t2 + sa_byte(p, 2) * cb.weight;
+            int col;
+            float wx;
+            sa_ldg_pair(ct + b, col, wx);
+            unsigned int p = sa_ldg(fr.src + (unsigned int)(row + col));  // < 2^29: 32-bit offset math
+            t0 = t0 + sa_byte(p, 0) * wx;
+            t1 = t1 + sa_byte(p, 1) * wx;
+            t2 = t2 + sa_byte(p, 2) * wx;
         }
-        v0 = v0 + t0 * ra.weight;
-        v1 = v1 + t1 * ra.weight;
-        v2 = v2 + t2 * ra.weight;
-        if (coverage) cov_y += ra.weight;
+        v0 = v0 + t0 * wy;
+        v1 = v1 + t1 * wy;
+        v2 = v2 + t2 * wy;
+        if (coverage) cov_y += wy;
     }
     return coverage && cov_y * cov_x >= 1.0f - 1e-6f;
 }

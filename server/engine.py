@@ -95,7 +95,7 @@ def select_backend(device: str, runner: Runner) -> Backend:
                               "(pip install 'shiftaudit[gpu]') on a machine with an NVIDIA driver, or use --device cpu")
         return cpu
     if "cuda" in runner.memory_devices:  # the engine reads the batch where the kernels wrote it
-        return Backend(render.render, {"render": name, "inference": f"cuda ({runner.name}, I/O binding)"})
+        return Backend(render.render, {"render": name, "inference": f"cuda ({runner.name}, reading the rendered batch in place)"})
     return Backend(render, {"render": name, "inference": f"cpu ({runner.name}; batches copied to the host)"})
 
 
