@@ -7,12 +7,12 @@ deserialising it (which runs the engine's code); ``inspect`` says whether this n
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
+from shiftaudit.server.report import file_sha256
 from shiftaudit.server.runners.manifest import EngineMismatch, check_file, check_runtime, manifest_path, read_manifest
 from shiftaudit.server.runners.tensorrt import build_engine, import_tensorrt, open_gpu
 
@@ -74,7 +74,7 @@ def _inspect(args: argparse.Namespace) -> int:
     for t in manifest.get("tensors", []):
         print(f"{'input ' if t['input'] else 'output'} {t['name']}: {t['dtype']} {t['shape']}"
               + (f" profile {t['profile']}" if t.get("profile") else ""))
-    check_file(manifest, args.engine, hashlib.sha256(args.engine.read_bytes()).hexdigest())
+    check_file(manifest, args.engine, file_sha256(args.engine))
     trt, gpu = import_tensorrt(), open_gpu()
     check_runtime(manifest, args.engine, trt.__version__, gpu.compute_capability)
     print(f"this node can run it: TensorRT {trt.__version__}, {gpu.name}")

@@ -7,7 +7,6 @@ share a run, so the merged report equals one audit of all the images on one serv
 """
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from collections.abc import Callable
@@ -16,7 +15,7 @@ from pathlib import Path
 
 from shiftaudit.server.audit import Progress
 from shiftaudit.server.images import list_images
-from shiftaudit.server.report import merge_reports
+from shiftaudit.server.report import file_sha256, merge_reports
 
 from .remote import AuditClient, RemoteError
 
@@ -25,8 +24,7 @@ def shards(files: list[Path], n: int) -> list[list[Path]]:
     """Shard k holds the files whose content's sha256, read as a number, is k modulo n."""
     out: list[list[Path]] = [[] for _ in range(n)]
     for path in files:
-        digest = hashlib.sha256(path.read_bytes()).digest()
-        out[int.from_bytes(digest[:8], "big") % n].append(path)
+        out[int(file_sha256(path)[:16], 16) % n].append(path)
     return out
 
 

@@ -36,8 +36,9 @@ def _digest(name: str, *extra: str) -> str:
     return h.hexdigest()[:16]
 
 
-def cache_dir() -> Path:
-    d = Path(os.environ.get("SHIFTAUDIT_CACHE", Path.home() / ".cache" / "shiftaudit")) / "kernels"
+def cache_dir(name: str = "kernels") -> Path:
+    """Our cache directory ``name`` (compiled kernels; ONNX Runtime's TensorRT engines), made if missing."""
+    d = Path(os.environ.get("SHIFTAUDIT_CACHE", Path.home() / ".cache" / "shiftaudit")) / name
     d.mkdir(parents=True, exist_ok=True)
     return d
 

@@ -3,11 +3,12 @@ installed, or its TensorRT provider when asked; on a GPU fed through I/O binding
 render buffer."""
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from shiftaudit.kernels import cache_dir
 
 from .base import InputSpec, ModelError, Runner
 
@@ -30,8 +31,7 @@ def providers_for(device: str, tensorrt: bool) -> list[Provider]:
             raise ModelError(f"this ONNX Runtime ({ort.__version__}, providers {', '.join(available)}) has no "
                              "TensorRT execution provider: install onnxruntime-gpu and TensorRT "
                              "(pip install tensorrt --extra-index-url https://pypi.nvidia.com)")
-        cache = Path(os.environ.get("SHIFTAUDIT_CACHE", Path.home() / ".cache" / "shiftaudit")) / "ort-tensorrt"
-        cache.mkdir(parents=True, exist_ok=True)
+        cache = cache_dir("ort-tensorrt")
         options = {"trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache),
                    "trt_timing_cache_enable": True, "trt_timing_cache_path": str(cache)}
         return [("TensorrtExecutionProvider", options), "CUDAExecutionProvider", "CPUExecutionProvider"]

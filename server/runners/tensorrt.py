@@ -250,7 +250,8 @@ def build_engine(onnx_path: Path, plan_path: Path, *, max_batch: int = 32, fp16:
     builder = trt.Builder(log)
     network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10 and 11
     parser = trt.OnnxParser(network, log)
-    if not parser.parse(onnx_path.read_bytes()):
+    onnx = onnx_path.read_bytes()
+    if not parser.parse(onnx):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
         raise ModelError(f"{onnx_path}: TensorRT's ONNX parser failed: {errors}")
     config = builder.create_builder_config()
@@ -289,7 +290,7 @@ def build_engine(onnx_path: Path, plan_path: Path, *, max_batch: int = 32, fp16:
         "version_compatible": version_compatible,
         "hardware_compatibility": "AMPERE_PLUS" if hardware_compatible else "NONE",
         "fp16": fp16, "max_batch": max_batch,
-        "built_from": {"onnx": onnx_path.name, "sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest()},
+        "built_from": {"onnx": onnx_path.name, "sha256": hashlib.sha256(onnx).hexdigest()},
         "tensors": [t.to_json() for t in tensors]}
     manifest_path(plan_path).write_text(json.dumps(manifest, indent=1) + "\n")
     return manifest
