@@ -8,7 +8,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-STATES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
+UNFINISHED = ("queued", "running")
+STATES = (*UNFINISHED, "succeeded", "failed", "cancelled", "interrupted")
 
 
 @dataclass(frozen=True)
@@ -49,13 +50,17 @@ class AuditStore:
                              (audit_id, model_path, time.time()))
 
     def set_state(self, audit_id: str, state: str, error: str = "", report_json: str | None = None) -> None:
-        """Record a transition; after close (a handler still unwinding at shutdown) it is ignored."""
+        """Record a transition out of queued or running. A finished state is final: a client that hangs
+        up on receiving the report cancels the handler after the report was stored, and that cancel must
+        not turn a success into a cancellation. After close (a handler still unwinding at shutdown) it
+        is ignored."""
         assert state in STATES
-        finished = time.time() if state not in ("queued", "running") else None
+        finished = time.time() if state not in UNFINISHED else None
         with self._lock:
             if self._closed:
                 return
-            self._db.execute("UPDATE audits SET state=?, error=?, report_json=?, finished_at=? WHERE audit_id=?",
+            self._db.execute("UPDATE audits SET state=?, error=?, report_json=?, finished_at=? "
+                             "WHERE audit_id=? AND state IN ('queued', 'running')",
                              (state, error, report_json, finished, audit_id))
 
     def get(self, audit_id: str) -> AuditRow | None:

@@ -23,6 +23,7 @@ from server_process import ServerProcess, wait_for
 from shiftaudit.client import audit
 from shiftaudit.client.cli import main
 from shiftaudit.client.remote import AuditClient, RemoteError
+from shiftaudit.server.store import AuditStore
 from shiftaudit.v1 import audit_service_pb2 as pb
 
 SLOW = dict(plan={"pairs_per_image": 2000}, protocols=("embed-black",))  # 24000 frames: long even on a GPU
@@ -280,6 +281,38 @@ def test_cancel_by_the_client_and_an_expiring_deadline_stop_the_audit(server, cl
     # its slot is free again: nothing is left running
     wait_for(lambda: not any(a.state == pb.AUDIT_STATE_RUNNING for a in client.list()))
     assert client.run("sub/small.onnx", data_path="photos", **QUICK)["frames"] == 24
+
+
+def test_a_client_that_hangs_up_on_receiving_the_report_leaves_the_audit_succeeded(client):
+    """The report is stored before it is sent, so the cancel that follows a client's hang-up must not
+    turn a finished audit into a cancelled one. CI once caught this race in the restart test; it is
+    rare, so the store's rule is also tested on its own below."""
+    request = pb.RunAuditRequest(model=pb.ModelRef(path="sub/small.onnx"), data_path="photos",
+                                 options=pb.AuditOptions(protocols=["crop"], size=40))
+    for _ in range(10):
+        call = client.stub.RunAudit(request)
+        audit_id = next(call).accepted.audit_id
+        while (event := next(call)).WhichOneof("event") != "report":
+            pass
+        call.cancel()  # at once, while the server's handler may still be suspended at the report
+        wait_for(lambda: client.get(audit_id).state != pb.AUDIT_STATE_RUNNING)
+        time.sleep(0.05)
+        stored = client.get(audit_id)
+        assert stored.state == pb.AUDIT_STATE_SUCCEEDED and stored.report_json == event.report.report_json
+
+
+def test_a_finished_audit_keeps_its_state(tmp_path):
+    store = AuditStore(tmp_path / "audits.sqlite")
+    for audit_id, end in (("a", "succeeded"), ("b", "failed"), ("c", "cancelled")):
+        store.create(audit_id, "m.onnx")
+        store.set_state(audit_id, "running")
+        store.set_state(audit_id, end, report_json="{}" if end == "succeeded" else None)
+        store.set_state(audit_id, "cancelled", "client cancelled or deadline expired")
+        store.set_state(audit_id, "interrupted", "the server stopped")
+        row = store.get(audit_id)
+        assert (row.state, row.report_json) == (end, "{}" if end == "succeeded" else None)
+    assert store.interrupt_unfinished() == 0
+    store.close()
 
 
 def test_unknown_audits(client):
