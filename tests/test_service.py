@@ -295,8 +295,7 @@ def test_a_client_that_hangs_up_on_receiving_the_report_leaves_the_audit_succeed
         while (event := next(call)).WhichOneof("event") != "report":
             pass
         call.cancel()  # at once, while the server's handler may still be suspended at the report
-        wait_for(lambda: client.get(audit_id).state != pb.AUDIT_STATE_RUNNING)
-        time.sleep(0.05)
+        time.sleep(0.05)  # for the cancel to reach the handler
         stored = client.get(audit_id)
         assert stored.state == pb.AUDIT_STATE_SUCCEEDED and stored.report_json == event.report.report_json
 
