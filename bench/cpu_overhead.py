@@ -30,12 +30,12 @@ from pathlib import Path
 
 import numpy as np
 
-from shiftaudit.server.audit import AuditConfig, run_audit
-from shiftaudit.server.images import SourceImage, list_images, read
-from shiftaudit.server.preprocessing import Normalisation, Preprocessing, load_preprocessing
-from shiftaudit.server.protocols import PAIR_PROTOCOLS, PlanConfig, plan
-from shiftaudit.server.render_cpu import render_frames, to_model_input
-from shiftaudit.server.runners.onnxruntime import OnnxRuntimeRunner
+from shiftaudit.server.engine.audit import AuditConfig, run_audit
+from shiftaudit.server.engine.images import SourceImage, list_images, read
+from shiftaudit.server.engine.preprocessing import Normalisation, Preprocessing, load_preprocessing
+from shiftaudit.server.engine.protocols import PAIR_PROTOCOLS, PlanConfig, plan
+from shiftaudit.server.engine.render.cpu import render_frames, to_model_input
+from shiftaudit.server.engine.runners.onnxruntime import OnnxRuntimeRunner
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "examples" / "efficientnet_lite0.onnx"

@@ -23,12 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
-from shiftaudit.kernels.launch import _check, norm_args, P, I
-from shiftaudit.kernels.renderer import DeviceMemory, KernelRenderer
 from shiftaudit.kernels.batch import pack
-from shiftaudit.server.images import list_images, read
-from shiftaudit.server.preprocessing import Preprocessing
-from shiftaudit.server.protocols import PlanConfig, plan
+from shiftaudit.kernels.launch import I, P, _check, norm_args
+from shiftaudit.kernels.renderer import DeviceMemory, KernelRenderer
+from shiftaudit.server.engine.images import list_images, read
+from shiftaudit.server.engine.preprocessing import Preprocessing
+from shiftaudit.server.engine.protocols import PlanConfig, plan
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -22,9 +22,9 @@ import time
 from pathlib import Path
 
 from shiftaudit.client.remote import AuditClient
-from shiftaudit.server.engine import directory_sources, make_config, run_job
-from shiftaudit.server.preprocessing import load_preprocessing
-from shiftaudit.server.runners import open_runner
+from shiftaudit.server.engine.job import directory_sources, make_config, run_job
+from shiftaudit.server.engine.preprocessing import load_preprocessing
+from shiftaudit.server.engine.runners import open_runner
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

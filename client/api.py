@@ -4,11 +4,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from shiftaudit.server.audit import Progress
-from shiftaudit.server.engine import directory_sources, make_config, run_job
-from shiftaudit.server.labels import load_labels
-from shiftaudit.server.preprocessing import class_names, load_preprocessing
-from shiftaudit.server.runners import EngineOptions, open_runner
+from shiftaudit.server.engine.audit import Progress
+from shiftaudit.server.engine.job import directory_sources, make_config, run_job
+from shiftaudit.server.engine.labels import load_labels
+from shiftaudit.server.engine.preprocessing import class_names, load_preprocessing
+from shiftaudit.server.engine.runners import EngineOptions, open_runner
 
 
 def audit(engine: str | Path, images: str | Path, *, plan: dict | None = None, protocols: tuple[str, ...] | None = None,

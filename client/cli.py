@@ -14,12 +14,12 @@ from pathlib import Path
 
 import grpc
 
-from shiftaudit.server.audit import DEFAULT_PROTOCOLS, Cancelled, InputError
-from shiftaudit.server.engine import DEVICES, DeviceError
-from shiftaudit.server.geometry import FILTERS
-from shiftaudit.server.preprocessing import OUTPUT_KINDS
-from shiftaudit.server.protocols import PROTOCOLS
-from shiftaudit.server.runners import ModelError
+from shiftaudit.server.engine.audit import DEFAULT_PROTOCOLS, Cancelled, InputError
+from shiftaudit.server.engine.geometry import FILTERS
+from shiftaudit.server.engine.job import DEVICES, DeviceError
+from shiftaudit.server.engine.preprocessing import OUTPUT_KINDS
+from shiftaudit.server.engine.protocols import PROTOCOLS
+from shiftaudit.server.engine.runners import ModelError
 
 from . import engine_tools
 from .api import audit

@@ -12,9 +12,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
-from shiftaudit.server.report import file_sha256
-from shiftaudit.server.runners.manifest import EngineMismatch, check_file, check_runtime, manifest_path, read_manifest
-from shiftaudit.server.runners.tensorrt import build_engine, import_tensorrt, open_gpu
+from shiftaudit.server.engine.report import file_sha256
+from shiftaudit.server.engine.runners.manifest import (
+    EngineMismatch,
+    check_file,
+    check_runtime,
+    manifest_path,
+    read_manifest,
+)
+from shiftaudit.server.engine.runners.tensorrt import build_engine, import_tensorrt, open_gpu
 
 
 class Tool(NamedTuple):

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
-from shiftaudit.server.audit import Progress
-from shiftaudit.server.images import list_images
-from shiftaudit.server.report import file_sha256, merge_reports
+from shiftaudit.server.engine.audit import Progress
+from shiftaudit.server.engine.images import list_images
+from shiftaudit.server.engine.report import file_sha256, merge_reports
 
 from .remote import AuditClient, RemoteError
 

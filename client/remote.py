@@ -7,9 +7,9 @@ from pathlib import Path
 
 import grpc
 
-from shiftaudit.server.audit import Progress
-from shiftaudit.server.images import list_images
-from shiftaudit.server.options import options_to_proto, preprocessing_to_proto
+from shiftaudit.server.engine.audit import Progress
+from shiftaudit.server.engine.images import list_images
+from shiftaudit.server.service.wire import options_to_proto, preprocessing_to_proto
 from shiftaudit.v1 import audit_service_pb2 as pb
 from shiftaudit.v1 import audit_service_pb2_grpc as pb_grpc
 

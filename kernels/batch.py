@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from shiftaudit.server.geometry import Placement, tables
+from shiftaudit.server.engine.geometry import Placement, tables
 
 FRAME_FIELDS = 9
 

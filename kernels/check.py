@@ -11,11 +11,11 @@ import hashlib
 
 import numpy as np
 
-from shiftaudit.server.preprocessing import Preprocessing
-from shiftaudit.server.protocols import PROTOCOLS, PlanConfig, TooSmall, plan
-from shiftaudit.server.images import SourceImage
-from shiftaudit.server.render_cpu import render_batch
-from shiftaudit.server.score import probabilities
+from shiftaudit.server.engine.images import SourceImage
+from shiftaudit.server.engine.preprocessing import Preprocessing
+from shiftaudit.server.engine.protocols import PROTOCOLS, PlanConfig, TooSmall, plan
+from shiftaudit.server.engine.render.cpu import render_batch
+from shiftaudit.server.engine.score import probabilities
 
 from .launch import I, P
 from .renderer import KernelRenderer

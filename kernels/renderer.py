@@ -14,13 +14,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from shiftaudit.server.geometry import Placement
-from shiftaudit.server.images import SourceImage
-from shiftaudit.server.inpaint import BINOMIAL5, passes_needed
-from shiftaudit.server.preprocessing import Normalisation
+from shiftaudit.server.engine.geometry import Placement
+from shiftaudit.server.engine.images import SourceImage
+from shiftaudit.server.engine.preprocessing import Normalisation
+from shiftaudit.server.engine.render.inpaint import BINOMIAL5, passes_needed
 
 from .batch import pack, rgbx
-from .launch import P, I, DeviceLauncher, HostLauncher, norm_args
+from .launch import DeviceLauncher, HostLauncher, I, P, norm_args
 
 
 class HostMemory:

@@ -19,14 +19,13 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from shiftaudit.server.engine.runners import EngineOptions
+from shiftaudit.server.service.catalog import ModelCatalog
+from shiftaudit.server.service.datasets import Datasets
+from shiftaudit.server.service.servicer import AuditService, Limits
+from shiftaudit.server.service.store import AuditStore
 from shiftaudit.v1 import audit_service_pb2 as pb
 from shiftaudit.v1 import audit_service_pb2_grpc as pb_grpc
-
-from .catalog import ModelCatalog
-from .runners import EngineOptions
-from .datasets import Datasets
-from .service import AuditService, Limits
-from .store import AuditStore
 
 log = logging.getLogger("shiftaudit.server")
 SERVICE = pb.DESCRIPTOR.services_by_name["AuditService"].full_name

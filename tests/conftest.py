@@ -1,18 +1,15 @@
+"""Fixtures every test group uses, and the rule that tests marked gpu run only where our kernels can
+run on a GPU. Shared helpers live in the importable package ``tests.support``."""
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLE_MODEL = ROOT / "examples" / "efficientnet_lite0.onnx"
-EXAMPLE_IMAGES = ROOT / "examples" / "images"
+from tests.support import EXAMPLE_IMAGES, EXAMPLE_MODEL
+from tests.support.models import cnn, feature_map
+from tests.support.server_process import ServerProcess
 
 
 @pytest.fixture
@@ -21,13 +18,6 @@ def example_images(tmp_path: Path) -> Path:
     d = tmp_path / "images"
     shutil.copytree(EXAMPLE_IMAGES, d)
     return d
-
-
-def write_image(path: Path, pixels: np.ndarray) -> Path:
-    ok, buf = cv2.imencode(path.suffix, pixels)
-    assert ok
-    path.write_bytes(buf.tobytes())
-    return path
 
 
 @pytest.fixture
@@ -39,9 +29,44 @@ def zero_mean_sidecar():
     return write
 
 
+@pytest.fixture(scope="module")
+def roots(tmp_path_factory):
+    """A model root (the example model with its sidecar, a small CNN, a feature map, a symlink out) and a
+    data root (photographs, a corrupt file, a symlink out)."""
+    base = tmp_path_factory.mktemp("roots")
+    models, data = base / "models", base / "data"
+    models.mkdir()
+    (models / "sub").mkdir()
+    shutil.copy(EXAMPLE_MODEL, models / "lite0.onnx")
+    shutil.copy(EXAMPLE_MODEL.with_suffix(".json"), models / "lite0.json")
+    shutil.copy(EXAMPLE_MODEL.parent / "imagenet_classes.txt", models)
+    cnn(models / "sub" / "small.onnx", hw=64, stride=2)
+    feature_map(models / "fmap.onnx")
+    outside = cnn(base / "outside.onnx", hw=64)
+    (models / "link.onnx").symlink_to(outside)
+    shutil.copytree(EXAMPLE_IMAGES, data / "photos")
+    (data / "mixed").mkdir()
+    shutil.copy(EXAMPLE_IMAGES / "coffee_cup.jpg", data / "mixed")
+    (data / "mixed" / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really")
+    (data / "linked").mkdir()
+    shutil.copy(EXAMPLE_IMAGES / "coffee_cup.jpg", data / "linked")
+    shutil.copy(EXAMPLE_IMAGES / "cat_chelsea.jpg", base / "secret.jpg")
+    (data / "linked" / "escape.jpg").symlink_to(base / "secret.jpg")
+    return models, data
+
+
+@pytest.fixture(scope="module")
+def server(roots, tmp_path_factory):
+    """A real audit-server on loopback over those roots: two audits at once, one queued."""
+    models, data = roots
+    srv = ServerProcess(models, tmp_path_factory.mktemp("state"), "--data-root", str(data),
+                        "--max-concurrent-audits", "2", "--max-queued-audits", "1").start()
+    yield srv
+    srv.stop()
+
+
 def pytest_collection_modifyitems(config, items):
-    """Tests marked gpu run only where our kernels can run on a GPU."""
-    from shiftaudit.server.engine import gpu_renderer
+    from shiftaudit.server.engine.job import gpu_renderer
 
     render, why = gpu_renderer() if any("gpu" in item.keywords for item in items) else (True, "")
     if render is None:

@@ -21,11 +21,11 @@ import numpy as np
 import pytest
 
 from shiftaudit.client import audit
-from shiftaudit.server.images import list_images, read
-from shiftaudit.server.preprocessing import load_preprocessing
-from shiftaudit.server.protocols import PROTOCOLS, PlanConfig, plan
-from shiftaudit.server.render_cpu import render_batch
-from shiftaudit.server.runners import open_runner
+from shiftaudit.server.engine.images import list_images, read
+from shiftaudit.server.engine.preprocessing import load_preprocessing
+from shiftaudit.server.engine.protocols import PROTOCOLS, PlanConfig, plan
+from shiftaudit.server.engine.render.cpu import render_batch
+from shiftaudit.server.engine.runners import open_runner
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = ROOT / "examples" / "efficientnet_lite0.onnx"

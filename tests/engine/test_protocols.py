@@ -1,10 +1,9 @@
 """Protocols: the paper's definitions, and draws that depend only on seed, protocol and image."""
 from __future__ import annotations
 
-
 import pytest
 
-from shiftaudit.server.protocols import PROTOCOLS, PlanConfig, TooSmall, plan, size_sweep_sizes
+from shiftaudit.server.engine.protocols import PROTOCOLS, PlanConfig, TooSmall, plan, size_sweep_sizes
 
 DIGESTS = ["%064x" % (i * 7919 + 1) for i in range(40)]
 

@@ -17,50 +17,14 @@ from google.protobuf import descriptor_pool
 from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
-from conftest import EXAMPLE_IMAGES, EXAMPLE_MODEL
-from models import cnn, feature_map
-from server_process import ServerProcess, wait_for
 from shiftaudit.client import audit
-from shiftaudit.client.cli import main
 from shiftaudit.client.remote import AuditClient, RemoteError
-from shiftaudit.server.store import AuditStore
 from shiftaudit.v1 import audit_service_pb2 as pb
+from tests.support import EXAMPLE_IMAGES
+from tests.support.server_process import ServerProcess, wait_for
 
 SLOW = dict(plan={"pairs_per_image": 2000}, protocols=("embed-black",))  # 24000 frames: long even on a GPU
 QUICK = dict(plan={"size": 40}, protocols=("crop", "embed-black"))
-
-
-@pytest.fixture(scope="module")
-def roots(tmp_path_factory):
-    base = tmp_path_factory.mktemp("roots")
-    models, data = base / "models", base / "data"
-    models.mkdir()
-    (models / "sub").mkdir()
-    shutil.copy(EXAMPLE_MODEL, models / "lite0.onnx")
-    shutil.copy(EXAMPLE_MODEL.with_suffix(".json"), models / "lite0.json")
-    shutil.copy(EXAMPLE_MODEL.parent / "imagenet_classes.txt", models)
-    cnn(models / "sub" / "small.onnx", hw=64, stride=2)
-    feature_map(models / "fmap.onnx")
-    outside = cnn(base / "outside.onnx", hw=64)
-    (models / "link.onnx").symlink_to(outside)
-    shutil.copytree(EXAMPLE_IMAGES, data / "photos")
-    (data / "mixed").mkdir()
-    shutil.copy(EXAMPLE_IMAGES / "coffee_cup.jpg", data / "mixed")
-    (data / "mixed" / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really")
-    (data / "linked").mkdir()
-    shutil.copy(EXAMPLE_IMAGES / "coffee_cup.jpg", data / "linked")
-    shutil.copy(EXAMPLE_IMAGES / "cat_chelsea.jpg", base / "secret.jpg")
-    (data / "linked" / "escape.jpg").symlink_to(base / "secret.jpg")
-    return models, data
-
-
-@pytest.fixture(scope="module")
-def server(roots, tmp_path_factory):
-    models, data = roots
-    srv = ServerProcess(models, tmp_path_factory.mktemp("state"), "--data-root", str(data),
-                        "--max-concurrent-audits", "2", "--max-queued-audits", "1").start()
-    yield srv
-    srv.stop()
 
 
 @pytest.fixture
@@ -300,20 +264,6 @@ def test_a_client_that_hangs_up_on_receiving_the_report_leaves_the_audit_succeed
         assert stored.state == pb.AUDIT_STATE_SUCCEEDED and stored.report_json == event.report.report_json
 
 
-def test_a_finished_audit_keeps_its_state(tmp_path):
-    store = AuditStore(tmp_path / "audits.sqlite")
-    for audit_id, end in (("a", "succeeded"), ("b", "failed"), ("c", "cancelled")):
-        store.create(audit_id, "m.onnx")
-        store.set_state(audit_id, "running")
-        store.set_state(audit_id, end, report_json="{}" if end == "succeeded" else None)
-        store.set_state(audit_id, "cancelled", "client cancelled or deadline expired")
-        store.set_state(audit_id, "interrupted", "the server stopped")
-        row = store.get(audit_id)
-        assert (row.state, row.report_json) == (end, "{}" if end == "succeeded" else None)
-    assert store.interrupt_unfinished() == 0
-    store.close()
-
-
 def test_unknown_audits(client):
     for call in (client.get, client.cancel):
         with pytest.raises(RemoteError) as e:
@@ -408,23 +358,6 @@ def test_mutual_tls(roots, tmp_path):
         assert _code(e) == grpc.StatusCode.UNAVAILABLE
     finally:
         srv.stop()
-
-
-def test_cli_through_the_server_same_output_and_exit_codes(server, tmp_path, capsys):
-    out = tmp_path / "r.json"
-    args = ["--engine", "sub/small.onnx", "--server", server.target, "--no-progress", "--size", "40",
-            "--protocol", "embed-black"]
-    assert main(args + ["--images", str(EXAMPLE_IMAGES), "--json", str(out), "--max-mac", "1"]) == 0
-    local = tmp_path / "l.json"
-    assert main(["--engine", str(server.args[2] + "/sub/small.onnx"), "--images", str(EXAMPLE_IMAGES),
-                 "--no-progress", "--size", "40", "--protocol", "embed-black", "--json", str(local)]) == 0
-    assert json.loads(out.read_text())["protocols"] == json.loads(local.read_text())["protocols"]
-    assert main(args + ["--data-path", "photos", "--max-mac", "0"]) == 1
-    assert main(args + ["--data-path", "../x"]) == 2
-    assert main(["--engine", "fmap.onnx", "--server", server.target, "--data-path", "photos", "--no-progress"]) == 3
-    assert main(args) == 2  # neither --images nor --data-path
-    err = capsys.readouterr().err
-    assert "INVALID_ARGUMENT" in err and "FAILED_PRECONDITION" in err and "Traceback" not in err
 
 
 def test_sigterm_gives_a_grace_period_then_stores_the_cut_audit_as_interrupted(roots, tmp_path):

@@ -8,12 +8,12 @@ import sys
 
 import pytest
 
-from conftest import EXAMPLE_IMAGES, EXAMPLE_MODEL
 from shiftaudit import kernels
 from shiftaudit.client import audit
 from shiftaudit.client.cli import main
 from shiftaudit.kernels.check import check_half, check_render, check_score
 from shiftaudit.kernels.renderer import HostMemory
+from tests.support import EXAMPLE_IMAGES, EXAMPLE_MODEL
 
 
 @pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
@@ -60,7 +60,7 @@ def test_check_command_needs_no_gpu():
 
 
 def test_device_cuda_without_a_gpu_exits_3(capsys):
-    from shiftaudit.server.engine import gpu_renderer
+    from shiftaudit.server.engine.job import gpu_renderer
 
     if gpu_renderer()[0] is not None:
         pytest.skip("a GPU is present")
@@ -103,7 +103,7 @@ def test_device_batches_return_to_the_pool_from_any_thread():
 
     from shiftaudit.kernels.check import _frames
     from shiftaudit.kernels.renderer import DeviceMemory, KernelRenderer
-    from shiftaudit.server.preprocessing import Preprocessing
+    from shiftaudit.server.engine.preprocessing import Preprocessing
 
     memory = DeviceMemory()
     renderer = KernelRenderer(memory)

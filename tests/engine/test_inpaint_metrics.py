@@ -6,11 +6,11 @@ import json
 import numpy as np
 import pytest
 
-from shiftaudit.server.geometry import Placement
-from shiftaudit.server.inpaint import BINOMIAL5, inpaint
-from shiftaudit.server.metrics import ProtocolStats, Tally, mean_ci, wilson
-from shiftaudit.server.render_cpu import render_frames
-from shiftaudit.server.score import detect_output_kind, probabilities, score_unit
+from shiftaudit.server.engine.geometry import Placement
+from shiftaudit.server.engine.metrics import ProtocolStats, Tally, mean_ci, wilson
+from shiftaudit.server.engine.render.cpu import render_frames
+from shiftaudit.server.engine.render.inpaint import BINOMIAL5, inpaint
+from shiftaudit.server.engine.score import detect_output_kind, probabilities, score_unit
 
 
 def test_inpainting_keeps_known_pixels_and_fills_every_other_with_a_weighted_average():

@@ -5,10 +5,10 @@ import cv2
 import numpy as np
 import pytest
 
-from shiftaudit.server.geometry import Placement, resolve_filter, tables
-from shiftaudit.server.preprocessing import Preprocessing
-from shiftaudit.server.protocols import PlanConfig, plan
-from shiftaudit.server.render_cpu import render_frames, resample, to_model_input
+from shiftaudit.server.engine.geometry import Placement, resolve_filter, tables
+from shiftaudit.server.engine.preprocessing import Preprocessing
+from shiftaudit.server.engine.protocols import PlanConfig, plan
+from shiftaudit.server.engine.render.cpu import render_frames, resample, to_model_input
 
 CV2 = {"area": cv2.INTER_AREA, "bilinear": cv2.INTER_LINEAR}
 # float32 sums of up to ~40 taps of values below 256: differences are rounding, far below 1e-3

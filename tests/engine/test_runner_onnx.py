@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from onnx import TensorProto
 
-from models import cnn, feature_map, vector_input
-from shiftaudit.server.runners import ModelError, open_runner
+from shiftaudit.server.engine.runners import ModelError, open_runner
+from tests.support.models import cnn, feature_map, vector_input
 
 
 def test_reads_layout_size_batch_and_dtype(tmp_path):
@@ -49,9 +49,9 @@ def test_refuses_models_that_are_not_image_classifiers(tmp_path):
 
 def test_a_requested_provider_that_did_not_load_is_an_error(tmp_path):
     """ONNX Runtime only warns when it falls back to the CPU; an audit of a GPU engine must not."""
-    from shiftaudit.server.runners.onnxruntime import OnnxRuntimeRunner
-
     import onnxruntime as ort
+
+    from shiftaudit.server.engine.runners.onnxruntime import OnnxRuntimeRunner
 
     if "CUDAExecutionProvider" in ort.get_available_providers():
         pytest.skip("this ONNX Runtime has the CUDA provider")
@@ -64,11 +64,11 @@ def test_batches_the_kernels_rendered_are_bound_where_they_lie(tmp_path, fixed):
     """I/O binding of the render buffer (here host memory, from the kernels' host build; on a GPU node
     with onnxruntime-gpu the same call binds device memory), and the copy when the engine's fixed
     batch does not match."""
-    from conftest import EXAMPLE_IMAGES
     from shiftaudit.kernels.renderer import HostMemory, KernelRenderer
-    from shiftaudit.server.images import list_images, read
-    from shiftaudit.server.preprocessing import Preprocessing
-    from shiftaudit.server.protocols import PlanConfig, plan
+    from shiftaudit.server.engine.images import list_images, read
+    from shiftaudit.server.engine.preprocessing import Preprocessing
+    from shiftaudit.server.engine.protocols import PlanConfig, plan
+    from tests.support import EXAMPLE_IMAGES
 
     images = [read(p) for p in list_images(EXAMPLE_IMAGES)[:2]]
     frames = [(im, f) for im in images for u in plan("embed-black", im.size, im.digest, PlanConfig(canvas=(32, 32), size=20))

@@ -11,7 +11,7 @@ from .audit import MAX_BATCH, AuditConfig, ImageSource, Progress, run_audit
 from .images import ImageError, SourceImage, list_images, read
 from .preprocessing import Preprocessing, class_names
 from .protocols import PlanConfig
-from .render_cpu import BatchRenderer, render_batch
+from .render.cpu import BatchRenderer, render_batch
 from .report import build_report, file_sha256
 from .runners import Runner
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from conftest import EXAMPLE_IMAGES, write_image
-from models import cnn
 from shiftaudit.client import audit
+from tests.support import EXAMPLE_IMAGES, write_image
+from tests.support.models import cnn
 
 
 def _bordered_images(directory: Path, n: int = 12, size: int = 40, border: int = 8) -> Path:

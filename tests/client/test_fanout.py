@@ -7,12 +7,12 @@ import shutil
 
 import pytest
 
-from conftest import EXAMPLE_IMAGES, EXAMPLE_MODEL
-from models import cnn
-from server_process import ServerProcess
 from shiftaudit.client.cli import main
 from shiftaudit.client.fanout import shards
-from shiftaudit.server.images import list_images
+from shiftaudit.server.engine.images import list_images
+from tests.support import EXAMPLE_IMAGES, EXAMPLE_MODEL
+from tests.support.models import cnn
+from tests.support.server_process import ServerProcess
 
 # what must not depend on how the images were split (timings, devices and shard lists may)
 SAME = ("schema", "model", "config", "frames", "protocols", "tallies", "skipped", "images")

@@ -12,10 +12,10 @@ from itertools import groupby
 import cv2
 import numpy as np
 
-from .geometry import AxisTable, Placement, tables
+from ..geometry import AxisTable, Placement, tables
+from ..images import SourceImage
+from ..preprocessing import Normalisation
 from .inpaint import inpaint
-from .images import SourceImage
-from .preprocessing import Normalisation
 
 
 def resample(src: np.ndarray, rows: AxisTable, cols: AxisTable) -> np.ndarray:

@@ -7,8 +7,8 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path, PurePosixPath
 
-from .images import MAX_BYTES
-from .paths import PathError, resolve_under
+from shiftaudit.server.engine.files import PathError, resolve_under
+from shiftaudit.server.engine.images import MAX_BYTES
 
 
 class UploadError(ValueError):

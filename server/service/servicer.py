@@ -15,21 +15,21 @@ from dataclasses import dataclass
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from shiftaudit.server.engine.audit import AuditConfig, Cancelled, ImageSource, InputError, Progress
+from shiftaudit.server.engine.files import PathError
+from shiftaudit.server.engine.job import directory_sources, gpu_renderer, make_config, run_job
+from shiftaudit.server.engine.labels import parse_labels
+from shiftaudit.server.engine.preprocessing import Preprocessing, class_names, load_preprocessing
+from shiftaudit.server.engine.report import package_version
+from shiftaudit.server.engine.runners import ModelError, Runner
+from shiftaudit.server.engine.runners.tensorrt import tensorrt_version
 from shiftaudit.v1 import audit_service_pb2 as pb
 from shiftaudit.v1 import audit_service_pb2_grpc as pb_grpc
 
-from .audit import AuditConfig, Cancelled, ImageSource, InputError, Progress
 from .catalog import ModelCatalog, ModelFile
 from .datasets import Datasets, UploadError
-from .engine import directory_sources, gpu_renderer, make_config, run_job
-from .labels import parse_labels
-from .options import options_from_proto, preprocessing_from_proto
-from .paths import PathError
-from .preprocessing import Preprocessing, class_names, load_preprocessing
-from .runners import ModelError, Runner
-from .runners.tensorrt import tensorrt_version
-from .report import package_version
 from .store import AuditRow, AuditStore
+from .wire import options_from_proto, preprocessing_from_proto
 
 _STATE = {"queued": pb.AUDIT_STATE_QUEUED, "running": pb.AUDIT_STATE_RUNNING,
           "succeeded": pb.AUDIT_STATE_SUCCEEDED, "failed": pb.AUDIT_STATE_FAILED,

@@ -10,15 +10,15 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import EXAMPLE_MODEL, write_image
-from models import cnn, feature_map
 from shiftaudit.client.cli import main
-from shiftaudit.server.audit import AuditConfig, Cancelled, run_audit
-from shiftaudit.server.images import read
-from shiftaudit.server.preprocessing import Preprocessing
-from shiftaudit.server.protocols import PlanConfig
-from shiftaudit.server.render_cpu import render_batch
-from shiftaudit.server.runners import open_runner
+from shiftaudit.server.engine.audit import AuditConfig, Cancelled, run_audit
+from shiftaudit.server.engine.images import read
+from shiftaudit.server.engine.preprocessing import Preprocessing
+from shiftaudit.server.engine.protocols import PlanConfig
+from shiftaudit.server.engine.render.cpu import render_batch
+from shiftaudit.server.engine.runners import open_runner
+from tests.support import EXAMPLE_MODEL, write_image
+from tests.support.models import cnn, feature_map
 
 
 @pytest.fixture
@@ -166,7 +166,7 @@ def test_labels_give_accuracy_and_softmax_heads_are_detected(tmp_path, example_i
 
 
 def test_a_decompression_bomb_is_refused_from_its_header(tmp_path):
-    from shiftaudit.server.images import ImageError, decode, declared_size
+    from shiftaudit.server.engine.images import ImageError, declared_size, decode
 
     ok, png = cv2.imencode(".png", np.zeros((3000, 20000), np.uint8))
     assert declared_size(png.tobytes()) == (20000, 3000)

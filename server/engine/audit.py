@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .geometry import Placement
 from .images import ImageError, SourceImage
 from .labels import label_for
 from .metrics import ProtocolStats
 from .preprocessing import Preprocessing
 from .protocols import PAIR_PROTOCOLS, PROTOCOLS, SEQUENCE_PROTOCOLS, PlanConfig, TooSmall, Unit, plan
-from .geometry import Placement
-from .render_cpu import BatchRenderer, render_batch
+from .render.cpu import BatchRenderer, render_batch
 from .runners import Runner
 from .score import detect_output_kind, probabilities, score_unit
 

@@ -6,9 +6,9 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from .paths import resolve_under
-from .report import file_sha256
-from .runners import MODEL_SUFFIXES, EngineOptions, Runner, open_runner
+from shiftaudit.server.engine.files import resolve_under
+from shiftaudit.server.engine.report import file_sha256
+from shiftaudit.server.engine.runners import MODEL_SUFFIXES, EngineOptions, Runner, open_runner
 
 
 @dataclass(frozen=True)
