@@ -30,11 +30,13 @@ from pathlib import Path
 
 import numpy as np
 
+from shiftaudit.kernels.reference import normalise
+from shiftaudit.kernels.tables import Normalisation
 from shiftaudit.server.engine.audit import AuditConfig, run_audit
 from shiftaudit.server.engine.images import SourceImage, list_images, read
-from shiftaudit.server.engine.preprocessing import Normalisation, Preprocessing, load_preprocessing
+from shiftaudit.server.engine.preprocessing import Preprocessing, load_preprocessing
 from shiftaudit.server.engine.protocols import PAIR_PROTOCOLS, PlanConfig, plan
-from shiftaudit.server.engine.render.cpu import render_frames, to_model_input
+from shiftaudit.server.engine.render.cpu import render_frames
 from shiftaudit.server.engine.runners.onnxruntime import OnnxRuntimeRunner
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,7 +51,7 @@ def prerender(images: list[SourceImage], protocol: str, cfg: AuditConfig, runner
     spec = runner.input_spec()
     canvases = [c for im in images for unit in plan(protocol, im.size, im.digest, cfg.plan)
                 for c in render_frames(im.pixels, unit.frames)]
-    return [to_model_input(np.stack(canvases[i:i + cfg.batch]), norm, spec.layout, spec.dtype)
+    return [normalise(np.stack(canvases[i:i + cfg.batch]), norm, spec.layout, spec.dtype)
             for i in range(0, len(canvases), cfg.batch)]
 
 

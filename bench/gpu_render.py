@@ -4,7 +4,7 @@ For `embed-black` and `crop` frames at 224x224x3, batch 256, float32 and float16
 - ours: one `render` launch per batch (tables and sources already on the device, as in an audit where
   they are uploaded once per batch/image), timed with CUDA events over a CUDA graph of many launches
   (GPU time; launched one by one from Python the host's launch cost would be measured); and the whole
-  `KernelRenderer.render` call the audit makes (pack and upload the tables, launch, wait), by the clock;
+  `GpuRenderer.render` call the audit makes (pack and upload the tables, launch, wait), by the clock;
 - the limit: bytes the kernel writes / the GPU's measured write bandwidth (cuMemsetD32 of a large
   buffer); printed as our fraction of it;
 - the peer: PyTorch on the same GPU, `F.interpolate(antialias=True)` (bilinear) of each image once per
@@ -23,12 +23,15 @@ from pathlib import Path
 
 import numpy as np
 
+from shiftaudit.kernels import ops
 from shiftaudit.kernels.batch import pack
-from shiftaudit.kernels.launch import I, P, _check, norm_args
-from shiftaudit.kernels.renderer import DeviceMemory, KernelRenderer
+from shiftaudit.kernels.launch import cuda_call as _check
+from shiftaudit.kernels.memory import DeviceMemory
+from shiftaudit.server.engine.geometry import frame_tables
 from shiftaudit.server.engine.images import list_images, read
 from shiftaudit.server.engine.preprocessing import Preprocessing
 from shiftaudit.server.engine.protocols import PlanConfig, plan
+from shiftaudit.server.engine.render.gpu import GpuRenderer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -68,18 +71,19 @@ def time_graph(memory: DeviceMemory, fn, reps: int) -> float:
     return time_events(memory, lambda: _check(driver.cuGraphLaunch(replay, memory.stream)), 3) / reps
 
 
-def ours(memory: DeviceMemory, renderer: KernelRenderer, frames, half: bool, reps: int) -> tuple[float, float, int]:
-    """(seconds per batch of the render launch alone, of a whole `KernelRenderer.render` call as the
-    audit makes it: tables packed and uploaded, launch, wait for the stream; bytes written)."""
+def ours(memory: DeviceMemory, renderer: GpuRenderer, frames, half: bool, reps: int) -> tuple[float, float, int]:
+    """(seconds per batch of the render launch alone, of a whole `GpuRenderer.render` call as the
+    audit makes it: tables computed, packed and uploaded, launch, wait for the stream; bytes written)."""
     norm = Preprocessing().normalisation()
-    bufs = [renderer._source(im.digest, im.pixels) for im, _ in frames]
-    packed = pack([p for _, p in frames], [im.pixels.shape[1] for im, _ in frames], [memory.address(b) for b in bufs])
-    n, (h, w) = len(frames), packed.canvas
-    out = memory.empty(n * 3 * h * w * (2 if half else 4))
+    bufs = [renderer.kernels.source(im.digest, im.pixels) for im, _ in frames]
+    packed = pack([frame_tables(p) for _, p in frames], [im.pixels.shape[1] for im, _ in frames],
+                  [memory.address(b) for b in bufs])
+    n, canvas = len(frames), packed.canvas
+    out = memory.empty(n * 3 * canvas[0] * canvas[1] * (2 if half else 4))
     taps, table = memory.upload(packed.taps), memory.upload(packed.frames)
-    args = [(P, memory.address(taps)), (P, memory.address(table)), (I, n), (I, h), (I, w),
-            *norm_args(norm.scale, norm.bias, False, True, half), (P, memory.address(out))]
-    seconds = time_graph(memory, lambda: memory.launch("render", args, h * w, n), reps)
+    a = memory.address
+    seconds = time_graph(memory, lambda: ops.render(memory.launch, a(taps), a(table), n, canvas, norm, True, half,
+                                                    a(out)), reps)
     dtype = np.float16 if half else np.float32
     renderer.render(frames, norm, "NCHW", dtype)
     start = time.perf_counter()
@@ -143,8 +147,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--reps", type=int, default=50)
     args = ap.parse_args()
-    memory = DeviceMemory()
-    renderer = KernelRenderer(memory)
+    renderer = GpuRenderer()
+    memory = renderer.memory
     limit = write_bandwidth(memory, 20)
     print(f"{memory.launch.name} ({memory.launch.arch}); measured write bandwidth {limit / 1e9:.0f} GB/s")
     print(f"{'protocol':12} {'dtype':8} {'ours img/s':>11} {'of limit':>9} {'render() img/s':>15} "

@@ -16,9 +16,9 @@ import grpc
 
 from shiftaudit.server.engine.audit import DEFAULT_PROTOCOLS, Cancelled, InputError
 from shiftaudit.server.engine.geometry import FILTERS
-from shiftaudit.server.engine.job import DEVICES, DeviceError
 from shiftaudit.server.engine.preprocessing import OUTPUT_KINDS
 from shiftaudit.server.engine.protocols import PROTOCOLS
+from shiftaudit.server.engine.render import DEVICES, DeviceError
 from shiftaudit.server.engine.runners import ModelError
 
 from . import engine_tools

@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", action="store_true", help="also run the checks on the GPU")
     args = ap.parse_args(argv)
     archs = args.arch or ["sm_80", "sm_90"]
-    from .renderer import DeviceMemory, HostMemory
+    from .memory import DeviceMemory, HostMemory
 
     memories = [("host", HostMemory())] + ([("device", DeviceMemory())] if args.device else [])
     failed = False
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
             for where, memory in memories:
                 parts += [f"{where}: {check(memory)}" for check in CHECKS[name]]
             if name == "inpaint":
-                parts.append("checked with render (embed-inpaint frames)")
+                parts.append("checked with render (its inpainted frames)")
             print(f"{name}: ok: " + "; ".join(parts))
         except Exception as e:  # report every kernel, then fail
             failed = True

@@ -1,9 +1,9 @@
 """Host side of a render launch: the batch's frames as plain parameter tables (CV-CUDA style).
 
-The geometry tables of every frame (server/geometry.py, the same the CPU renderer applies) are
-concatenated into one array of taps (render.cu's ``Tap``: where it reads, in pixels, and its weight),
-and each frame becomes one row of int64 fields (render.cu's F_* enum) naming its source's address,
-its tables and where its block starts. Sources are RGBX (``rgbx``): one aligned 32-bit load a pixel.
+The tables of every frame are concatenated into one array of taps (render.cu's ``Tap``: where it
+reads, in pixels, and its weight), and each frame becomes one row of int64 fields (render.cu's F_*
+enum) naming its source's address, its tables and where its block starts. Sources are RGBX
+(``rgbx``): one aligned 32-bit load a pixel.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from shiftaudit.server.engine.geometry import Placement, tables
+from .tables import FrameTables
 
 FRAME_FIELDS = 9
 
@@ -32,33 +32,30 @@ def rgbx(pixels: np.ndarray) -> np.ndarray:
     return out
 
 
-def pack(placements: Sequence[Placement], widths: Sequence[int], addresses: Sequence[int]) -> PackedBatch:
-    """``placements[i]`` draws from an RGBX source ``widths[i]`` pixels wide at ``addresses[i]``. Tables
-    that frames share (geometry caches them: a shift pair differs only in where its block starts) are
+def pack(frames: Sequence[FrameTables], widths: Sequence[int], addresses: Sequence[int]) -> PackedBatch:
+    """``frames[i]`` draws from an RGBX source ``widths[i]`` pixels wide at ``addresses[i]``. Tables
+    that frames share (the same arrays: a shift pair differs only in where its block starts) are
     packed once; the audit packs every batch on the host while the GPU renders the last one."""
-    canvases = {p.canvas for p in placements}
+    canvases = {f.canvas for f in frames}
     if len(canvases) != 1:
         raise ValueError(f"one batch, one canvas size; got {sorted(canvases)}")
-    frames = np.zeros((len(placements), FRAME_FIELDS), np.int64)
+    rows_of = np.zeros((len(frames), FRAME_FIELDS), np.int64)
     packed: dict[tuple[int, int, int], int] = {}  # (index array, weight array, step) -> first tap
-    alive = []  # the keys' arrays, so no id is reused while packing
     where: list[np.ndarray] = []
     weight: list[np.ndarray] = []
     size = 0
-    for f, (p, width, address) in enumerate(zip(placements, widths, addresses)):
-        rows, cols = axes = tables(p)
-        alive.append(axes)
+    for f, (frame, width, address) in enumerate(zip(frames, widths, addresses)):
         fields = [address]
-        for t, step in zip(axes, (width, 1)):
-            key = (id(t.index), id(t.weight), step)
+        for t, step in ((frame.rows, width), (frame.cols, 1)):
+            key = (id(t.index), id(t.weight), step)  # the frames keep the arrays alive: ids stay unique
             if key not in packed:
                 packed[key] = size
                 where.append(t.index.ravel() * np.int32(step))
                 weight.append(t.weight.ravel())
                 size += t.index.size
             fields += [packed[key], *t.index.shape]
-        frames[f] = (*fields, rows.start, cols.start)
+        rows_of[f] = (*fields, frame.rows.start, frame.cols.start)
     taps = np.empty((size, 2), np.int32)
     taps[:, 0] = np.concatenate(where)
     taps[:, 1] = np.concatenate(weight).astype(np.float32, copy=False).view(np.int32)
-    return PackedBatch(taps, frames, placements[0].canvas, np.array([p.fill == "inpaint" for p in placements]))
+    return PackedBatch(taps, rows_of, frames[0].canvas, np.array([f.inpaint for f in frames]))

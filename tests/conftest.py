@@ -66,7 +66,7 @@ def server(roots, tmp_path_factory):
 
 
 def pytest_collection_modifyitems(config, items):
-    from shiftaudit.server.engine.job import gpu_renderer
+    from shiftaudit.server.engine.render import gpu_renderer
 
     render, why = gpu_renderer() if any("gpu" in item.keywords for item in items) else (True, "")
     if render is None:

@@ -21,7 +21,8 @@ from .labels import label_for
 from .metrics import ProtocolStats
 from .preprocessing import Preprocessing
 from .protocols import PAIR_PROTOCOLS, PROTOCOLS, SEQUENCE_PROTOCOLS, PlanConfig, TooSmall, Unit, plan
-from .render.cpu import BatchRenderer, render_batch
+from .render import Renderer
+from .render.cpu import CpuRenderer
 from .runners import Runner
 from .score import detect_output_kind, probabilities, score_unit
 
@@ -101,9 +102,10 @@ class Progress:
 def run_audit(runner: Runner, sources: Sequence[ImageSource] | Iterable[ImageSource], pre: Preprocessing,
               config: AuditConfig, labels: dict[str, int] | None = None,
               progress: Callable[[Progress], None] | None = None,
-              should_stop: Callable[[], bool] | None = None, render: BatchRenderer = render_batch) -> AuditResult:
-    """Audit ``runner`` on ``sources`` under every protocol of ``config``; ``render`` makes the engine's
-    input batches (the CPU renderer, or the kernels on a GPU)."""
+              should_stop: Callable[[], bool] | None = None, renderer: Renderer | None = None) -> AuditResult:
+    """Audit ``runner`` on ``sources`` under every protocol of ``config``; ``renderer`` makes the engine's
+    input batches (the CPU renderer by default, or the kernels on a GPU)."""
+    renderer = renderer or CpuRenderer()
     spec = runner.input_spec()
     norm = pre.normalisation()
     total = len(sources) if isinstance(sources, Sequence) else None
@@ -138,7 +140,7 @@ def run_audit(runner: Runner, sources: Sequence[ImageSource] | Iterable[ImageSou
             if frames:
                 if halted():
                     return False
-                put((render(frames, norm, spec.layout, spec.dtype), list(refs)))
+                put((renderer.render(frames, norm, spec.layout, spec.dtype), list(refs)))
                 frames.clear()
                 refs.clear()
             return True

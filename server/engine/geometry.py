@@ -3,7 +3,8 @@
 A *placement* says which rectangle of the source image lands where on the model's canvas, and with
 which filter. `tables` turns it into one table per axis: for each canvas row (or column) the source
 indices and weights to sum. This is the single source of truth for the geometry (DESIGN.md §2): the
-CPU renderer and the CUDA kernels only gather and multiply, so they agree by construction.
+CPU renderer and the CUDA kernels only gather and multiply (``shiftaudit.kernels`` takes the
+tables, never a placement), so they agree by construction.
 
 Conventions follow OpenCV's `cv2.resize` (pixel centres at +0.5), so that a placement rendered here
 equals `cv2.resize` of the source window pasted on the canvas:
@@ -23,6 +24,8 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
+
+from shiftaudit.kernels.tables import AxisTable, FrameTables
 
 FILTERS = ("area", "bilinear", "nearest")
 
@@ -54,21 +57,6 @@ class Placement:
         return (self.src, w, h, x - math.floor(x), y - math.floor(y), self.filter)
 
 
-@dataclass(frozen=True)
-class AxisTable:
-    """Taps of one axis: canvas position ``start + i`` is ``sum_k weight[i, k] * source[index[i, k]]``.
-    Unused taps have weight 0 and a valid index. Rows may run past the canvas; renderers clip them."""
-
-    start: int
-    index: np.ndarray  # (n, K) int32, absolute source coordinates
-    weight: np.ndarray  # (n, K) float32
-
-    @property
-    def coverage(self) -> np.ndarray:
-        """Fraction of each destination pixel covered by the source (1 inside, <1 on a sub-pixel edge)."""
-        return self.weight.sum(axis=1)
-
-
 def resolve_filter(name: str, src_wh: tuple[int, int], dst_wh: tuple[int, int]) -> str:
     """``auto`` is area when any axis shrinks (antialiasing), bilinear when the window is enlarged."""
     if name == "auto":
@@ -76,6 +64,12 @@ def resolve_filter(name: str, src_wh: tuple[int, int], dst_wh: tuple[int, int]) 
     if name not in FILTERS:
         raise ValueError(f"unknown filter {name!r}; choose one of auto, {', '.join(FILTERS)}")
     return name
+
+
+def frame_tables(p: Placement) -> FrameTables:
+    """What a renderer needs of a placement: its tables on its canvas, and whether it is inpainted."""
+    rows, cols = tables(p)
+    return FrameTables(rows, cols, p.canvas, p.fill == "inpaint")
 
 
 def tables(p: Placement) -> tuple[AxisTable, AxisTable]:

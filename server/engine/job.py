@@ -2,22 +2,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .audit import MAX_BATCH, AuditConfig, ImageSource, Progress, run_audit
 from .images import ImageError, SourceImage, list_images, read
 from .preprocessing import Preprocessing, class_names
 from .protocols import PlanConfig
-from .render.cpu import BatchRenderer, render_batch
+from .render import Renderer, select_renderer
 from .report import build_report, file_sha256
 from .runners import Runner
-
-if TYPE_CHECKING:
-    from shiftaudit.kernels.renderer import KernelRenderer
-
 
 
 def make_config(runner: Runner, plan: dict | None, protocols: tuple[str, ...] | None, batch: int | None,
@@ -54,49 +47,13 @@ def directory_sources(directory: Path, confine: Path | None = None) -> list[Imag
             for p in files for name in [p.name if p == directory else str(p.relative_to(directory))]]
 
 
-DEVICES = ("auto", "cuda", "cpu")
-
-
-class DeviceError(RuntimeError):
-    """``--device cuda`` was asked for and cannot be had here."""
-
-
-@dataclass(frozen=True)
-class Backend:
-    render: BatchRenderer
-    device: dict  # what rendered and what inferred, for the report
-
-
-@lru_cache(maxsize=1)
-def gpu_renderer() -> tuple["KernelRenderer | None", str]:
-    """The kernel renderer on GPU 0 and its name, or None and why not. Made once per process: its
-    compiled kernels and uploaded sources are reused, and a missing GPU is not probed again."""
-    try:
-        from shiftaudit.kernels.renderer import DeviceMemory, KernelRenderer
-
-        memory = DeviceMemory()
-        return KernelRenderer(memory), f"cuda:0 {memory.launch.name} ({memory.launch.arch})"
-    except Exception as e:  # no cuda-python, no driver, no device: all the same to the caller
-        return None, f"{type(e).__name__}: {e}"
-
-
-def select_backend(device: str, runner: Runner) -> Backend:
-    """The renderer for ``device``: ``cuda`` renders with our kernels on the GPU (an error if it cannot),
-    ``cpu`` with NumPy/OpenCV, ``auto`` takes cuda when it works."""
-    if device not in DEVICES:
-        raise ValueError(f"device must be one of {', '.join(DEVICES)}, not {device!r}")
-    cpu = Backend(render_batch, {"render": "cpu", "inference": f"cpu ({runner.name})"})
-    if device == "cpu":
-        return cpu
-    render, name = gpu_renderer()
-    if render is None:
-        if device == "cuda":
-            raise DeviceError(f"--device cuda: no usable GPU ({name}); install the gpu extra "
-                              "(pip install 'shiftaudit[gpu]') on a machine with an NVIDIA driver, or use --device cpu")
-        return cpu
-    if "cuda" in runner.memory_devices:  # the engine reads the batch where the kernels wrote it
-        return Backend(render.render, {"render": name, "inference": f"cuda ({runner.name}, reading the rendered batch in place)"})
-    return Backend(render, {"render": name, "inference": f"cpu ({runner.name}; batches copied to the host)"})
+def inference_site(renderer: Renderer, runner: Runner) -> str:
+    """Where the engine reads the batches, for the report."""
+    if renderer.device == "cpu":
+        return f"cpu ({runner.name})"
+    if renderer.device in runner.memory_devices:
+        return f"{renderer.device} ({runner.name}, reading the rendered batch in place)"
+    return f"cpu ({runner.name}; batches copied to the host)"
 
 
 def run_job(runner: Runner, model_path: Path, pre: Preprocessing, config: AuditConfig,
@@ -104,13 +61,13 @@ def run_job(runner: Runner, model_path: Path, pre: Preprocessing, config: AuditC
             progress: Callable[[Progress], None] | None = None,
             should_stop: Callable[[], bool] | None = None, device: str = "auto") -> dict:
     """Run the audit and build its report (class names added to the records when known)."""
-    backend = select_backend(device, runner)
+    renderer = select_renderer(device)
     result = run_audit(runner, sources, pre, config, labels=labels, progress=progress, should_stop=should_stop,
-                       render=backend.render)
+                       renderer=renderer)
     names = class_names(model_path, pre)
     model = {"path": model_path.name, "sha256": file_sha256(model_path), **runner.describe(),
              "preprocessing": pre.to_json(), "classes": len(names) if names else None}
-    report = build_report(model, config, result, backend.device)
+    report = build_report(model, config, result, {"render": renderer.name, "inference": inference_site(renderer, runner)})
     if names:
         for record in report["images"]:
             for unit in record["units"]:

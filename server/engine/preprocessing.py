@@ -11,16 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
+from shiftaudit.kernels.tables import Normalisation
+
 OUTPUT_KINDS = ("auto", "logits", "probabilities")
-
-
-@dataclass(frozen=True)
-class Normalisation:
-    """Per-channel ``scale``/``bias`` so that model_input = pixel_0_255 * scale + bias."""
-
-    scale: np.ndarray
-    bias: np.ndarray
-    channel_order: str
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,10 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from shiftaudit.server.engine.audit import AuditConfig, Cancelled, ImageSource, InputError, Progress
 from shiftaudit.server.engine.files import PathError
-from shiftaudit.server.engine.job import directory_sources, gpu_renderer, make_config, run_job
+from shiftaudit.server.engine.job import directory_sources, make_config, run_job
 from shiftaudit.server.engine.labels import parse_labels
 from shiftaudit.server.engine.preprocessing import Preprocessing, class_names, load_preprocessing
+from shiftaudit.server.engine.render import gpu_renderer
 from shiftaudit.server.engine.report import package_version
 from shiftaudit.server.engine.runners import ModelError, Runner
 from shiftaudit.server.engine.runners.tensorrt import tensorrt_version

@@ -15,9 +15,10 @@ from shiftaudit.server.engine.audit import AuditConfig, Cancelled, run_audit
 from shiftaudit.server.engine.images import read
 from shiftaudit.server.engine.preprocessing import Preprocessing
 from shiftaudit.server.engine.protocols import PlanConfig
-from shiftaudit.server.engine.render.cpu import render_batch
+from shiftaudit.server.engine.render import gpu_renderer
+from shiftaudit.server.engine.render.cpu import CpuRenderer
 from shiftaudit.server.engine.runners import open_runner
-from tests.support import EXAMPLE_MODEL, write_image
+from tests.support import EXAMPLE_IMAGES, EXAMPLE_MODEL, write_image
 from tests.support.models import cnn, feature_map
 
 
@@ -184,16 +185,17 @@ def test_a_cancel_stops_the_rendering_too(tmp_path, example_images, small_model)
     rendered = []
     seen = []
 
-    def counting(frames, norm, layout, dtype):
-        rendered.append(len(frames))
-        return render_batch(frames, norm, layout, dtype)
+    class Counting(CpuRenderer):
+        def render(self, frames, norm, layout, dtype):
+            rendered.append(len(frames))
+            return super().render(frames, norm, layout, dtype)
 
     cfg = AuditConfig(plan=PlanConfig(canvas=(64, 64), size=40, pairs_per_image=40), batch=4,
                       protocols=("embed-black",))
     sources = [(p.name, lambda p=p: read(p, p.name)) for p in sorted(example_images.iterdir())]
     with open_runner(small_model) as runner, pytest.raises(Cancelled):
         run_audit(runner, sources, Preprocessing(), cfg, progress=seen.append, should_stop=lambda: len(seen) >= 1,
-                  render=counting)
+                  renderer=Counting())
     assert 1 <= len(rendered) <= 4  # of 120 batches in the whole audit
 
 
@@ -204,3 +206,11 @@ def test_a_gate_on_a_protocol_that_measured_nothing_fails(small_model, tmp_path,
     code, out, _ = _cli(capsys, "--engine", small_model, "--images", d, "--size", "40", "--protocol", "crop",
                         "--protocol", "embed-black", "--max-p-top1-change", "1")
     assert code == 1 and "no pairs measured" in out
+
+
+def test_device_cuda_without_a_gpu_exits_3(capsys):
+    if gpu_renderer()[0] is not None:
+        pytest.skip("a GPU is present")
+    code = main(["--engine", str(EXAMPLE_MODEL), "--images", str(EXAMPLE_IMAGES), "--device", "cuda",
+                 "--no-progress"])
+    assert code == 3 and "no usable GPU" in capsys.readouterr().err

@@ -17,14 +17,13 @@ import hashlib
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from shiftaudit.client import audit
 from shiftaudit.server.engine.images import list_images, read
 from shiftaudit.server.engine.preprocessing import load_preprocessing
 from shiftaudit.server.engine.protocols import PROTOCOLS, PlanConfig, plan
-from shiftaudit.server.engine.render.cpu import render_batch
+from shiftaudit.server.engine.render.cpu import CpuRenderer
 from shiftaudit.server.engine.runners import open_runner
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,8 +45,8 @@ def fingerprints() -> dict[str, str]:
             image = read(path, path.name)
             for protocol in PROTOCOLS:
                 frames = [(image, f) for u in plan(protocol, image.size, image.digest, cfg) for f in u.frames]
-                batch = render_batch(frames, pre.normalisation(), spec.layout, spec.dtype)
-                frames_hash.update(np.ascontiguousarray(batch).tobytes())
+                batch = CpuRenderer().render(frames, pre.normalisation(), spec.layout, spec.dtype)
+                frames_hash.update(batch.to_host().tobytes())
                 outputs_hash.update(runner.infer(batch).tobytes())
     return {"frames_sha256": frames_hash.hexdigest(), "outputs_sha256": outputs_hash.hexdigest()}
 

@@ -1,4 +1,4 @@
-"""Inpainting's guarantees, the metrics' formulas, and exact merging of shards."""
+"""Inpainted frames' guarantees, the metrics' formulas, and exact merging of shards."""
 from __future__ import annotations
 
 import json
@@ -9,7 +9,6 @@ import pytest
 from shiftaudit.server.engine.geometry import Placement
 from shiftaudit.server.engine.metrics import ProtocolStats, Tally, mean_ci, wilson
 from shiftaudit.server.engine.render.cpu import render_frames
-from shiftaudit.server.engine.render.inpaint import BINOMIAL5, inpaint
 from shiftaudit.server.engine.score import detect_output_kind, probabilities, score_unit
 
 
@@ -28,19 +27,6 @@ def test_inpainting_keeps_known_pixels_and_fills_every_other_with_a_weighted_ave
         lo, hi = black[known][:, c].min(), black[known][:, c].max()
         assert lo - 1e-3 <= outside[:, c].min() and outside[:, c].max() <= hi + 1e-3
     assert (outside.sum(axis=1) > 0).all()
-
-
-def test_one_inpainting_pass_is_the_binomial_average_of_known_neighbours():
-    canvas = np.zeros((9, 9, 1), np.float32)
-    known = np.zeros((9, 9), bool)
-    canvas[4, 4], known[4, 4] = 10.0, True
-    canvas[4, 5], known[4, 5] = 20.0, True
-    out = inpaint(canvas, known)
-    k = BINOMIAL5
-    # pixel (4, 3): neighbours (4,4) at dx=1 and (4,5) at dx=2, same row
-    expect = (k[2] * k[3] * 10 + k[2] * k[4] * 20) / (k[2] * k[3] + k[2] * k[4])
-    assert out[4, 3, 0] == pytest.approx(expect, rel=1e-6)
-    assert out[4, 4, 0] == 10 and out[4, 5, 0] == 20
 
 
 def test_wilson_interval_known_values():

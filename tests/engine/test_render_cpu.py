@@ -5,10 +5,11 @@ import cv2
 import numpy as np
 import pytest
 
+from shiftaudit.kernels.reference import normalise, resample
 from shiftaudit.server.engine.geometry import Placement, resolve_filter, tables
 from shiftaudit.server.engine.preprocessing import Preprocessing
 from shiftaudit.server.engine.protocols import PlanConfig, plan
-from shiftaudit.server.engine.render.cpu import render_frames, resample, to_model_input
+from shiftaudit.server.engine.render.cpu import render_frames
 
 CV2 = {"area": cv2.INTER_AREA, "bilinear": cv2.INTER_LINEAR}
 # float32 sums of up to ~40 taps of values below 256: differences are rounding, far below 1e-3
@@ -104,12 +105,12 @@ def test_model_input_layouts_dtypes_and_normalisation():
     rng = np.random.default_rng(6)
     canvases = (rng.random((2, 5, 7, 3)) * 255).astype(np.float32)
     pre = Preprocessing(mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3), pixel_range=1, channel_order="BGR")
-    x = to_model_input(canvases, pre.normalisation(), "NCHW", np.dtype(np.float16))
+    x = normalise(canvases, pre.normalisation(), "NCHW", np.dtype(np.float16))
     assert x.shape == (2, 3, 5, 7) and x.dtype == np.float16
     bgr = canvases[..., ::-1] / 255
     expect = ((bgr - np.array(pre.mean)) / np.array(pre.std)).transpose(0, 3, 1, 2)
     np.testing.assert_allclose(x.astype(np.float32), expect, atol=2e-3)
-    y = to_model_input(canvases, Preprocessing().normalisation(), "NHWC", np.dtype(np.float32))
+    y = normalise(canvases, Preprocessing().normalisation(), "NHWC", np.dtype(np.float32))
     assert y.shape == (2, 5, 7, 3) and y.dtype == np.float32
 
 

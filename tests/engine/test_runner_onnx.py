@@ -31,7 +31,7 @@ def test_fixed_batch_models_get_split_and_padded_batches(tmp_path, fixed):
 
 
 def test_refuses_models_that_are_not_image_classifiers(tmp_path):
-    with pytest.raises(ModelError, match=r"output has shape \['N', 4, 32, 32\]"):
+    with pytest.raises(ModelError, match=r"output 'out' has shape \['N', 4, 32, 32\]"):
         open_runner(feature_map(tmp_path / "fmap.onnx"))
     with pytest.raises(ModelError, match=r"expected an image batch"):
         open_runner(vector_input(tmp_path / "vec.onnx"))
@@ -64,17 +64,18 @@ def test_batches_the_kernels_rendered_are_bound_where_they_lie(tmp_path, fixed):
     """I/O binding of the render buffer (here host memory, from the kernels' host build; on a GPU node
     with onnxruntime-gpu the same call binds device memory), and the copy when the engine's fixed
     batch does not match."""
-    from shiftaudit.kernels.renderer import HostMemory, KernelRenderer
+    from shiftaudit.kernels.memory import HostMemory
     from shiftaudit.server.engine.images import list_images, read
     from shiftaudit.server.engine.preprocessing import Preprocessing
     from shiftaudit.server.engine.protocols import PlanConfig, plan
+    from shiftaudit.server.engine.render.gpu import GpuRenderer
     from tests.support import EXAMPLE_IMAGES
 
     images = [read(p) for p in list_images(EXAMPLE_IMAGES)[:2]]
     frames = [(im, f) for im in images for u in plan("embed-black", im.size, im.digest, PlanConfig(canvas=(32, 32), size=20))
               for f in u.frames]
-    rendered = KernelRenderer(HostMemory())(frames, Preprocessing().normalisation(), "NCHW", np.dtype(np.float32))
-    bound = KernelRenderer(HostMemory()).render(frames, Preprocessing().normalisation(), "NCHW", np.dtype(np.float32))
+    bound = GpuRenderer(HostMemory()).render(frames, Preprocessing().normalisation(), "NCHW", np.dtype(np.float32))
+    rendered = bound.to_host()
     with open_runner(cnn(tmp_path / "m.onnx", hw=32, batch=fixed or "N")) as runner:
         assert runner.memory_devices == ("cpu",)
         np.testing.assert_allclose(runner.infer(bound), runner.infer(rendered), rtol=1e-6)

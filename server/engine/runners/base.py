@@ -6,9 +6,15 @@ imported inside the runner that needs them, so the package imports cleanly witho
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+
+from ..render import Batch, HostBatch
+
+FLOATS = (np.dtype(np.float32), np.dtype(np.float16))
 
 
 class ModelError(RuntimeError):
@@ -69,23 +75,24 @@ class Runner(ABC):
 
     memory_devices: tuple[str, ...] = ()  # where a batch may lie for `_run_bound` ("cpu", "cuda")
 
-    def _run_bound(self, batch) -> np.ndarray:
-        """One engine call on a batch left in the renderer's memory (see `infer`)."""
+    def _run_bound(self, batch: Batch) -> np.ndarray:
+        """One engine call on a batch left where the renderer put it (see `infer`)."""
         raise NotImplementedError
 
-    def infer(self, batch) -> np.ndarray:
-        """``batch`` is a host array, or a batch the kernels rendered (``shiftaudit.kernels.renderer.
-        Rendered``), which the engine reads where it lies when it can, else after a copy to the host.
-        Batches are split into engine calls of at most the engine's batch, and padded up to its least."""
+    def infer(self, batch: Batch | np.ndarray) -> np.ndarray:
+        """Outputs for a rendered batch (or a host array). Only the runner decides where it reads the
+        batch: in place when it lies in memory the engine binds and fits the engine's batch range, else
+        a host copy, split into engine calls of at most the engine's batch and padded up to its least."""
+        if isinstance(batch, np.ndarray):
+            batch = HostBatch(batch)
         least, most = self.input_spec().batch_range()
         n = batch.shape[0]
-        if not isinstance(batch, np.ndarray):
-            if batch.device in self.memory_devices and least <= n and (most is None or n <= most):
-                return self._checked(self._run_bound(batch), n)
-            batch = batch.to_host()
+        if batch.device in self.memory_devices and least <= n and (most is None or n <= most):
+            return self._checked(self._run_bound(batch), n)
+        host = batch.to_host()
         outs = []
         for i in range(0, n, most or n):
-            chunk = batch[i:i + (most or n)]
+            chunk = host[i:i + (most or n)]
             m = len(chunk)
             if m < least:  # pad with copies of the chunk's first frame
                 chunk = np.concatenate([chunk, np.repeat(chunk[:1], least - m, axis=0)])
@@ -98,3 +105,37 @@ class Runner(ABC):
             raise ModelError(f"model output has shape {list(out.shape)} for a batch of {n}; "
                              "an image classifier outputs (batch, classes)")
         return out.astype(np.float32, copy=False)
+
+
+def _dim(d) -> int | None:
+    """A dimension as the engines list it: a positive int, or None when dynamic (-1, 0, a name)."""
+    return d if isinstance(d, int) and d > 0 else None
+
+
+def image_input(path: Path, inputs: Sequence[tuple[str, Sequence]]) -> tuple[str, str, int | None, int | None]:
+    """(name, layout, height, width) of a model's one input, an image batch [N, 3, H, W] or [N, H, W, 3]
+    (height and width None when dynamic); ModelError for any other model. Every runner asks this."""
+    if len(inputs) != 1:
+        raise ModelError(f"{path}: model has {len(inputs)} inputs; shiftaudit audits single-input image classifiers")
+    name, shape = inputs[0]
+    if len(shape) != 4 or 3 not in (shape[1], shape[3]):
+        raise ModelError(f"{path}: input {name!r} has shape {list(shape)}; expected an image batch "
+                         "[N, 3, H, W] or [N, H, W, 3]")
+    layout = "NCHW" if shape[1] == 3 else "NHWC"
+    h, w = (shape[2], shape[3]) if layout == "NCHW" else (shape[1], shape[2])
+    return name, layout, _dim(h), _dim(w)
+
+
+def float_tensor(path: Path, name: str, type_name: str, dtype: np.dtype | None) -> np.dtype:
+    """The tensor's dtype if the audit can feed or read it (float32, float16); ModelError otherwise."""
+    if dtype is None or np.dtype(dtype) not in FLOATS:
+        raise ModelError(f"{path}: tensor {name!r} is {type_name}; the audit needs float32 or float16 "
+                         "(INT8/FP8 engines keep float inputs and outputs when built so)")
+    return np.dtype(dtype)
+
+
+def classifier_output(path: Path, name: str, shape: Sequence) -> None:
+    """The output is (batch, classes), with at least two classes when the number is fixed."""
+    if len(shape) != 2 or (_dim(shape[1]) or 2) < 2:
+        raise ModelError(f"{path}: output {name!r} has shape {list(shape)}; an image classifier outputs "
+                         "(batch, classes)")

@@ -10,7 +10,7 @@ import numpy as np
 
 from shiftaudit.kernels import cache_dir
 
-from .base import InputSpec, ModelError, Runner
+from .base import InputSpec, ModelError, Runner, _dim, classifier_output, float_tensor, image_input
 
 _DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
 
@@ -40,10 +40,6 @@ def providers_for(device: str, tensorrt: bool) -> list[Provider]:
     return ["CPUExecutionProvider"]
 
 
-def _dim(d) -> int | None:
-    return d if isinstance(d, int) and d > 0 else None
-
-
 class OnnxRuntimeRunner(Runner):
     name = "onnxruntime"
 
@@ -70,24 +66,11 @@ class OnnxRuntimeRunner(Runner):
         self._output = self.session.get_outputs()[0].name
 
     def _read_spec(self, path: Path) -> InputSpec:
-        inputs = self.session.get_inputs()
-        if len(inputs) != 1:
-            raise ModelError(f"{path}: model has {len(inputs)} inputs; shiftaudit audits single-input "
-                             "image classifiers")
-        inp = inputs[0]
-        shape = inp.shape
-        if inp.type not in _DTYPES:
-            raise ModelError(f"{path}: input {inp.name!r} is {inp.type}; expected a float32 or float16 image")
-        if len(shape) != 4 or 3 not in (shape[1], shape[3]):
-            raise ModelError(f"{path}: input {inp.name!r} has shape {shape}; expected an image batch "
-                             "[N, 3, H, W] or [N, H, W, 3]")
-        layout = "NCHW" if shape[1] == 3 else "NHWC"
-        h, w = (shape[2], shape[3]) if layout == "NCHW" else (shape[1], shape[2])
-        out_shape = self.session.get_outputs()[0].shape
-        if len(out_shape) != 2:
-            raise ModelError(f"{path}: output has shape {out_shape}; an image classifier outputs "
-                             "(batch, classes)")
-        return InputSpec(inp.name, layout, _dim(h), _dim(w), np.dtype(_DTYPES[inp.type]), _dim(shape[0]))
+        inputs, output = self.session.get_inputs(), self.session.get_outputs()[0]
+        name, layout, h, w = image_input(path, [(i.name, i.shape) for i in inputs])
+        dtype = float_tensor(path, name, inputs[0].type, _DTYPES.get(inputs[0].type))
+        classifier_output(path, output.name, output.shape)
+        return InputSpec(name, layout, h, w, dtype, _dim(inputs[0].shape[0]))
 
     def input_spec(self) -> InputSpec:
         return self._spec

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from shiftaudit.kernels.launch import Gpu, _check
+from shiftaudit.kernels.launch import Gpu, cuda_call
 
-from .base import InputSpec, ModelError, Runner
+from .base import InputSpec, ModelError, Runner, classifier_output, float_tensor, image_input
 from .manifest import SCHEMA, EngineMismatch, check_file, check_runtime, manifest_path, read_manifest
 
 ENGINE_SUFFIXES = (".plan", ".engine")
@@ -54,33 +54,24 @@ def plan_io(tensors: list[Tensor], path: Path) -> tuple[InputSpec, Tensor]:
     first optimisation profile) and its one (batch, classes) output; an error for anything else."""
     inputs = [t for t in tensors if t.is_input]
     outputs = [t for t in tensors if not t.is_input]
-    if len(inputs) != 1 or len(outputs) != 1:
-        raise ModelError(f"{path}: engine has {len(inputs)} inputs and {len(outputs)} outputs; shiftaudit "
-                         "audits single-input image classifiers with one output")
+    name, layout, h, w = image_input(path, [(t.name, t.shape) for t in inputs])
+    if len(outputs) != 1:
+        raise ModelError(f"{path}: engine has {len(outputs)} outputs; shiftaudit audits image classifiers with one")
     inp, out = inputs[0], outputs[0]
     for t in (inp, out):
-        if t.dtype not in DTYPES:
-            raise ModelError(f"{path}: tensor {t.name!r} is {t.dtype}; the audit needs FLOAT or HALF I/O "
-                             "(INT8/FP8 engines keep float inputs and outputs when built so)")
+        float_tensor(path, t.name, t.dtype, DTYPES.get(t.dtype))
         if not t.linear:
             raise ModelError(f"{path}: tensor {t.name!r} has a vectorised format; build the engine with linear I/O")
-    shape = inp.shape
-    if len(shape) != 4 or 3 not in (shape[1], shape[3]):
-        raise ModelError(f"{path}: input {inp.name!r} has shape {list(shape)}; expected [N, 3, H, W] or [N, H, W, 3]")
-    if len(out.shape) != 2 or out.shape[1] < 2:
-        raise ModelError(f"{path}: output {out.name!r} has shape {list(out.shape)}; an image classifier outputs "
-                         "(batch, classes)")
-    layout = "NCHW" if shape[1] == 3 else "NHWC"
-    h, w = (shape[2], shape[3]) if layout == "NCHW" else (shape[1], shape[2])
-    if -1 in (h, w):
-        raise ModelError(f"{path}: input {inp.name!r} has a dynamic height or width; build the engine for one size")
+    classifier_output(path, out.name, out.shape)
+    if h is None or w is None:
+        raise ModelError(f"{path}: input {name!r} has a dynamic height or width; build the engine for one size")
     dtype = np.dtype(DTYPES[inp.dtype])
-    if shape[0] > 0:
-        return InputSpec(inp.name, layout, h, w, dtype, shape[0]), out
+    if inp.shape[0] > 0:
+        return InputSpec(name, layout, h, w, dtype, inp.shape[0]), out
     if inp.profile is None:
-        raise ModelError(f"{path}: input {inp.name!r} has a dynamic batch but no optimisation profile")
+        raise ModelError(f"{path}: input {name!r} has a dynamic batch but no optimisation profile")
     least, _, most = (s[0] for s in inp.profile)
-    return InputSpec(inp.name, layout, h, w, dtype, None, least, most), out
+    return InputSpec(name, layout, h, w, dtype, None, least, most), out
 
 
 def import_tensorrt():
@@ -181,8 +172,8 @@ class TensorRTRunner(Runner):
         d = gpu.driver
         self.stream = gpu.new_stream()
         frame = 3 * self._spec.height * self._spec.width * self._spec.dtype.itemsize
-        (self._input,) = _check(d.cuMemAlloc(most * frame))  # host batches are copied here
-        (self._output,) = _check(d.cuMemAlloc(most * self._classes * self._out_dtype.itemsize))
+        (self._input,) = cuda_call(d.cuMemAlloc(most * frame))  # host batches are copied here
+        (self._output,) = cuda_call(d.cuMemAlloc(most * self._classes * self._out_dtype.itemsize))
         self.tensorrt_version = trt.__version__
         self.manifest = manifest
 
@@ -211,8 +202,8 @@ class TensorRTRunner(Runner):
         if not ctx.execute_async_v3(int(self.stream)):
             raise ModelError(f"TensorRT failed on a batch of {n}: {'; '.join(self._log.errors) or 'no reason given'}")
         out = np.empty((n, self._classes), self._out_dtype)
-        _check(d.cuMemcpyDtoHAsync(out.ctypes.data, self._output, out.nbytes, self.stream))
-        _check(d.cuStreamSynchronize(self.stream))
+        cuda_call(d.cuMemcpyDtoHAsync(out.ctypes.data, self._output, out.nbytes, self.stream))
+        cuda_call(d.cuStreamSynchronize(self.stream))
         return out
 
     def _run_bound(self, batch) -> np.ndarray:
@@ -225,7 +216,7 @@ class TensorRTRunner(Runner):
         batch = np.ascontiguousarray(batch, dtype=self._spec.dtype)
         with self._lock:
             self.gpu.activate()
-            _check(self.gpu.driver.cuMemcpyHtoDAsync(self._input, batch.ctypes.data, batch.nbytes, self.stream))
+            cuda_call(self.gpu.driver.cuMemcpyHtoDAsync(self._input, batch.ctypes.data, batch.nbytes, self.stream))
             return self._execute(int(self._input), len(batch))
 
     def close(self) -> None:

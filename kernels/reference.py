@@ -1,0 +1,123 @@
+"""What each kernel computes, in NumPy and OpenCV: the CPU renderer runs these, and the kernels are
+checked against them (`check.py`). Same float32 operations in the same order as the kernels, so the
+gathers and the normalisation agree bit for bit; inpainting and softmax sum in another order.
+
+- `resample` + `paste`: the `render` kernel (per-axis taps, black outside the block);
+- `known_mask` + `inpaint`: `render_canvas` and the `inpaint_pass` iterations (normalised convolution
+  with a binomial kernel, the paper's inpainting: known pixels kept, the border grows inwards by the
+  kernel's radius per pass);
+- `normalise`: the per-channel scale/bias into the engine's layout and dtype (`render`, `normalise`);
+- `softmax`: the `score` kernels' probabilities.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from .tables import AxisTable, Normalisation
+
+BINOMIAL5 = np.array([1, 4, 6, 4, 1], np.float32) / 16
+
+
+def resample(src: np.ndarray, rows: AxisTable, cols: AxisTable) -> np.ndarray:
+    """The destination block (len(rows), len(cols), C) as float32: columns first, then rows, taps
+    summed in order (the order the kernels use), each a float32 multiply then add."""
+    r0, r1 = int(rows.index.min()), int(rows.index.max()) + 1
+    c0, c1 = int(cols.index.min()), int(cols.index.max()) + 1
+    # Column pass on a (W, H, C) copy of the band the taps touch: each tap then gathers whole
+    # contiguous rows (NumPy's fast path) instead of scattered pixels. OpenCV's blocked transpose
+    # is an order of magnitude faster than NumPy's on 3-channel images.
+    band = cv2.transpose(src[r0:r1, c0:c1]).reshape(c1 - c0, r1 - r0, src.shape[2])
+    cidx = cols.index - c0
+    tmp = np.zeros((cidx.shape[0], r1 - r0, src.shape[2]), np.float32)
+    prod = np.empty_like(tmp)
+    for k in range(cidx.shape[1]):
+        np.multiply(band[cidx[:, k]], cols.weight[:, k, None, None], out=prod)
+        tmp += prod
+    tmp = cv2.transpose(tmp).reshape(r1 - r0, cidx.shape[0], src.shape[2])
+    out = np.zeros((rows.index.shape[0], cidx.shape[0], src.shape[2]), np.float32)
+    prod = np.empty_like(out)
+    for k in range(rows.index.shape[1]):
+        np.multiply(tmp[rows.index[:, k] - r0], rows.weight[:, k, None, None], out=prod)
+        out += prod
+    return out
+
+
+def _clip(start: int, n: int, limit: int) -> tuple[slice, slice]:
+    """Slices (canvas, block) of a block of n rows starting at canvas row ``start``."""
+    lo, hi = max(start, 0), min(start + n, limit)
+    if hi <= lo:
+        return slice(0, 0), slice(0, 0)
+    return slice(lo, hi), slice(lo - start, hi - start)
+
+
+def paste(block: np.ndarray, rows: AxisTable, cols: AxisTable, canvas_hw: tuple[int, int]) -> np.ndarray:
+    """The canvas (H, W, C) with the block pasted on black."""
+    h, w = canvas_hw
+    canvas = np.zeros((h, w, block.shape[2]), np.float32)
+    cy, by = _clip(rows.start, block.shape[0], h)
+    cx, bx = _clip(cols.start, block.shape[1], w)
+    canvas[cy, cx] = block[by, bx]
+    return canvas
+
+
+def known_mask(rows: AxisTable, cols: AxisTable, canvas_hw: tuple[int, int]) -> np.ndarray:
+    """The canvas pixels the destination covers fully: what inpainting keeps."""
+    h, w = canvas_hw
+    coverage = np.zeros((h, w), np.float32)
+    cy, by = _clip(rows.start, rows.index.shape[0], h)
+    cx, bx = _clip(cols.start, cols.index.shape[0], w)
+    coverage[cy, cx] = np.outer(rows.coverage[by], cols.coverage[bx])
+    return coverage >= 1 - 1e-6
+
+
+def passes_needed(canvas_hw: tuple[int, int], kernel: np.ndarray = BINOMIAL5) -> int:
+    """Enough passes to reach every canvas pixel from any single known pixel."""
+    return math.ceil(max(canvas_hw) / (len(kernel) // 2)) + 1
+
+
+def inpaint(canvas: np.ndarray, known: np.ndarray, kernel: np.ndarray = BINOMIAL5) -> np.ndarray:
+    """(H, W, C) float32 canvas with the pixels outside ``known`` filled."""
+    if not known.any():
+        raise ValueError("nothing to inpaint from: no known pixel on the canvas")
+    known = known.copy()
+    values = np.where(known[..., None], canvas, 0).astype(np.float32)
+    for _ in range(passes_needed(known.shape, kernel)):
+        if known.all():
+            break
+        weight = known.astype(np.float32)
+        num = cv2.sepFilter2D(values, -1, kernel, kernel, borderType=cv2.BORDER_CONSTANT).reshape(values.shape)
+        den = cv2.sepFilter2D(weight, -1, kernel, kernel, borderType=cv2.BORDER_CONSTANT)
+        new = ~known & (den > 1e-6)
+        values[new] = num[new] / den[new][:, None]
+        known |= new
+    return values
+
+
+def normalise(canvases: Sequence[np.ndarray], norm: Normalisation, layout: str, dtype: np.dtype) -> np.ndarray:
+    """RGB pixel-space canvases (H, W, 3) -> the engine's input batch: channel order, per-channel
+    scale/bias, NCHW or NHWC, float32 or float16. Frame by frame into the output: a batch-sized
+    float32 temporary costs more than the arithmetic."""
+    h, w, c = canvases[0].shape
+    nchw = layout == "NCHW"
+    out = np.empty((len(canvases), c, h, w) if nchw else (len(canvases), h, w, c), dtype)
+    scale, bias = (norm.scale[:, None, None], norm.bias[:, None, None]) if nchw else (norm.scale, norm.bias)
+    tmp = None if out.dtype == np.float32 else np.empty(out.shape[1:], np.float32)
+    for i, frame in enumerate(canvases):
+        x = frame[..., ::-1] if norm.bgr else frame
+        dst = out[i] if tmp is None else tmp
+        np.multiply(x.transpose(2, 0, 1) if nchw else x, scale, out=dst)
+        dst += bias
+        if tmp is not None:
+            out[i] = tmp
+    return out
+
+
+def softmax(out: np.ndarray) -> np.ndarray:
+    """Row-wise softmax in float64, max-subtracted."""
+    out = out.astype(np.float64)
+    e = np.exp(out - out.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
