@@ -32,10 +32,12 @@ import numpy as np
 
 from shiftaudit.kernels.reference import normalise
 from shiftaudit.kernels.tables import Normalisation
-from shiftaudit.server.engine.audit import AuditConfig, run_audit
-from shiftaudit.server.engine.images import SourceImage, list_images, read
+from shiftaudit.server.engine.audit import run_audit
+from shiftaudit.server.engine.files import list_images
+from shiftaudit.server.engine.images import SourceImage, read
+from shiftaudit.server.engine.options import AuditOptions
 from shiftaudit.server.engine.preprocessing import Preprocessing, load_preprocessing
-from shiftaudit.server.engine.protocols import PAIR_PROTOCOLS, PlanConfig, plan
+from shiftaudit.server.engine.protocols import PAIR_PROTOCOLS, plan
 from shiftaudit.server.engine.render.cpu import render_frames
 from shiftaudit.server.engine.runners.onnxruntime import OnnxRuntimeRunner
 
@@ -45,11 +47,11 @@ IMAGES = ROOT / "examples" / "images"
 DEFAULT_PROTOCOLS = ("crop", "embed-black", "scale", "embed-inpaint", "null")
 
 
-def prerender(images: list[SourceImage], protocol: str, cfg: AuditConfig, runner: OnnxRuntimeRunner,
+def prerender(images: list[SourceImage], protocol: str, cfg: AuditOptions, runner: OnnxRuntimeRunner,
               norm: Normalisation) -> list[np.ndarray]:
     """The protocol's frames, in the audit's order, as model-input batches of ``cfg.batch``."""
     spec = runner.input_spec()
-    canvases = [c for im in images for unit in plan(protocol, im.size, im.digest, cfg.plan)
+    canvases = [c for im in images for unit in plan(protocol, im.size, im.digest, cfg)
                 for c in render_frames(im.pixels, unit.frames)]
     return [normalise(np.stack(canvases[i:i + cfg.batch]), norm, spec.layout, spec.dtype)
             for i in range(0, len(canvases), cfg.batch)]
@@ -63,7 +65,7 @@ def time_bare(runner: OnnxRuntimeRunner, batches: list[np.ndarray]) -> float:
 
 
 def time_audit(runner: OnnxRuntimeRunner, sources: list[tuple[str, Callable[[], SourceImage]]],
-               pre: Preprocessing, cfg: AuditConfig, frames: int) -> float:
+               pre: Preprocessing, cfg: AuditOptions, frames: int) -> float:
     start = time.perf_counter()
     result = run_audit(runner, sources, pre, cfg)
     seconds = time.perf_counter() - start
@@ -95,8 +97,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{'protocol':<14} {'frames':>6} {'bare f/s':>9} {'audit f/s':>9} {'ratio':>6}")
     with OnnxRuntimeRunner(MODEL, threads=args.threads) as runner:
         for protocol in protocols:
-            cfg = AuditConfig(protocols=(protocol,), batch=args.batch,
-                              plan=PlanConfig(canvas=(224, 224), pairs_per_image=args.pairs_per_image))
+            cfg = AuditOptions(protocols=(protocol,), batch=args.batch,
+                               pairs_per_image=args.pairs_per_image).resolved(runner.input_spec())
             batches = prerender(images, protocol, cfg, runner, norm)
             frames = sum(len(x) for x in batches)
             time_bare(runner, batches)  # warm-up: ORT allocates per input shape on first use

@@ -27,10 +27,12 @@ from shiftaudit.kernels import ops
 from shiftaudit.kernels.batch import pack
 from shiftaudit.kernels.launch import cuda_call as _check
 from shiftaudit.kernels.memory import DeviceMemory
+from shiftaudit.server.engine.files import list_images
 from shiftaudit.server.engine.geometry import frame_tables
-from shiftaudit.server.engine.images import list_images, read
+from shiftaudit.server.engine.images import read
+from shiftaudit.server.engine.options import AuditOptions
 from shiftaudit.server.engine.preprocessing import Preprocessing
-from shiftaudit.server.engine.protocols import PlanConfig, plan
+from shiftaudit.server.engine.protocols import plan
 from shiftaudit.server.engine.render.gpu import GpuRenderer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def frames_for(protocol: str, batch: int):
     """`batch` frames of the example photographs (pairs of different images, several per image)."""
     images = [read(p) for p in list_images(ROOT / "examples" / "images")]
-    cfg = PlanConfig(pairs_per_image=-(-batch // (2 * len(images))))
+    cfg = AuditOptions(canvas=(224, 224), pairs_per_image=-(-batch // (2 * len(images))))
     frames = [(im, p) for im in images for u in plan(protocol, im.size, im.digest, cfg) for p in u.frames]
     return frames[:batch]
 

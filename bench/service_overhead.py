@@ -22,8 +22,9 @@ import time
 from pathlib import Path
 
 from shiftaudit.client.remote import AuditClient
-from shiftaudit.server.engine.job import directory_sources, make_config, run_job
-from shiftaudit.server.engine.preprocessing import load_preprocessing
+from shiftaudit.server.engine.images import image_sources
+from shiftaudit.server.engine.job import Job
+from shiftaudit.server.engine.options import AuditOptions
 from shiftaudit.server.engine.runners import open_runner
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,8 +55,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5, help="timed repetitions, best kept")
     ap.add_argument("--sequential", type=int, default=50)
     args = ap.parse_args()
-    job = dict(plan={"pairs_per_image": args.pairs_per_image}, protocols=PROTOCOLS)
-    small = dict(plan={"pairs_per_image": 1}, protocols=("embed-black",))
+    options = AuditOptions(pairs_per_image=args.pairs_per_image, protocols=PROTOCOLS)
+    small = AuditOptions(protocols=("embed-black",))
 
     with tempfile.TemporaryDirectory() as state:
         server = subprocess.Popen(
@@ -65,19 +66,18 @@ def main() -> None:
             target = server.stdout.readline().split("listening on ")[1].split()[0]
             model = EXAMPLES / "efficientnet_lite0.onnx"
             with AuditClient(target) as client, open_runner(model) as runner:
-                client.run("efficientnet_lite0.onnx", data_path="images", **small)  # load the model, warm up
-                config = make_config(runner, job["plan"], job["protocols"], None, False)
-                local_s, local = best(lambda: run_job(runner, model, load_preprocessing(model), config,
-                                                      directory_sources(EXAMPLES / "images")), args.repeat)
-                path_s, remote = best(lambda: client.run("efficientnet_lite0.onnx", data_path="images", **job),
+                client.run("efficientnet_lite0.onnx", small, data_path="images")  # load the model, warm up
+                job = Job.prepare(model, runner, options, image_sources(EXAMPLES / "images"))
+                local_s, local = best(job.run, args.repeat)
+                path_s, remote = best(lambda: client.run("efficientnet_lite0.onnx", options, data_path="images"),
                                       args.repeat)
-                upload_s, _ = best(lambda: client.run("efficientnet_lite0.onnx", images=EXAMPLES / "images", **job),
+                upload_s, _ = best(lambda: client.run("efficientnet_lite0.onnx", options, images=EXAMPLES / "images"),
                                    args.repeat)
                 assert remote["protocols"] == local["protocols"], "remote metrics differ from in-process"
                 frames = local["frames"]
                 rss = [rss_mib(server.pid)]
                 for i in range(args.sequential):
-                    client.run("efficientnet_lite0.onnx", data_path="images", **small)
+                    client.run("efficientnet_lite0.onnx", small, data_path="images")
                     if (i + 1) % 10 == 0:
                         rss.append(rss_mib(server.pid))
         finally:

@@ -1,3 +1,22 @@
-from .api import audit
+"""shiftaudit's clients: `audit` runs an audit in this process; `shiftaudit.client.remote.AuditClient`
+talks to an audit-server. ``audit`` is imported on first use, so that ``import
+shiftaudit.client.remote`` (a pipeline's gRPC client) loads nothing of the engine: no OpenCV, no ONNX
+Runtime, no runner."""
+from __future__ import annotations
 
-__all__ = ["audit"]
+from typing import TYPE_CHECKING, Any
+
+from shiftaudit.server.engine.options import AuditOptions
+
+if TYPE_CHECKING:
+    from .api import audit
+
+__all__ = ["AuditOptions", "audit"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "audit":
+        from .api import audit
+
+        return audit
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -14,16 +14,17 @@ from pathlib import Path
 
 import grpc
 
-from shiftaudit.server.engine.audit import DEFAULT_PROTOCOLS, Cancelled, InputError
-from shiftaudit.server.engine.geometry import FILTERS
-from shiftaudit.server.engine.preprocessing import OUTPUT_KINDS
-from shiftaudit.server.engine.protocols import PROTOCOLS
+from shiftaudit.server.engine.audit import InputError
+from shiftaudit.server.engine.options import AuditOptions
+from shiftaudit.server.engine.pipeline import Cancelled
+from shiftaudit.server.engine.preprocessing import Preprocessing
 from shiftaudit.server.engine.render import DEVICES, DeviceError
 from shiftaudit.server.engine.runners import ModelError
 
 from . import engine_tools
 from .api import audit
 from .fanout import run_sharded
+from .flags import add_flags, given
 from .gates import evaluate
 from .progress import ProgressBar
 from .remote import AuditClient, RemoteError
@@ -34,30 +35,6 @@ TOOLS = {"build-engine": engine_tools.build, "inspect": engine_tools.inspect}
 # what the caller can fix; every other status means the server could not do the job (exit 3)
 _USAGE_CODES = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNAUTHENTICATED,
                 grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.OUT_OF_RANGE}
-
-
-def _ints(text: str, n: int, sep: str = ",") -> tuple[int, ...]:
-    try:
-        values = tuple(int(v) for v in text.split(sep))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {n} integers separated by {sep!r}, got {text!r}") from None
-    if len(values) != n:
-        raise argparse.ArgumentTypeError(f"expected {n} integers separated by {sep!r}, got {text!r}")
-    return values
-
-
-def _floats3(text: str) -> tuple[float, float, float]:
-    try:
-        values = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        values = ()
-    if len(values) != 3:
-        raise argparse.ArgumentTypeError(f"expected three numbers r,g,b, got {text!r}")
-    return values  # type: ignore[return-value]
-
-
-def _canvas(text: str) -> tuple[int, int]:
-    return _ints(text.lower(), 2, "x")  # type: ignore[return-value]
 
 
 def parser() -> argparse.ArgumentParser:
@@ -76,37 +53,19 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--tls-cert", type=Path, help="client certificate, for servers that require one")
     g.add_argument("--tls-key", type=Path, help="client private key")
     g.add_argument("--timeout", type=float, help="deadline of the remote audit, seconds")
-    ap.add_argument("--protocol", action="append", choices=PROTOCOLS, dest="protocols",
-                    help=f"repeat for several (default: {' '.join(DEFAULT_PROTOCOLS)})")
-    g = ap.add_argument_group("frames")
-    g.add_argument("--size", type=int, help="embedded short side S (default 100)")
-    g.add_argument("--shift", type=lambda t: _ints(t, 2), help="shift DX,DY of frame B (default 1,1)")
-    g.add_argument("--pairs-per-image", type=int, help="pairs (or sequences) per image and protocol (default 1)")
-    g.add_argument("--seed", type=int, help="seed of every random draw (default 0)")
-    g.add_argument("--canvas", type=_canvas, help="HxW, for models with a dynamic input size (default 224x224)")
-    g.add_argument("--filter", choices=("auto",) + FILTERS, help="resampling filter (default auto: area "
-                   "when shrinking, bilinear when enlarging)")
-    g.add_argument("--sweep-pixels", type=int, help="K of translate-sweep and scale-sweep (default 8)")
-    g.add_argument("--sweep-step", type=float, help="translate-sweep step, may be sub-pixel (default 1)")
-    g.add_argument("--size-sweep", type=lambda t: _ints(t, 3, ":"), help="MIN:MAX:STEP of size-sweep "
-                   "(MAX 0: largest that fits; default 60:0:8)")
-    g = ap.add_argument_group("model")
-    g.add_argument("--batch", type=int, help="frames per engine call (default 32)")
+    groups = {name: ap.add_argument_group(name) for name in ("frames", "model", "output and gates")}
+    add_flags(ap, AuditOptions, groups)
+    add_flags(ap, Preprocessing, groups)
+    g = groups["model"]
     g.add_argument("--device", choices=DEVICES, default="auto", help="where frames are rendered: cuda (our "
                    "kernels), cpu, or auto (cuda when usable); in-process only, a server picks its own")
     g.add_argument("--allow-engine-host-code", action="store_true", help="let a TensorRT engine that carries host "
                    "code load (deserialising runs it: only for engines you trust); in-process only")
     g.add_argument("--onnx-tensorrt", action="store_true", help="run an ONNX model through ONNX Runtime's TensorRT "
                    "execution provider; in-process only")
-    g.add_argument("--mean", type=_floats3, help="per-channel mean, model channel order (overrides the sidecar)")
-    g.add_argument("--std", type=_floats3, help="per-channel std, model channel order")
-    g.add_argument("--pixel-range", type=float, choices=(1.0, 255.0), help="pixels in 0-1 or 0-255 before mean/std")
-    g.add_argument("--channel-order", choices=("RGB", "BGR"))
-    g.add_argument("--output-kind", choices=OUTPUT_KINDS, help="what the model outputs (default auto-detect)")
     g.add_argument("--labels", type=Path, help="file of 'image,label' lines, for accuracy")
-    g = ap.add_argument_group("output and gates")
+    g = groups["output and gates"]
     g.add_argument("--json", type=Path, help="write the report here")
-    g.add_argument("--strict", action="store_true", help="a bad or too small image is an error, not a skip")
     g.add_argument("--no-progress", action="store_true")
     g.add_argument("--max-p-top1-change", type=float, help="gate: fail (exit 1) above this P(top-1 change)")
     g.add_argument("--max-mac", type=float, help="gate: fail (exit 1) above this MAC")
@@ -115,23 +74,16 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
-_PLAN_OPTIONS = ("size", "shift", "pairs_per_image", "seed", "canvas", "filter", "sweep_pixels", "sweep_step",
-                 "size_sweep")
-_PRE_OPTIONS = {"mean": "mean", "std": "std", "pixel_range": "pixel_range", "channel_order": "channel_order",
-                "output_kind": "output"}
-
-
 def _audit(args: argparse.Namespace, progress: ProgressBar | None) -> dict:
     """The report, from this process or from the server."""
-    job = dict(plan={k: getattr(args, k) for k in _PLAN_OPTIONS if getattr(args, k) is not None},
-               protocols=tuple(dict.fromkeys(args.protocols)) if args.protocols else None,
-               batch=args.batch, strict=args.strict, progress=progress,
-               preprocessing={v: getattr(args, k) for k, v in _PRE_OPTIONS.items() if getattr(args, k) is not None})
+    options = AuditOptions(**given(args, AuditOptions))
+    preprocessing = given(args, Preprocessing)
     if not args.server:
         if args.data_path or not args.images:
             raise ValueError("give --images DIR (--data-path needs --server)")
-        return audit(args.engine, args.images, labels=args.labels, device=args.device,
-                     allow_engine_host_code=args.allow_engine_host_code, onnx_tensorrt=args.onnx_tensorrt, **job)
+        return audit(args.engine, args.images, options, preprocessing=preprocessing, labels=args.labels,
+                     progress=progress, device=args.device, allow_engine_host_code=args.allow_engine_host_code,
+                     onnx_tensorrt=args.onnx_tensorrt)
     if bool(args.images) == bool(args.data_path):
         raise ValueError("with --server give either --images DIR (uploaded) or --data-path PATH (on the server)")
     if len(args.server) > 1 and args.data_path:
@@ -144,11 +96,11 @@ def _audit(args: argparse.Namespace, progress: ProgressBar | None) -> dict:
         return AuditClient(target, token=token, tls_ca=args.tls_ca, tls_cert=args.tls_cert, tls_key=args.tls_key)
 
     if len(args.server) > 1:
-        return run_sharded(args.server, connect, args.engine.as_posix(), args.images, labels_csv=labels,
-                           timeout=args.timeout, **job)
+        return run_sharded(args.server, connect, args.engine.as_posix(), args.images, options,
+                           preprocessing=preprocessing, labels_csv=labels, timeout=args.timeout, progress=progress)
     with connect(args.server[0]) as client:
-        return client.run(args.engine.as_posix(), images=args.images, data_path=args.data_path, labels_csv=labels,
-                          timeout=args.timeout, **job)
+        return client.run(args.engine.as_posix(), options, images=args.images, data_path=args.data_path,
+                          preprocessing=preprocessing, labels_csv=labels, timeout=args.timeout, progress=progress)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
-from shiftaudit.server.engine.report import file_sha256
+from shiftaudit.server.engine.files import file_sha256
 from shiftaudit.server.engine.runners.manifest import (
     EngineMismatch,
     check_file,

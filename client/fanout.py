@@ -9,35 +9,38 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
+from typing import Any
 
-from shiftaudit.server.engine.audit import Progress
-from shiftaudit.server.engine.images import list_images
-from shiftaudit.server.engine.report import file_sha256, merge_reports
+from shiftaudit.server.engine.files import file_sha256, image_files
+from shiftaudit.server.engine.options import AuditOptions
+from shiftaudit.server.engine.progress import Progress
+from shiftaudit.server.engine.report import merge_reports
 
 from .remote import AuditClient, RemoteError
 
 
-def shards(files: list[Path], n: int) -> list[list[Path]]:
-    """Shard k holds the files whose content's sha256, read as a number, is k modulo n."""
-    out: list[list[Path]] = [[] for _ in range(n)]
-    for path in files:
-        out[int(file_sha256(path)[:16], 16) % n].append(path)
+def shards(files: list[tuple[str, Path]], n: int) -> list[list[tuple[str, Path]]]:
+    """Shard k holds the (name, file)s whose content's sha256, read as a number, is k modulo n."""
+    out: list[list[tuple[str, Path]]] = [[] for _ in range(n)]
+    for name, path in files:
+        out[int(file_sha256(path)[:16], 16) % n].append((name, path))
     return out
 
 
 def run_sharded(targets: list[str], connect: Callable[[str], AuditClient], model: str, images: Path,
-                progress: Callable[[Progress], None] | None = None, **options) -> dict:
-    """Audit ``images`` (a local directory) on every server of ``targets`` at once, one shard each;
-    ``options`` are `AuditClient.run`'s. The first failure stops the other shards and is raised."""
+                options: AuditOptions, *, preprocessing: Mapping[str, Any] | None = None, labels_csv: str = "",
+                timeout: float | None = None, progress: Callable[[Progress], None] | None = None) -> dict:
+    """Audit ``images`` (a local directory) on every server of ``targets`` at once, one shard each, with
+    `AuditClient.run`'s options. The first failure stops the other shards and is raised."""
     if len(set(targets)) != len(targets):
         raise ValueError("each --server may be named once")
-    files = [images] if images.is_file() else list_images(images)
+    files = image_files(images)
     if not files:
         raise ValueError(f"no files in {images}")
-    names = [p.name if p == images else str(p.relative_to(images)) for p in files]
+    names = [name for name, _ in files]
     parts = [(t, s) for t, s in zip(targets, shards(files, len(targets))) if s]  # a server with no images idles
     clients = {t: connect(t) for t, _ in parts}
     start = time.perf_counter()
@@ -63,8 +66,9 @@ def run_sharded(targets: list[str], connect: Callable[[str], AuditClient], model
         def audit(part: tuple[str, list[Path]]) -> tuple[str, dict]:
             target, subset = part
             try:
-                return target, clients[target].run(model, images=images, files=subset,
-                                                   progress=shard_progress(target), **options)
+                return target, clients[target].run(model, options, images=images, files=subset,
+                                                   preprocessing=preprocessing, labels_csv=labels_csv,
+                                                   timeout=timeout, progress=shard_progress(target))
             except RemoteError as e:
                 stop(RemoteError(e.code, f"{target}: {e.details}"))
                 raise

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import grpc
 
-from shiftaudit.server.engine.audit import Progress
-from shiftaudit.server.engine.images import list_images
+from shiftaudit.server.engine.files import image_files
+from shiftaudit.server.engine.options import AuditOptions
+from shiftaudit.server.engine.progress import Progress
 from shiftaudit.server.service.wire import options_to_proto, preprocessing_to_proto
 from shiftaudit.v1 import audit_service_pb2 as pb
 from shiftaudit.v1 import audit_service_pb2_grpc as pb_grpc
@@ -75,15 +77,11 @@ class AuditClient:
     def model_metadata(self, model: str) -> pb.GetModelMetadataResponse:
         return self._call(self.stub.GetModelMetadata, pb.GetModelMetadataRequest(model=_model_ref(model)))
 
-    def upload(self, directory: Path, files: list[Path] | None = None) -> str:
-        """Stream every file below ``directory`` (or just ``files``, which lie below it), each named by
-        its path relative to it; returns the dataset id."""
-        if files is None:
-            files = [directory] if directory.is_file() else list_images(directory)
-
+    def upload(self, images: Path, files: list[tuple[str, Path]] | None = None) -> str:
+        """Stream every image below the directory ``images`` (or the file itself; or just ``files``, as
+        `files.image_files` names them), each under its name; returns the dataset id."""
         def chunks() -> Iterator[pb.UploadImagesRequest]:
-            for path in files:
-                name = path.name if path == directory else str(path.relative_to(directory))
+            for name, path in image_files(images) if files is None else files:
                 with path.open("rb") as f:
                     data = f.read(CHUNK)
                     yield pb.UploadImagesRequest(file_name=name, data=data)  # names the file, even if empty
@@ -92,18 +90,18 @@ class AuditClient:
 
         return self._call(self.stub.UploadImages, chunks()).dataset_id
 
-    def run(self, model: str, *, images: Path | None = None, data_path: str | None = None,
-            dataset_id: str | None = None, plan: dict | None = None, protocols: tuple[str, ...] | None = None,
-            batch: int | None = None, strict: bool = False, preprocessing: dict | None = None,
-            labels_csv: str = "", progress: Callable[[Progress], None] | None = None,
+    def run(self, model: str, options: AuditOptions | None = None, *, images: Path | None = None,
+            data_path: str | None = None, dataset_id: str | None = None,
+            preprocessing: Mapping[str, Any] | None = None, labels_csv: str = "",
+            progress: Callable[[Progress], None] | None = None,
             on_accepted: Callable[[str, int], None] | None = None, timeout: float | None = None,
-            files: list[Path] | None = None) -> dict:
+            files: list[tuple[str, Path]] | None = None) -> dict:
         """Run an audit on the server and return its report. Images: a local directory (uploaded, or
-        only ``files`` of it), a path under the server's data root, or a dataset id from an earlier upload."""
+        only ``files`` of it), a path under the server's data root, or a dataset id from an earlier upload.
+        ``preprocessing`` overrides the model's (`Preprocessing` fields); ``labels_csv``: image,label lines."""
         if images is not None:
             dataset_id = self.upload(images, files)
-        request = pb.RunAuditRequest(model=_model_ref(model),
-                                     options=options_to_proto(plan or {}, protocols, batch, strict),
+        request = pb.RunAuditRequest(model=_model_ref(model), options=options_to_proto(options or AuditOptions()),
                                      preprocessing=preprocessing_to_proto(preprocessing or {}), labels_csv=labels_csv)
         if dataset_id:
             request.dataset_id = dataset_id

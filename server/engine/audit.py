@@ -1,64 +1,37 @@
-"""The audit: images -> plan -> render -> infer -> score -> metrics (DESIGN.md §2).
+"""The audit: images -> plan -> render (ahead of inference, `pipeline.py`) -> infer -> score ->
+metrics (DESIGN.md §2).
 
-Rendering runs in a producer thread ahead of inference (at most two finished batches wait in the
-queue), so batch k+1 renders while the engine (which releases the GIL) runs batch k. Producer and
-consumer both check for a cancel before each batch. A unit's frames may straddle batches; its
-probabilities are collected until its last frame is back, then it is scored and forgotten.
+A unit's frames may straddle batches: its probabilities are collected until its last frame is back,
+then it is scored into the statistics and its image's record; an image's record is complete when its
+last unit is scored.
 """
 from __future__ import annotations
 
-import queue
-import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .geometry import Placement
 from .images import ImageError, SourceImage
 from .labels import label_for
 from .metrics import ProtocolStats
+from .options import AuditOptions
+from .pipeline import render_ahead
 from .preprocessing import Preprocessing
-from .protocols import PAIR_PROTOCOLS, PROTOCOLS, SEQUENCE_PROTOCOLS, PlanConfig, TooSmall, Unit, plan
-from .render import Renderer
+from .progress import Progress
+from .protocols import SEQUENCE_PROTOCOLS, TooSmall, Unit, plan
+from .render import Frame, Renderer
 from .render.cpu import CpuRenderer
 from .runners import Runner
 from .score import detect_output_kind, probabilities, score_unit
 
 ImageSource = tuple[str, Callable[[], SourceImage]]  # name, and how to decode it when its turn comes
-DEFAULT_PROTOCOLS = PAIR_PROTOCOLS
-MAX_BATCH = 4096
-
-
-class Cancelled(Exception):
-    """The caller asked the audit to stop."""
 
 
 class InputError(ValueError):
     """Bad input in strict mode, or no usable input at all."""
-
-
-@dataclass(frozen=True)
-class AuditConfig:
-    protocols: tuple[str, ...] = DEFAULT_PROTOCOLS
-    plan: PlanConfig = PlanConfig()
-    batch: int = 32
-    strict: bool = False  # a bad image stops the audit instead of being skipped
-
-    def __post_init__(self) -> None:
-        unknown = [p for p in self.protocols if p not in PROTOCOLS]
-        if unknown or not self.protocols:
-            raise ValueError(f"unknown protocol {', '.join(unknown) or '(none)'}; choose from {', '.join(PROTOCOLS)}")
-        if not 1 <= self.batch <= MAX_BATCH:
-            raise ValueError(f"batch must lie in 1..{MAX_BATCH}")
-
-    def to_json(self) -> dict:
-        p = self.plan
-        return {"protocols": list(self.protocols), "seed": p.seed, "canvas": list(p.canvas), "size": p.size,
-                "shift": list(p.shift), "pairs_per_image": p.pairs_per_image, "filter": p.filter,
-                "sweep_pixels": p.sweep_pixels, "sweep_step": p.sweep_step, "size_sweep": list(p.size_sweep),
-                "batch": self.batch, "strict": self.strict}
 
 
 @dataclass
@@ -83,165 +56,120 @@ class AuditResult:
 
 
 @dataclass
-class _Pending:
-    """A unit in flight: its frames' probabilities arrive batch by batch."""
+class _Image:
+    """An image whose units are in flight: its record, and how many of its units are still unscored."""
 
-    unit: Unit
     record: dict
-    probs: list = field(default_factory=list)
+    left: int
 
 
 @dataclass
-class Progress:
-    images_done: int
-    images_total: int | None
-    frames: int
-    seconds: float
+class _Unit:
+    """A unit in flight: its frames' probabilities arrive batch by batch."""
+
+    unit: Unit
+    image: _Image
+    probs: list = field(default_factory=list)
+
+
+class Audit:
+    """One audit's state: the images it planned or skipped, the units in flight, the statistics."""
+
+    def __init__(self, options: AuditOptions, output: str = "auto", labels: dict[str, int] | None = None) -> None:
+        self.options, self.output, self.labels = options, output, labels
+        self.result = AuditResult(stats={p: ProtocolStats("sequence" if p in SEQUENCE_PROTOCOLS else "pair")
+                                         for p in options.protocols})
+        self.images_done = 0
+
+    def frames(self, sources: Iterable[ImageSource]) -> Iterator[tuple[Frame, _Unit]]:
+        """Every frame to render, image by image (decoded when its turn comes), with its unit."""
+        for name, load in sources:
+            planned = self._plan(name, load)
+            if planned is None:
+                continue
+            image, units, record = planned
+            entry = _Image(record, len(units))
+            for unit in units:
+                pending = _Unit(unit, entry)
+                for placement in unit.frames:
+                    yield (image, placement), pending
+
+    def _skip(self, name: str, reason: str, protocol: str | None = None) -> None:
+        """An unusable image (or protocol of an image) is skipped and listed, or stops a strict audit."""
+        if self.options.strict:
+            raise InputError(reason)
+        self.result.skipped.append({"image": name, "protocol": protocol, "reason": reason})
+
+    def _plan(self, name: str, load: Callable[[], SourceImage]) -> tuple[SourceImage, list[Unit], dict] | None:
+        """Decode one image and plan its units under every protocol."""
+        try:
+            image = load()
+        except ImageError as e:
+            self._skip(name, str(e))
+            return None
+        units: list[Unit] = []
+        for protocol in self.options.protocols:
+            try:
+                units += plan(protocol, image.size, image.digest, self.options)
+            except TooSmall as e:
+                self._skip(name, f"{name}: {e}", protocol)
+        if not units:
+            return None
+        label = label_for(name, self.labels) if self.labels else None
+        return image, units, {"image": name, "sha256": image.digest, "size": list(image.size), "label": label,
+                              "units": []}
+
+    def score(self, out: np.ndarray, units: list[_Unit]) -> None:
+        """The engine's outputs for one batch (a row per frame, in order)."""
+        if self.result.output_kind is None:
+            self.result.output_kind = self.output if self.output != "auto" else detect_output_kind(out)
+        self.result.frames += len(units)
+        for row, pending in zip(probabilities(out, self.result.output_kind), units):  # a unit's frames in order
+            pending.probs.append(row)
+            if len(pending.probs) == len(pending.unit.frames):
+                self._finish(pending)
+
+    def _finish(self, pending: _Unit) -> None:
+        """Score a completed unit into the statistics and its image's record."""
+        unit, image = pending.unit, pending.image
+        score = score_unit(np.stack(pending.probs))
+        size = unit.param if unit.protocol == "size-sweep" else None
+        self.result.stats[unit.protocol].add(score, size=size, label=image.record["label"])
+        entry = {"protocol": unit.protocol, "index": unit.index, "top1": score.top1.tolist(),
+                 "p_top1": [round(float(p), 6) for p in score.p_star], "changes": int(score.changes.sum())}
+        if unit.param is not None:
+            entry["size"] = unit.param
+        entry["placements"] = [[*f.dst] for f in unit.frames]
+        image.record["units"].append(entry)
+        image.left -= 1
+        if not image.left:
+            self.result.images.append(image.record)
+            self.images_done += 1
 
 
 def run_audit(runner: Runner, sources: Sequence[ImageSource] | Iterable[ImageSource], pre: Preprocessing,
-              config: AuditConfig, labels: dict[str, int] | None = None,
+              options: AuditOptions, labels: dict[str, int] | None = None,
               progress: Callable[[Progress], None] | None = None,
               should_stop: Callable[[], bool] | None = None, renderer: Renderer | None = None) -> AuditResult:
-    """Audit ``runner`` on ``sources`` under every protocol of ``config``; ``renderer`` makes the engine's
-    input batches (the CPU renderer by default, or the kernels on a GPU)."""
+    """Audit ``runner`` on ``sources`` under every protocol of ``options`` (resolved against the runner's
+    model); ``renderer`` makes the engine's input batches (the CPU renderer by default, or the kernels)."""
     renderer = renderer or CpuRenderer()
-    spec = runner.input_spec()
-    norm = pre.normalisation()
+    spec, norm = runner.input_spec(), pre.normalisation()
+    audit = Audit(options, pre.output, labels)
     total = len(sources) if isinstance(sources, Sequence) else None
-    result = AuditResult(stats={p: ProtocolStats("sequence" if p in SEQUENCE_PROTOCOLS else "pair")
-                                for p in config.protocols})
-    stop = threading.Event()
-    batches: queue.Queue = queue.Queue(maxsize=2)
     start = time.perf_counter()
 
-    def put(item) -> None:
-        while not stop.is_set():
-            try:
-                batches.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
+    def render(frames: list[Frame]):
+        return renderer.render(frames, norm, spec.layout, spec.dtype)
 
-    def produce() -> None:
-        frames: list[tuple[SourceImage, Placement]] = []
-        refs: list[_Pending] = []  # the unit of each frame in the batch, in order
-
-        def halted() -> bool:
-            """Checked before every image and every batch, so a cancel stops the rendering too."""
-            if stop.is_set():
-                return True
-            if should_stop and should_stop():
-                put(Cancelled("audit cancelled"))
-                return True
-            return False
-
-        def flush() -> bool:
-            if frames:
-                if halted():
-                    return False
-                put((renderer.render(frames, norm, spec.layout, spec.dtype), list(refs)))
-                frames.clear()
-                refs.clear()
-            return True
-
-        try:
-            for name, load in sources:
-                if halted():
-                    return
-                planned = _image_units(name, load, config, labels, result.skipped)
-                if planned is None:
-                    continue
-                image, units, record = planned
-                record["_left"] = len(units)
-                for unit in units:
-                    pending = _Pending(unit, record)
-                    for placement in unit.frames:
-                        frames.append((image, placement))
-                        refs.append(pending)
-                        if len(frames) == config.batch and not flush():
-                            return
-            if flush():
-                put(None)
-        except BaseException as e:  # hand every failure to the consumer, which re-raises it
-            put(e)
-
-    producer = threading.Thread(target=produce, name="shiftaudit-render", daemon=True)
-    producer.start()
-    done_images = 0
-    try:
-        while True:
-            item = batches.get()
-            if item is None:
-                break
-            if isinstance(item, BaseException):
-                raise item
-            if should_stop and should_stop():
-                raise Cancelled("audit cancelled")
-            x, refs = item
-            out = runner.infer(x)
-            if result.output_kind is None:
-                result.output_kind = pre.output if pre.output != "auto" else detect_output_kind(out)
-            probs = probabilities(out, result.output_kind)
-            result.frames += len(refs)
-            for row, pending in zip(probs, refs):  # a unit's frames arrive in order
-                pending.probs.append(row)
-                if len(pending.probs) == len(pending.unit.frames):
-                    done_images += _finish(pending, result)
+    with closing(render_ahead(audit.frames(sources), options.batch, render, should_stop)) as batches:
+        for batch, units in batches:
+            audit.score(runner.infer(batch), units)
             if progress:
-                progress(Progress(done_images, total, result.frames, time.perf_counter() - start))
-    finally:
-        stop.set()
-        producer.join()
+                progress(Progress(audit.images_done, total, audit.result.frames, time.perf_counter() - start))
+    result = audit.result
     result.seconds = time.perf_counter() - start
     if not result.images:
         reasons = "; ".join(s["reason"] for s in result.skipped[:3])
         raise InputError("no usable image" + (f": {reasons}" if reasons else ""))
     return result
-
-
-def _image_units(name: str, load: Callable[[], SourceImage], config: AuditConfig,
-                 labels: dict[str, int] | None, skipped: list[dict]
-                 ) -> tuple[SourceImage, list[Unit], dict] | None:
-    """Decode one image and plan its units; failures are skipped and listed (raised when strict)."""
-    def skip(reason: str, protocol: str | None = None) -> None:
-        if config.strict:
-            raise InputError(reason)
-        skipped.append({"image": name, "protocol": protocol, "reason": reason})
-
-    try:
-        image = load()
-    except ImageError as e:
-        skip(str(e))
-        return None
-    units: list[Unit] = []
-    for protocol in config.protocols:
-        try:
-            units += plan(protocol, image.size, image.digest, config.plan)
-        except TooSmall as e:
-            skip(f"{name}: {e}", protocol)
-    if not units:
-        return None
-    label = label_for(name, labels) if labels else None
-    return image, units, {"image": name, "sha256": image.digest, "size": list(image.size), "label": label,
-                          "units": []}
-
-
-def _finish(pending: _Pending, result: AuditResult) -> int:
-    """Score a completed unit into the statistics and its image's record; 1 when the image is done."""
-    unit, record = pending.unit, pending.record
-    score = score_unit(np.stack(pending.probs))
-    size = unit.param if unit.protocol == "size-sweep" else None
-    result.stats[unit.protocol].add(score, size=size, label=record["label"])
-    entry = {"protocol": unit.protocol, "index": unit.index, "top1": score.top1.tolist(),
-             "p_top1": [round(float(p), 6) for p in score.p_star], "changes": int(score.changes.sum())}
-    if unit.param is not None:
-        entry["size"] = unit.param
-    entry["placements"] = [[*f.dst] for f in unit.frames]
-    record["units"].append(entry)
-    record["_left"] -= 1
-    if record["_left"]:
-        return 0
-    del record["_left"]
-    result.images.append(record)
-    return 1

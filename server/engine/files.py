@@ -1,7 +1,14 @@
-"""Paths a client names, confined to a root the operator chose (no absolute paths, no '..', no
-symlinks leading out)."""
+"""Files, in one place: which files below a directory are an audit's images and what they are called,
+paths a client names confined to a root the operator chose, and content hashes. No decoding here
+(`images.py` decodes): the light client lists, names and shards files with this module alone.
+
+An image's *name* is its path relative to the directory given (a file given alone: its file name).
+Names key the labels and the order in which sharded reports merge, so every consumer (the in-process
+audit, the upload, the fan-out) takes them from `image_files`.
+"""
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path, PurePosixPath
 
 
@@ -9,15 +16,54 @@ class PathError(ValueError):
     """A client-supplied path that is not inside its root."""
 
 
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes, read in blocks."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def list_images(directory: Path) -> list[Path]:
+    """Every regular, non-hidden file below ``directory``, sorted; non-images are found by decoding."""
+    if not directory.is_dir():
+        raise FileNotFoundError(f"image directory {directory} does not exist")
+    files = [p for p in directory.rglob("*")
+             if p.is_file() and not any(part.startswith(".") for part in p.relative_to(directory).parts)]
+    return sorted(files)
+
+
+def image_files(path: Path) -> list[tuple[str, Path]]:
+    """(name, file) of every image below the directory ``path``, or of the file ``path`` itself."""
+    if path.is_file():
+        return [(path.name, path)]
+    return [(str(p.relative_to(path)), p) for p in list_images(path)]
+
+
+def relative_path(relative: str, what: str, hidden: bool = True) -> PurePosixPath:
+    """A path a client gives relative to a root: not empty, not absolute, no '..', no backslash or NUL
+    (and no hidden part, unless ``hidden``)."""
+    rel = PurePosixPath(relative)
+    if not relative or not rel.parts:
+        raise PathError(f"{what} path is empty")
+    if rel.is_absolute() or ".." in rel.parts or "\\" in relative or "\x00" in relative \
+            or (not hidden and any(p.startswith(".") for p in rel.parts)):
+        raise PathError(f"{what} path {relative!r} must be relative, without '..'" + ("" if hidden else
+                                                                                       " or hidden parts"))
+    return rel
+
+
+def inside(root: Path, path: Path) -> bool:
+    """Whether ``path``, every symlink resolved, is ``root`` or lies below it (``root`` resolved already)."""
+    target = path.resolve()
+    return target == root or root in target.parents
+
+
 def resolve_under(root: Path, relative: str, what: str) -> Path:
     """``root / relative`` after checking it stays inside ``root`` once every symlink is resolved."""
-    if not relative:
-        raise PathError(f"{what} path is empty")
-    rel = PurePosixPath(relative)
-    if rel.is_absolute() or ".." in rel.parts or "\\" in relative or "\x00" in relative:
-        raise PathError(f"{what} path {relative!r} must be relative to the {what} root, without '..'")
     base = root.resolve()
-    target = (base / rel).resolve()
-    if target != base and base not in target.parents:
+    target = base / relative_path(relative, what)
+    if not inside(base, target):
         raise PathError(f"{what} path {relative!r} leads outside the {what} root")
-    return target
+    return target.resolve()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,8 @@ os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_PIXELS))
 
 import cv2  # noqa: E402  (after the limit above)
 import numpy as np  # noqa: E402
+
+from .files import image_files, inside  # noqa: E402
 
 _ALPHA_FORMATS = (b"\x89PNG", b"RIFF", b"II*\x00", b"MM\x00*")  # PNG, WebP, TIFF may carry alpha
 
@@ -102,10 +105,18 @@ def read(path: Path, name: str | None = None) -> SourceImage:
     return decode(data, name)
 
 
-def list_images(directory: Path) -> list[Path]:
-    """Every regular, non-hidden file below ``directory``, sorted; non-images are found by decoding."""
-    if not directory.is_dir():
-        raise FileNotFoundError(f"image directory {directory} does not exist")
-    files = [p for p in directory.rglob("*")
-             if p.is_file() and not any(part.startswith(".") for part in p.relative_to(directory).parts)]
-    return sorted(files)
+ImageSource = tuple[str, Callable[[], SourceImage]]  # name, and how to decode it when its turn comes
+
+
+def image_sources(path: Path, confine: Path | None = None) -> list[ImageSource]:
+    """Every image below the directory ``path`` (or the file itself), named as `files.image_files` names
+    it, decoded when its turn comes. With ``confine``, a file whose real path (symlinks resolved) lies
+    outside that root is not read: it is skipped with the reason, like an unreadable image."""
+    root = confine.resolve() if confine else None
+
+    def load(file: Path, name: str) -> SourceImage:
+        if root is not None and not inside(root, file):
+            raise ImageError(f"{name}: leads outside the data root")
+        return read(file, name)
+
+    return [(name, lambda file=file, name=name: load(file, name)) for name, file in image_files(path)]

@@ -1,50 +1,64 @@
-"""One audit job, as the CLI and the service both run it: options -> config -> audit -> report."""
+"""One audit job, as the CLI, the Python API and the service run it: the model's preprocessing and
+labels read, the options resolved against the open model, the audit run on the chosen renderer, and
+its report built."""
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from .audit import MAX_BATCH, AuditConfig, ImageSource, Progress, run_audit
-from .images import ImageError, SourceImage, list_images, read
-from .preprocessing import Preprocessing, class_names
-from .protocols import PlanConfig
+from .audit import run_audit
+from .files import file_sha256
+from .images import ImageSource
+from .labels import load_labels, parse_labels
+from .options import AuditOptions
+from .preprocessing import Preprocessing, class_names, load_preprocessing
+from .progress import Progress
 from .render import Renderer, select_renderer
-from .report import build_report, file_sha256
+from .report import build_report
 from .runners import Runner
 
 
-def make_config(runner: Runner, plan: dict | None, protocols: tuple[str, ...] | None, batch: int | None,
-                strict: bool) -> AuditConfig:
-    """The audit configuration; the canvas is the model's input size unless the model's is dynamic, and
-    the batch, unless given, is the engine's largest (a TensorRT profile's max) or 32."""
-    plan = dict(plan or {})
-    spec = runner.input_spec()
-    if batch is None and spec.max_batch:
-        batch = min(spec.max_batch, MAX_BATCH)
-    model_hw = (spec.height, spec.width)
-    if None not in model_hw:
-        if plan.get("canvas") not in (None, model_hw):
-            raise ValueError(f"canvas {plan['canvas']} differs from the model's fixed input {model_hw}")
-        plan["canvas"] = model_hw
-    plan.setdefault("canvas", PlanConfig.canvas)
-    extra = {"protocols": tuple(dict.fromkeys(protocols))} if protocols else {}
-    return AuditConfig(plan=PlanConfig(**plan), batch=batch or AuditConfig.batch, strict=strict, **extra)
+@dataclass(frozen=True)
+class Job:
+    """Everything one audit needs, ready to run."""
 
+    model: Path
+    runner: Runner
+    preprocessing: Preprocessing
+    options: AuditOptions  # resolved against the runner's model
+    sources: list[ImageSource]
+    labels: dict[str, int] | None = None
+    device: str = "auto"  # where frames are rendered (render.DEVICES)
 
-def directory_sources(directory: Path, confine: Path | None = None) -> list[ImageSource]:
-    """Every file below ``directory`` (or the file itself), named by its path relative to it. With
-    ``confine``, a file whose real path (symlinks resolved) lies outside that root is not read: it is
-    skipped with the reason, like an unreadable image."""
-    files = [directory] if directory.is_file() else list_images(directory)
-    root = confine.resolve() if confine else None
+    @classmethod
+    def prepare(cls, model: Path, runner: Runner, options: AuditOptions, sources: list[ImageSource], *,
+                preprocessing: Mapping[str, Any] | None = None, labels: Path | str | None = None,
+                device: str = "auto") -> Job:
+        """``preprocessing`` overrides the sidecar's values; ``labels`` is a labels file, or its text."""
+        pre = load_preprocessing(model, **(preprocessing or {}))
+        names = class_names(model, pre) if labels else None
+        truth = (load_labels(labels, names) if isinstance(labels, Path) else parse_labels(labels, names)) \
+            if labels else None
+        return cls(model, runner, pre, options.resolved(runner.input_spec()), sources, truth, device)
 
-    def load(path: Path, name: str) -> SourceImage:
-        if root is not None and root not in path.resolve().parents:
-            raise ImageError(f"{name}: leads outside the data root")
-        return read(path, name)
-
-    return [(name, lambda p=p, name=name: load(p, name))
-            for p in files for name in [p.name if p == directory else str(p.relative_to(directory))]]
+    def run(self, progress: Callable[[Progress], None] | None = None,
+            should_stop: Callable[[], bool] | None = None) -> dict:
+        """The report (class names added to the records when the sidecar names them)."""
+        renderer = select_renderer(self.device)
+        result = run_audit(self.runner, self.sources, self.preprocessing, self.options, labels=self.labels,
+                           progress=progress, should_stop=should_stop, renderer=renderer)
+        names = class_names(self.model, self.preprocessing)
+        model = {"path": self.model.name, "sha256": file_sha256(self.model), **self.runner.describe(),
+                 "preprocessing": self.preprocessing.to_json(), "classes": len(names) if names else None}
+        report = build_report(model, self.options, result, {"render": renderer.name,
+                                                            "inference": inference_site(renderer, self.runner)})
+        if names:
+            for record in report["images"]:
+                for unit in record["units"]:
+                    unit["top1_names"] = [names[c] if c < len(names) else str(c) for c in unit["top1"]]
+        return report
 
 
 def inference_site(renderer: Renderer, runner: Runner) -> str:
@@ -54,22 +68,3 @@ def inference_site(renderer: Renderer, runner: Runner) -> str:
     if renderer.device in runner.memory_devices:
         return f"{renderer.device} ({runner.name}, reading the rendered batch in place)"
     return f"cpu ({runner.name}; batches copied to the host)"
-
-
-def run_job(runner: Runner, model_path: Path, pre: Preprocessing, config: AuditConfig,
-            sources: list[ImageSource], labels: dict[str, int] | None = None,
-            progress: Callable[[Progress], None] | None = None,
-            should_stop: Callable[[], bool] | None = None, device: str = "auto") -> dict:
-    """Run the audit and build its report (class names added to the records when known)."""
-    renderer = select_renderer(device)
-    result = run_audit(runner, sources, pre, config, labels=labels, progress=progress, should_stop=should_stop,
-                       renderer=renderer)
-    names = class_names(model_path, pre)
-    model = {"path": model_path.name, "sha256": file_sha256(model_path), **runner.describe(),
-             "preprocessing": pre.to_json(), "classes": len(names) if names else None}
-    report = build_report(model, config, result, {"render": renderer.name, "inference": inference_site(renderer, runner)})
-    if names:
-        for record in report["images"]:
-            for unit in record["units"]:
-                unit["top1_names"] = [names[c] if c < len(names) else str(c) for c in unit["top1"]]
-    return report

@@ -6,25 +6,32 @@ Comes from options, or from a sidecar ``<model>.json`` next to the model, with I
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
 
 from shiftaudit.kernels.tables import Normalisation
 
+from .options import Numbers, option
+
 OUTPUT_KINDS = ("auto", "logits", "probabilities")
 
 
 @dataclass(frozen=True)
 class Preprocessing:
-    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
-    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
-    pixel_range: float = 1.0  # pixels are divided by 255/pixel_range before mean/std
-    channel_order: str = "RGB"
-    output: str = "auto"  # logits | probabilities | auto (detected from the first batch)
-    labels: str | None = None  # class-names file, relative to the sidecar
-    source: str = field(default="defaults", compare=False)
+    mean: tuple[float, float, float] = option((0.485, 0.456, 0.406), "per-channel mean, model channel order "
+                                              "(overrides the sidecar)", parse=Numbers(3, ",", float),
+                                              metavar="R,G,B", group="model")
+    std: tuple[float, float, float] = option((0.229, 0.224, 0.225), "per-channel std, model channel order",
+                                             parse=Numbers(3, ",", float), metavar="R,G,B", group="model")
+    pixel_range: float = option(1.0, "pixels in 0-1 or 0-255 before mean/std", parse=float, choices=(1.0, 255.0),
+                                group="model")  # pixels are divided by 255/pixel_range before mean/std
+    channel_order: str = option("RGB", "channel order the model takes", choices=("RGB", "BGR"), group="model")
+    output: str = option("auto", "what the model outputs (auto: detected from the first batch)",
+                         flag="--output-kind", choices=OUTPUT_KINDS, wire=("output_kind",), group="model")
+    labels: str | None = None  # class-names file, relative to the sidecar (sidecar only)
+    source: str = field(default="defaults", compare=False)  # where the values came from
 
     def __post_init__(self) -> None:
         if len(self.mean) != 3 or len(self.std) != 3:
@@ -50,6 +57,9 @@ class Preprocessing:
         return d
 
 
+SIDECAR_KEYS = {f.name for f in fields(Preprocessing)} - {"source"}
+
+
 def sidecar_path(model: Path) -> Path:
     return model.with_suffix(".json")
 
@@ -63,7 +73,7 @@ def load_preprocessing(model: Path, **overrides) -> Preprocessing:
             data = json.loads(side.read_text())
         except (OSError, json.JSONDecodeError) as e:
             raise ValueError(f"sidecar {side}: not valid JSON ({e})") from None
-        unknown = set(data) - {"mean", "std", "pixel_range", "channel_order", "output", "labels"}
+        unknown = set(data) - SIDECAR_KEYS
         if unknown:
             raise ValueError(f"sidecar {side}: unknown keys {sorted(unknown)}")
         try:

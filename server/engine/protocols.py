@@ -11,10 +11,14 @@ import math
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .geometry import Placement, resolve_filter
+
+if TYPE_CHECKING:
+    from .options import AuditOptions
 
 PAIR_PROTOCOLS = ("crop", "embed-black", "embed-inpaint", "scale", "null")
 SEQUENCE_PROTOCOLS = ("translate-sweep", "scale-sweep")
@@ -27,40 +31,6 @@ MAX_SWEEP_FRAMES = 257
 
 class TooSmall(ValueError):
     """The image cannot be used by this protocol at the requested size (it would be upscaled)."""
-
-
-@dataclass(frozen=True)
-class PlanConfig:
-    canvas: tuple[int, int] = (224, 224)  # model input (H, W)
-    size: int = 100  # embedded short side S
-    shift: tuple[int, int] = (1, 1)  # (dx, dy) of frame B; also the sweeps' direction
-    pairs_per_image: int = 1
-    seed: int = 0
-    filter: str = "auto"
-    sweep_pixels: int = 8  # K of translate-sweep / scale-sweep
-    sweep_step: float = 1.0  # translate-sweep step in pixels (fractions: sub-pixel shifts)
-    size_sweep: tuple[int, int, int] = (60, 0, 8)  # min, max (0: largest that fits), step
-
-    def __post_init__(self) -> None:
-        h, w = self.canvas
-        if h < 8 or w < 8:
-            raise ValueError(f"canvas {h}x{w} is too small")
-        if self.shift == (0, 0):
-            raise ValueError("shift must not be 0,0")
-        if not 4 <= self.size <= min(h, w) - max(map(abs, self.shift)):
-            raise ValueError(f"embedded size {self.size} must lie in 4..{min(h, w) - max(map(abs, self.shift))} "
-                             f"for a {h}x{w} canvas and shift {self.shift}")
-        if not 1 <= self.pairs_per_image <= MAX_PAIRS_PER_IMAGE:
-            raise ValueError(f"pairs per image must lie in 1..{MAX_PAIRS_PER_IMAGE}")
-        if not 1 <= self.sweep_pixels <= min(h, w) // 2 or not 0 < self.sweep_step <= self.sweep_pixels:
-            raise ValueError(f"sweep needs 1 <= pixels <= {min(h, w) // 2} and 0 < step <= pixels")
-        steps = self.sweep_pixels / self.sweep_step
-        if abs(steps - round(steps)) > 1e-9 or round(steps) > MAX_SWEEP_FRAMES - 1:
-            raise ValueError(f"sweep step {self.sweep_step} must divide {self.sweep_pixels} pixels into at most "
-                             f"{MAX_SWEEP_FRAMES - 1} steps")
-        lo, hi, step = self.size_sweep
-        if lo < 4 or step < 1 or (hi and hi < lo):
-            raise ValueError(f"size sweep {lo}..{hi} step {step} is not a valid range")
 
 
 @dataclass(frozen=True)
@@ -79,8 +49,10 @@ def rng_for(seed: int, protocol: str, digest: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(protocol.encode()), *words])
 
 
-def plan(protocol: str, image_wh: tuple[int, int], digest: str, cfg: PlanConfig) -> list[Unit]:
-    """The units of one image under one protocol."""
+def plan(protocol: str, image_wh: tuple[int, int], digest: str, cfg: AuditOptions) -> list[Unit]:
+    """The units of one image under one protocol, for options resolved against the model (a canvas)."""
+    if cfg.canvas is None:
+        raise ValueError("the options have no canvas yet: resolve them against the model first")
     rng = rng_for(cfg.seed, protocol, digest)
     return _BUILDERS[protocol](image_wh, rng, cfg)
 
@@ -113,7 +85,7 @@ def _origin(rng: np.random.Generator, size: int, extent: float, canvas: int) -> 
     return int(rng.integers(lo, hi + 1))
 
 
-def _embed(image_wh, cfg: PlanConfig, rng, short: int, reach: tuple[float, float], fill: str,
+def _embed(image_wh, cfg: AuditOptions, rng, short: int, reach: tuple[float, float], fill: str,
            grow: int = 0) -> Placement:
     """Frame A of an embedding: the image resized to short side ``short`` at a random origin such that
     moving it by ``reach``, or growing it to short side ``short + grow``, keeps it on the canvas."""
@@ -151,7 +123,7 @@ def _crop_window(image_wh, rng) -> tuple[int, int, int, int]:
     return (W - w) // 2, (H - h) // 2, w, h
 
 
-def _crop_pair(image_wh, rng, cfg: PlanConfig) -> tuple[Placement, Placement]:
+def _crop_pair(image_wh, rng, cfg: AuditOptions) -> tuple[Placement, Placement]:
     """The crop resampled to (H+|dy|) x (W+|dx|); the canvas windows it at a and at a + shift."""
     H, W = cfg.canvas
     dx, dy = cfg.shift
@@ -216,7 +188,7 @@ def _scale_sweep(image_wh, rng, cfg):
     return units
 
 
-def size_sweep_sizes(cfg: PlanConfig) -> list[int]:
+def size_sweep_sizes(cfg: AuditOptions) -> list[int]:
     lo, hi, step = cfg.size_sweep
     top = min(cfg.canvas) - max(map(abs, cfg.shift))
     return list(range(lo, min(hi, top) + 1 if hi else top + 1, step))

@@ -1,26 +1,17 @@
 """The versioned JSON report (``shiftaudit.report/v1``) that the CLI writes and other tools read."""
 from __future__ import annotations
 
-import hashlib
 import platform
 from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-import onnxruntime
-
-from .audit import AuditConfig, AuditResult
 from .metrics import ProtocolStats
-from .runners.tensorrt import tensorrt_version
+
+if TYPE_CHECKING:  # merging reports (the client's fan-out) needs neither the audit nor an engine
+    from .audit import AuditResult
+    from .options import AuditOptions
 
 SCHEMA = "shiftaudit.report/v1"
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def package_version(dist: str) -> str | None:
@@ -30,15 +21,24 @@ def package_version(dist: str) -> str | None:
         return None
 
 
-def build_report(model: dict, config: AuditConfig, result: AuditResult, device: dict) -> dict:
+def tool_versions() -> dict:
+    """What made the report. ONNX Runtime's version comes from the module: in the GPU image the
+    distribution is onnxruntime-gpu."""
+    import onnxruntime
+
+    from .runners.tensorrt import tensorrt_version
+
+    return {"name": "shiftaudit", "version": package_version("shiftaudit"), "onnxruntime": onnxruntime.__version__,
+            "tensorrt": tensorrt_version(), "python": platform.python_version()}
+
+
+def build_report(model: dict, options: AuditOptions, result: AuditResult, device: dict) -> dict:
     """``model``: what the runner and preprocessing say about the model (path, digest, input, ...)."""
     return {
         "schema": SCHEMA,
-        "tool": {"name": "shiftaudit", "version": package_version("shiftaudit"),
-                 "onnxruntime": onnxruntime.__version__, "tensorrt": tensorrt_version(),
-                 "python": platform.python_version()},
+        "tool": tool_versions(),
         "model": {**model, "output_kind": result.output_kind},
-        "config": config.to_json(),
+        "config": options.to_json(),
         "device": device,
         "frames": result.frames,
         "seconds": round(result.seconds, 3),

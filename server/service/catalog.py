@@ -6,8 +6,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from shiftaudit.server.engine.files import resolve_under
-from shiftaudit.server.engine.report import file_sha256
+from shiftaudit.server.engine.files import file_sha256, resolve_under
 from shiftaudit.server.engine.runners import MODEL_SUFFIXES, EngineOptions, Runner, open_runner
 
 

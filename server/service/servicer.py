@@ -1,6 +1,6 @@
-"""The gRPC AuditService (grpc.aio). Audits run in worker threads, never on the event loop; a
-semaphore bounds how many run at once and a counter how many may wait. The RunAudit stream owns its
-audit: a client that cancels, or a deadline that expires, stops the audit's work at the next batch.
+"""The gRPC AuditService (grpc.aio): the handlers. Audits run in worker threads, never on the event
+loop; `admission.py` bounds how many run and wait. The RunAudit stream owns its audit: a client that
+cancels, or a deadline that expires, stops the audit's work at the next batch.
 """
 from __future__ import annotations
 
@@ -15,18 +15,21 @@ from dataclasses import dataclass
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from shiftaudit.server.engine.audit import AuditConfig, Cancelled, ImageSource, InputError, Progress
+from shiftaudit.server.engine.audit import InputError
 from shiftaudit.server.engine.files import PathError
-from shiftaudit.server.engine.job import directory_sources, make_config, run_job
-from shiftaudit.server.engine.labels import parse_labels
-from shiftaudit.server.engine.preprocessing import Preprocessing, class_names, load_preprocessing
+from shiftaudit.server.engine.images import image_sources
+from shiftaudit.server.engine.job import Job
+from shiftaudit.server.engine.pipeline import Cancelled
+from shiftaudit.server.engine.preprocessing import load_preprocessing
+from shiftaudit.server.engine.progress import Progress
 from shiftaudit.server.engine.render import gpu_renderer
 from shiftaudit.server.engine.report import package_version
-from shiftaudit.server.engine.runners import ModelError, Runner
+from shiftaudit.server.engine.runners import ModelError
 from shiftaudit.server.engine.runners.tensorrt import tensorrt_version
 from shiftaudit.v1 import audit_service_pb2 as pb
 from shiftaudit.v1 import audit_service_pb2_grpc as pb_grpc
 
+from .admission import Admission, Full
 from .catalog import ModelCatalog, ModelFile
 from .datasets import Datasets, UploadError
 from .store import AuditRow, AuditStore
@@ -35,16 +38,6 @@ from .wire import options_from_proto, preprocessing_from_proto
 _STATE = {"queued": pb.AUDIT_STATE_QUEUED, "running": pb.AUDIT_STATE_RUNNING,
           "succeeded": pb.AUDIT_STATE_SUCCEEDED, "failed": pb.AUDIT_STATE_FAILED,
           "cancelled": pb.AUDIT_STATE_CANCELLED, "interrupted": pb.AUDIT_STATE_INTERRUPTED}
-
-
-@dataclass(frozen=True)
-class _Job:
-    model: ModelFile
-    runner: Runner
-    pre: Preprocessing
-    config: AuditConfig
-    sources: list[ImageSource]
-    labels: dict[str, int] | None
 
 
 @dataclass(frozen=True)
@@ -76,9 +69,7 @@ def _timestamp(t: float | None) -> Timestamp | None:
 class AuditService(pb_grpc.AuditServiceServicer):
     def __init__(self, catalog: ModelCatalog, datasets: Datasets, store: AuditStore, limits: Limits) -> None:
         self.catalog, self.datasets, self.store, self.limits = catalog, datasets, store, limits
-        self._slots = asyncio.Semaphore(limits.max_concurrent_audits)
-        self._running = 0
-        self._queued = 0
+        self.admission = Admission(limits.max_concurrent_audits, limits.max_queued_audits)
         self._stops: dict[str, tuple[threading.Event, asyncio.Event]] = {}
         self.shutting_down = False
 
@@ -161,53 +152,41 @@ class AuditService(pb_grpc.AuditServiceServicer):
         return pb.UploadImagesResponse(dataset_id=dataset_id, files=files, bytes=size)
 
     # --- audits --------------------------------------------------------------------------------
-    async def _prepare(self, request: pb.RunAuditRequest) -> _Job:
+    async def _prepare(self, request: pb.RunAuditRequest) -> tuple[ModelFile, Job]:
         f = await asyncio.to_thread(self._model, request.model)
         which = request.WhichOneof("images")
         if which is None:
             raise PathError("name the images: data_path (under the data root) or dataset_id (from UploadImages)")
         images = (self.datasets.data_path(request.data_path) if which == "data_path"
                   else self.datasets.dataset(request.dataset_id))
-        plan, protocols, batch, strict = options_from_proto(request.options)
-        pre = load_preprocessing(f.path, **preprocessing_from_proto(request.preprocessing))
+        options = options_from_proto(request.options)
+        preprocessing = preprocessing_from_proto(request.preprocessing)
         runner = await asyncio.to_thread(self.catalog.load, f)
-        config = make_config(runner, plan, protocols, batch, strict)
-        labels = parse_labels(request.labels_csv, class_names(f.path, pre)) if request.labels_csv else None
         confine = self.datasets.data_root if which == "data_path" else images
-        sources = await asyncio.to_thread(directory_sources, images, confine)
-        return _Job(f, runner, pre, config, sources, labels)
+        sources = await asyncio.to_thread(image_sources, images, confine)
+        job = await asyncio.to_thread(Job.prepare, f.path, runner, options, sources, preprocessing=preprocessing,
+                                      labels=request.labels_csv or None)
+        return f, job
 
     async def RunAudit(self, request, context):
         try:
-            job = await self._prepare(request)
+            model, job = await self._prepare(request)
         except Exception as e:
             await self._fail(context, e)
-        limits = self.limits
-        if self._running + self._queued >= limits.max_concurrent_audits + limits.max_queued_audits:
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                                f"{self._running} audits running and {self._queued} queued, the most this server "
-                                "takes; retry later")
-        self._queued += 1  # reserved before anything awaits, so simultaneous requests cannot overbook
-        queued = True
-        audit_id = uuid.uuid4().hex
-        self.store.create(audit_id, job.model.relative)
-        stop, cancel = threading.Event(), asyncio.Event()
-        self._stops[audit_id] = (stop, cancel)
         try:
-            yield pb.RunAuditResponse(accepted=pb.AuditAccepted(
-                audit_id=audit_id, queue_position=max(0, self._running + self._queued - limits.max_concurrent_audits)))
-            acquired = await self._acquire(cancel)
-            self._queued -= 1
-            queued = False
-            if not acquired:
+            place = self.admission.admit()  # before anything awaits: simultaneous requests cannot overbook
+        except Full as e:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(e))
+        audit_id = uuid.uuid4().hex
+        stop, cancel = threading.Event(), asyncio.Event()
+        try:
+            self.store.create(audit_id, model.relative)
+            self._stops[audit_id] = (stop, cancel)
+            yield pb.RunAuditResponse(accepted=pb.AuditAccepted(audit_id=audit_id, queue_position=place.position))
+            if not await place.start(cancel):
                 raise Cancelled("cancelled by CancelAudit while queued")
-            self._running += 1
-            try:
-                async for event in self._execute(audit_id, job, stop):
-                    yield event
-            finally:
-                self._running -= 1
-                self._slots.release()
+            async for event in self._execute(audit_id, job, stop):
+                yield event
         except (asyncio.CancelledError, GeneratorExit):  # the client went away, its deadline expired, or the
             # server stops: gRPC cancels the handler while it awaits, or closes it while it waits to send
             stop.set()
@@ -220,19 +199,17 @@ class AuditService(pb_grpc.AuditServiceServicer):
             self.store.set_state(audit_id, "cancelled" if cancelled else "failed", str(e))
             await context.abort(grpc.StatusCode.CANCELLED if cancelled else _status(e), str(e))
         finally:
-            if queued:
-                self._queued -= 1
+            place.leave()
             self._stops.pop(audit_id, None)
 
-    async def _execute(self, audit_id: str, job: _Job, stop: threading.Event):
+    async def _execute(self, audit_id: str, job: Job, stop: threading.Event):
         """Run the audit in a worker thread, yield its progress, then its report. If this is cancelled,
         the worker is told to stop and awaited, so its slot is only freed once its work has ended."""
         self.store.set_state(audit_id, "running")
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[Progress] = asyncio.Queue()
         worker = asyncio.ensure_future(asyncio.to_thread(
-            run_job, job.runner, job.model.path, job.pre, job.config, job.sources, job.labels,
-            lambda p: loop.call_soon_threadsafe(events.put_nowait, p), stop.is_set))
+            job.run, lambda p: loop.call_soon_threadsafe(events.put_nowait, p), stop.is_set))
         try:
             while not worker.done():
                 getter = asyncio.ensure_future(events.get())
@@ -251,27 +228,6 @@ class AuditService(pb_grpc.AuditServiceServicer):
         text = json.dumps(worker.result())
         self.store.set_state(audit_id, "succeeded", report_json=text)
         yield pb.RunAuditResponse(report=pb.AuditReport(audit_id=audit_id, report_json=text))
-
-    async def _acquire(self, cancel: asyncio.Event) -> bool:
-        """Wait for a slot; False (holding none) when cancelled first. A slot won in the same moment
-        the caller is cancelled is given back."""
-        slot = asyncio.ensure_future(self._slots.acquire())
-        cancelled = asyncio.ensure_future(cancel.wait())
-        try:
-            await asyncio.wait({slot, cancelled}, return_when=asyncio.FIRST_COMPLETED)
-        except asyncio.CancelledError:
-            if slot.done() and not slot.cancelled():
-                self._slots.release()
-            raise
-        finally:
-            cancelled.cancel()
-            if not slot.done():
-                slot.cancel()
-        got = slot.done() and not slot.cancelled()
-        if got and cancel.is_set():
-            self._slots.release()
-            return False
-        return got
 
     async def GetAudit(self, request, context):
         row = self.store.get(request.audit_id)

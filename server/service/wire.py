@@ -1,66 +1,70 @@
-"""Audit options <-> their API messages; both sides use this so a remote audit is configured exactly
-like an in-process one."""
+"""Options <-> their API messages, derived from the option dataclasses' fields (each field's ``wire``
+names its proto fields), so a remote audit is configured exactly like an in-process one. The client
+and the server both use this module; it imports the generated messages and the option definitions
+only."""
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+from google.protobuf.message import Message
+
+from shiftaudit.server.engine.options import AuditOptions, options_of
+from shiftaudit.server.engine.preprocessing import Preprocessing
 from shiftaudit.v1 import audit_service_pb2 as pb
 
-_SCALARS = ("size", "pairs_per_image", "seed", "filter", "sweep_pixels", "sweep_step")
 
-
-def options_to_proto(plan: dict, protocols: tuple[str, ...] | None, batch: int | None,
-                     strict: bool) -> pb.AuditOptions:
-    msg = pb.AuditOptions(protocols=list(protocols or ()), strict=strict)
-    for key in _SCALARS:
-        if plan.get(key) is not None:
-            setattr(msg, key, plan[key])
-    if plan.get("shift") is not None:
-        msg.shift_x, msg.shift_y = plan["shift"]
-    if plan.get("canvas") is not None:
-        msg.canvas_height, msg.canvas_width = plan["canvas"]
-    if plan.get("size_sweep") is not None:
-        msg.size_sweep_min, msg.size_sweep_max, msg.size_sweep_step = plan["size_sweep"]
-    if batch is not None:
-        msg.batch = batch
+def _to_proto(values: Mapping[str, Any], cls: type, msg: Message) -> Message:
+    """Every option of ``cls`` that ``values`` sets (not None) into its proto fields."""
+    for name, opt, _ in options_of(cls):
+        value = values.get(name)
+        if value is None:
+            continue
+        parts = opt.wire or (name,)
+        descriptor = msg.DESCRIPTOR.fields_by_name
+        if len(parts) == 1 and descriptor[parts[0]].is_repeated:
+            getattr(msg, parts[0]).extend(value)
+        else:
+            for part, v in zip(parts, value if len(parts) > 1 else (value,)):
+                setattr(msg, part, v)
     return msg
 
 
-def options_from_proto(msg: pb.AuditOptions) -> tuple[dict, tuple[str, ...] | None, int | None, bool]:
-    """(plan fields, protocols, batch, strict); a pair of fields counts only when both are set."""
-    plan = {k: getattr(msg, k) for k in _SCALARS if msg.HasField(k)}
-    pairs = {"shift": ("shift_x", "shift_y"), "canvas": ("canvas_height", "canvas_width"),
-             "size_sweep": ("size_sweep_min", "size_sweep_max", "size_sweep_step")}
-    for key, fields in pairs.items():
-        present = [msg.HasField(f) for f in fields]
+def _from_proto(msg: Message, cls: type) -> dict[str, Any]:
+    """The options of ``cls`` that ``msg`` sets; a tuple option counts only when all its fields are set."""
+    out: dict[str, Any] = {}
+    descriptor = msg.DESCRIPTOR.fields_by_name
+    for name, opt, _ in options_of(cls):
+        parts = opt.wire or (name,)
+        if len(parts) == 1 and descriptor[parts[0]].is_repeated:
+            if values := tuple(getattr(msg, parts[0])):
+                out[name] = values
+            continue
+        if not descriptor[parts[0]].has_presence:  # a plain bool: its default is unset
+            out[name] = getattr(msg, parts[0])
+            continue
+        present = [msg.HasField(p) for p in parts]
         if any(present) and not all(present):
-            raise ValueError(f"{key} needs all of {', '.join(fields)}")
+            raise ValueError(f"{name} needs all of {', '.join(parts)}")
         if all(present):
-            plan[key] = tuple(getattr(msg, f) for f in fields)
-    batch = msg.batch if msg.HasField("batch") else None
-    return plan, tuple(msg.protocols) or None, batch, msg.strict
-
-
-# Preprocessing override (load_preprocessing's keyword) -> its field in the API message
-_PRE_FIELDS = {"pixel_range": "pixel_range", "channel_order": "channel_order", "output": "output_kind"}
-
-
-def preprocessing_to_proto(overrides: dict) -> pb.Preprocessing:
-    msg = pb.Preprocessing()
-    for key in ("mean", "std"):
-        if overrides.get(key) is not None:
-            getattr(msg, key).extend(overrides[key])
-    for key, field in _PRE_FIELDS.items():
-        if overrides.get(key) is not None:
-            setattr(msg, field, overrides[key])
-    return msg
-
-
-def preprocessing_from_proto(msg: pb.Preprocessing) -> dict:
-    out: dict = {}
-    for key in ("mean", "std"):
-        values = getattr(msg, key)
-        if values:
-            out[key] = tuple(values)
-    for key, field in _PRE_FIELDS.items():
-        if msg.HasField(field):
-            out[key] = getattr(msg, field)
+            values = tuple(getattr(msg, p) for p in parts)
+            out[name] = values if len(parts) > 1 else values[0]
     return out
+
+
+def options_to_proto(options: AuditOptions) -> pb.AuditOptions:
+    return _to_proto({name: getattr(options, name) for name, _, _ in options_of(AuditOptions)}, AuditOptions,
+                     pb.AuditOptions())
+
+
+def options_from_proto(msg: pb.AuditOptions) -> AuditOptions:
+    return AuditOptions(**_from_proto(msg, AuditOptions))
+
+
+def preprocessing_to_proto(overrides: Mapping[str, Any]) -> pb.Preprocessing:
+    """Overrides of the model's preprocessing (`Preprocessing` field -> value)."""
+    return _to_proto(overrides, Preprocessing, pb.Preprocessing())
+
+
+def preprocessing_from_proto(msg: pb.Preprocessing) -> dict[str, Any]:
+    return _from_proto(msg, Preprocessing)

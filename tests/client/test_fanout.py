@@ -9,7 +9,7 @@ import pytest
 
 from shiftaudit.client.cli import main
 from shiftaudit.client.fanout import shards
-from shiftaudit.server.engine.images import list_images
+from shiftaudit.server.engine.files import image_files
 from tests.support import EXAMPLE_IMAGES, EXAMPLE_MODEL
 from tests.support.models import cnn
 from tests.support.server_process import ServerProcess
@@ -54,12 +54,12 @@ def _run(tmp_path, images, targets, *extra: str) -> tuple[int, dict]:
 
 
 def test_shards_depend_on_content_only(images):
-    files = list_images(images)
+    files = image_files(images)
     split = shards(files, 3)
-    assert sorted(p for s in split for p in s) == files
+    assert sorted(f for s in split for f in s) == files
     assert shards(list(reversed(files)), 3) == [list(reversed(s)) for s in split]
-    where = {p.name: k for k, s in enumerate(split) for p in s}
-    assert where["copy_of_coffee.jpg"] == where["coffee_cup.jpg"]
+    where = {name: k for k, s in enumerate(split) for name, _ in s}
+    assert where["copy_of_coffee.jpg"] == where["photos/coffee_cup.jpg"]
 
 
 def test_sharded_audit_equals_the_single_server_audit(tmp_path, fleet, images):

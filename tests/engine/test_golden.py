@@ -15,14 +15,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from shiftaudit.client import audit
-from shiftaudit.server.engine.images import list_images, read
+from shiftaudit.server.engine.files import list_images
+from shiftaudit.server.engine.images import read
+from shiftaudit.server.engine.options import AuditOptions
 from shiftaudit.server.engine.preprocessing import load_preprocessing
-from shiftaudit.server.engine.protocols import PROTOCOLS, PlanConfig, plan
+from shiftaudit.server.engine.protocols import PROTOCOLS, plan
 from shiftaudit.server.engine.render.cpu import CpuRenderer
 from shiftaudit.server.engine.runners import open_runner
 
@@ -30,13 +33,13 @@ ROOT = Path(__file__).resolve().parents[2]
 MODEL = ROOT / "examples" / "efficientnet_lite0.onnx"
 IMAGES = ROOT / "examples" / "images"
 GOLDEN = Path(__file__).with_name("golden_audit.json")
-PLAN = {"seed": 3, "sweep_pixels": 2, "sweep_step": 0.5, "size_sweep": (60, 0, 24)}
+OPTIONS = AuditOptions(protocols=PROTOCOLS, seed=3, sweep_pixels=2, sweep_step=0.5, size_sweep=(60, 0, 24))
 
 
 def fingerprints() -> dict[str, str]:
     """sha256 of the frames of every protocol (images in name order, units and frames in plan order)
     and of the engine's outputs on them, batch by batch."""
-    cfg = PlanConfig(canvas=(224, 224), **PLAN)
+    cfg = replace(OPTIONS, canvas=(224, 224))
     pre = load_preprocessing(MODEL)
     frames_hash, outputs_hash = hashlib.sha256(), hashlib.sha256()
     with open_runner(MODEL) as runner:
@@ -52,7 +55,7 @@ def fingerprints() -> dict[str, str]:
 
 
 def golden_report() -> dict:
-    return audit(MODEL, IMAGES, plan=PLAN, protocols=PROTOCOLS, device="cpu")
+    return audit(MODEL, IMAGES, OPTIONS, device="cpu")
 
 
 def test_every_protocol_gives_the_recorded_tallies_bit_for_bit():

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from shiftaudit.client import audit
+from shiftaudit.client import AuditOptions, audit
 from tests.support import EXAMPLE_IMAGES, write_image
 from tests.support.models import cnn
 
@@ -24,7 +24,7 @@ def _bordered_images(directory: Path, n: int = 12, size: int = 40, border: int =
 
 
 def _run(model: Path, images: Path, size: int, protocols=("embed-black",)) -> dict:
-    return audit(model, images, plan={"size": size, "pairs_per_image": 4, "seed": 3}, protocols=protocols)
+    return audit(model, images, AuditOptions(size=size, pairs_per_image=4, seed=3, protocols=protocols))
 
 
 def test_stride1_3x3_cnn_is_invariant_under_embed_black(tmp_path, zero_mean_sidecar):

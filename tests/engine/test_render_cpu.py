@@ -7,8 +7,9 @@ import pytest
 
 from shiftaudit.kernels.reference import normalise, resample
 from shiftaudit.server.engine.geometry import Placement, resolve_filter, tables
+from shiftaudit.server.engine.options import AuditOptions
 from shiftaudit.server.engine.preprocessing import Preprocessing
-from shiftaudit.server.engine.protocols import PlanConfig, plan
+from shiftaudit.server.engine.protocols import plan
 from shiftaudit.server.engine.render.cpu import render_frames
 
 CV2 = {"area": cv2.INTER_AREA, "bilinear": cv2.INTER_LINEAR}
@@ -66,7 +67,7 @@ def _photo(rng, h=300, w=400):
 def test_translated_frames_are_the_same_pixels_moved_by_exactly_the_shift(protocol, filt):
     rng = np.random.default_rng(4)
     src = _photo(rng)
-    cfg = PlanConfig(canvas=(96, 112), size=40, shift=(1, 1), filter=filt, sweep_pixels=3, pairs_per_image=3)
+    cfg = AuditOptions(canvas=(96, 112), size=40, shift=(1, 1), filter=filt, sweep_pixels=3, pairs_per_image=3)
     for unit in plan(protocol, (400, 300), "ab" * 32, cfg):
         frames = render_frames(src, unit.frames)
         for k in range(1, len(frames)):
@@ -81,7 +82,7 @@ def test_translated_frames_are_the_same_pixels_moved_by_exactly_the_shift(protoc
 def test_half_pixel_sweep_steps_land_back_on_whole_pixel_frames():
     rng = np.random.default_rng(5)
     src = _photo(rng)
-    cfg = PlanConfig(canvas=(96, 96), size=40, shift=(1, 0), sweep_pixels=2, sweep_step=0.5)
+    cfg = AuditOptions(canvas=(96, 96), size=40, shift=(1, 0), sweep_pixels=2, sweep_step=0.5)
     (unit,) = plan("translate-sweep", (400, 300), "cd" * 32, cfg)
     assert [f.dst[0] - unit.frames[0].dst[0] for f in unit.frames] == [0, 0.5, 1, 1.5, 2]
     f = render_frames(src, unit.frames)
@@ -94,7 +95,7 @@ def test_half_pixel_sweep_steps_land_back_on_whole_pixel_frames():
 
 
 def test_scale_pair_keeps_the_top_left_corner_and_grows_by_one_pixel():
-    cfg = PlanConfig(canvas=(224, 224), size=100)
+    cfg = AuditOptions(canvas=(224, 224), size=100)
     (unit,) = plan("scale", (400, 300), "ef" * 32, cfg)
     a, b = unit.frames
     assert a.dst[:2] == b.dst[:2]

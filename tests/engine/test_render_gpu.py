@@ -13,8 +13,9 @@ from shiftaudit.client import audit
 from shiftaudit.kernels.check import INPAINT_TOLERANCE
 from shiftaudit.kernels.memory import HostMemory
 from shiftaudit.server.engine.images import SourceImage
+from shiftaudit.server.engine.options import AuditOptions
 from shiftaudit.server.engine.preprocessing import Preprocessing
-from shiftaudit.server.engine.protocols import PROTOCOLS, PlanConfig, TooSmall, plan
+from shiftaudit.server.engine.protocols import PROTOCOLS, TooSmall, plan
 from shiftaudit.server.engine.render.cpu import CpuRenderer
 from shiftaudit.server.engine.render.gpu import GpuRenderer
 from tests.support import EXAMPLE_IMAGES, EXAMPLE_MODEL
@@ -26,7 +27,7 @@ PREPROCESSING = (Preprocessing(), Preprocessing(mean=(127, 120, 110), std=(128, 
 def protocol_frames(rng: np.random.Generator, filt: str, canvas: tuple[int, int]) -> list:
     """(source image, placement) of every protocol's frames for a few random images."""
     frames = []
-    cfg = PlanConfig(canvas=canvas, size=24, sweep_pixels=2, sweep_step=0.5, pairs_per_image=2, filter=filt,
+    cfg = AuditOptions(canvas=canvas, size=24, sweep_pixels=2, sweep_step=0.5, pairs_per_image=2, filter=filt,
                      size_sweep=(16, 40, 12))
     for _ in range(3):
         h, w = (int(v) for v in rng.integers(30, 120, 2))
@@ -76,10 +77,10 @@ def test_the_kernels_on_the_gpu_render_every_protocol_as_the_cpu_renderer():
 
 @pytest.mark.gpu
 def test_audit_on_cuda_equals_the_audit_on_cpu():
-    job = dict(plan={"pairs_per_image": 2, "sweep_pixels": 3},
-               protocols=("crop", "embed-black", "embed-inpaint", "scale", "null", "translate-sweep"))
-    gpu = audit(EXAMPLE_MODEL, EXAMPLE_IMAGES, device="cuda", **job)
-    cpu = audit(EXAMPLE_MODEL, EXAMPLE_IMAGES, device="cpu", **job)
+    options = AuditOptions(pairs_per_image=2, sweep_pixels=3,
+                           protocols=("crop", "embed-black", "embed-inpaint", "scale", "null", "translate-sweep"))
+    gpu = audit(EXAMPLE_MODEL, EXAMPLE_IMAGES, options, device="cuda")
+    cpu = audit(EXAMPLE_MODEL, EXAMPLE_IMAGES, options, device="cpu")
     assert gpu["device"]["render"].startswith("cuda:0") and cpu["device"]["render"] == "cpu"
     exact = {k: v for k, v in gpu["protocols"].items() if k != "embed-inpaint"}
     assert exact == {k: v for k, v in cpu["protocols"].items() if k != "embed-inpaint"}

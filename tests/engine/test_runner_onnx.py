@@ -65,14 +65,16 @@ def test_batches_the_kernels_rendered_are_bound_where_they_lie(tmp_path, fixed):
     with onnxruntime-gpu the same call binds device memory), and the copy when the engine's fixed
     batch does not match."""
     from shiftaudit.kernels.memory import HostMemory
-    from shiftaudit.server.engine.images import list_images, read
+    from shiftaudit.server.engine.files import list_images
+    from shiftaudit.server.engine.images import read
+    from shiftaudit.server.engine.options import AuditOptions
     from shiftaudit.server.engine.preprocessing import Preprocessing
-    from shiftaudit.server.engine.protocols import PlanConfig, plan
+    from shiftaudit.server.engine.protocols import plan
     from shiftaudit.server.engine.render.gpu import GpuRenderer
     from tests.support import EXAMPLE_IMAGES
 
     images = [read(p) for p in list_images(EXAMPLE_IMAGES)[:2]]
-    frames = [(im, f) for im in images for u in plan("embed-black", im.size, im.digest, PlanConfig(canvas=(32, 32), size=20))
+    frames = [(im, f) for im in images for u in plan("embed-black", im.size, im.digest, AuditOptions(canvas=(32, 32), size=20))
               for f in u.frames]
     bound = GpuRenderer(HostMemory()).render(frames, Preprocessing().normalisation(), "NCHW", np.dtype(np.float32))
     rendered = bound.to_host()

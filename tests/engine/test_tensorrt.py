@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shiftaudit.server.engine.job import make_config
+from shiftaudit.server.engine.options import AuditOptions
 from shiftaudit.server.engine.runners import ModelError
 from shiftaudit.server.engine.runners.manifest import (
     EngineMismatch,
@@ -107,7 +107,7 @@ def test_batches_follow_the_profiles_range_and_the_audit_batch_defaults_to_its_m
         ranged.calls = []
         np.testing.assert_allclose(ranged.infer(x), plain.infer(x), rtol=1e-5, atol=1e-6)
         assert ranged.calls == [8, 8, 4]  # 19 = 8 + 8 + 3, the last padded up to the profile's least
-        assert make_config(ranged, {"size": 20}, None, None, False).batch == 8
-        assert make_config(ranged, {"size": 20}, None, 5, False).batch == 5
+        assert AuditOptions(size=20).resolved(ranged.input_spec()).batch == 8
+        assert AuditOptions(size=20, batch=5).resolved(ranged.input_spec()).batch == 5
 
 

@@ -17,14 +17,14 @@ from google.protobuf import descriptor_pool
 from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
-from shiftaudit.client import audit
+from shiftaudit.client import AuditOptions, audit
 from shiftaudit.client.remote import AuditClient, RemoteError
 from shiftaudit.v1 import audit_service_pb2 as pb
 from tests.support import EXAMPLE_IMAGES
 from tests.support.server_process import ServerProcess, wait_for
 
-SLOW = dict(plan={"pairs_per_image": 2000}, protocols=("embed-black",))  # 24000 frames: long even on a GPU
-QUICK = dict(plan={"size": 40}, protocols=("crop", "embed-black"))
+SLOW = dict(options=AuditOptions(pairs_per_image=2000, protocols=("embed-black",)))  # 24000 frames: long even on a GPU
+QUICK = dict(options=AuditOptions(size=40, protocols=("crop", "embed-black")))
 
 
 @pytest.fixture
@@ -181,7 +181,7 @@ def test_bad_uploads_and_bad_images(client, tmp_path):
         client._call(client.stub.UploadImages, iter([pb.UploadImagesRequest(file_name="../x.jpg", data=b"x")]))
     assert _code(e) == grpc.StatusCode.INVALID_ARGUMENT
     with pytest.raises(RemoteError) as e:
-        client.run("sub/small.onnx", data_path="photos", plan={"size": 1000})
+        client.run("sub/small.onnx", data_path="photos", options=AuditOptions(size=1000))
     assert _code(e) == grpc.StatusCode.INVALID_ARGUMENT and "embedded size" in str(e.value)
 
 

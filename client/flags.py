@@ -1,0 +1,43 @@
+"""Command-line flags derived from the option dataclasses (`AuditOptions`, `Preprocessing`): one flag
+per field, with the field's help, parser, choices and default; back from the parsed arguments, only
+what the user gave (an option left out keeps its default, or the model's)."""
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from shiftaudit.server.engine.options import options_of
+
+
+def add_flags(ap: argparse.ArgumentParser, cls: type, groups: dict[str, Any]) -> None:
+    """A flag for every option of ``cls``, in the argument group its option names (made on first use)."""
+    for name, opt, default in options_of(cls):
+        group = groups.get(opt.group) or groups.setdefault(opt.group, ap.add_argument_group(opt.group))
+        flag = opt.flag or "--" + name.replace("_", "-")
+        help = f"{opt.help} (default: {opt.default_for_help(default)})"
+        if isinstance(default, bool):
+            group.add_argument(flag, dest=name, action="store_true", default=None, help=opt.help)
+        elif opt.repeat:
+            group.add_argument(flag, dest=name, action="append", choices=opt.choices, help=help)
+        else:
+            group.add_argument(flag, dest=name, type=_parser(flag, opt.parse), choices=opt.choices,
+                               metavar=opt.metavar, help=help.replace("%", "%%"))
+
+
+def given(args: argparse.Namespace, cls: type) -> dict[str, Any]:
+    """The options of ``cls`` the command line set."""
+    return {name: getattr(args, name) for name, _, _ in options_of(cls) if getattr(args, name) is not None}
+
+
+def _parser(flag: str, parse):
+    """argparse's type: a ValueError becomes argparse's one-line usage error naming the flag."""
+    if parse in (None, int, float):  # argparse's own messages name the flag and the value
+        return parse
+
+    def convert(text: str):
+        try:
+            return parse(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    convert.__name__ = flag
+    return convert

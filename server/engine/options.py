@@ -1,0 +1,160 @@
+"""An audit's options, defined once. Every other place derives from the fields below: the CLI's flags
+(`shiftaudit.client.flags`, from each field's `Option`), the API message (`shiftaudit.server.service.
+wire`, from each field's proto fields), and the report's ``config`` (`AuditOptions.to_json`). A new
+option is one field here (and its proto fields in the .proto).
+
+Options a user gives may leave the canvas and the batch open: `AuditOptions.resolved` fixes them
+from the model (its input size; a TensorRT profile's largest batch).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, replace
+from typing import TYPE_CHECKING, Any
+
+from .geometry import FILTERS
+from .protocols import MAX_PAIRS_PER_IMAGE, MAX_SWEEP_FRAMES, PAIR_PROTOCOLS, PROTOCOLS
+
+if TYPE_CHECKING:
+    from .runners.base import InputSpec
+
+MAX_BATCH = 4096
+DEFAULT_CANVAS = (224, 224)  # for models whose input size is dynamic
+DEFAULT_BATCH = 32
+
+
+@dataclass(frozen=True)
+class Numbers:
+    """CLI text of a tuple of ``n`` numbers separated by ``sep`` (``1,1``, ``224x224``, ``60:0:8``)."""
+
+    n: int
+    sep: str
+    kind: type = int
+
+    def __call__(self, text: str) -> tuple:
+        try:
+            values = tuple(self.kind(v) for v in text.lower().split(self.sep))
+        except ValueError:
+            values = ()
+        if len(values) != self.n:
+            raise ValueError(f"expected {self.n} numbers separated by {self.sep!r}, got {text!r}")
+        return values
+
+    def format(self, value: tuple) -> str:
+        return self.sep.join(f"{v:g}" for v in value)
+
+
+@dataclass(frozen=True)
+class Option:
+    """How a field shows outside Python: its flag, help and parser on the command line, its fields in the
+    API message (default: one field of the same name), and the group its flag is listed under."""
+
+    help: str
+    flag: str | None = None  # default: --field-name
+    parse: Callable[[str], Any] | None = None
+    choices: tuple | None = None
+    metavar: str | None = None
+    wire: tuple[str, ...] = ()
+    group: str = "frames"
+    default_text: str | None = None  # the default as --help states it, when it is not the field's value
+    repeat: bool = False  # the flag may be given several times, each adds a value
+
+    def default_for_help(self, default: Any) -> str:
+        if self.default_text is not None:
+            return self.default_text
+        if isinstance(default, tuple) and isinstance(self.parse, Numbers):
+            return self.parse.format(default)
+        if isinstance(default, tuple):
+            return " ".join(map(str, default))
+        return f"{default:g}" if isinstance(default, float) else str(default)
+
+
+def option(default: Any, help: str, **how: Any) -> Any:
+    """A dataclass field with its `Option`."""
+    return field(default=default, metadata={"option": Option(help, **how)})
+
+
+def options_of(cls: type) -> list[tuple[str, Option, Any]]:
+    """(name, option, default) of every field of ``cls`` that users set."""
+    return [(f.name, f.metadata["option"], f.default) for f in fields(cls) if "option" in f.metadata]
+
+
+@dataclass(frozen=True)
+class AuditOptions:
+    protocols: tuple[str, ...] = option(PAIR_PROTOCOLS, "a protocol to run; repeat for several", flag="--protocol",
+                                        choices=PROTOCOLS, repeat=True)
+    size: int = option(100, "embedded short side S", parse=int)
+    shift: tuple[int, int] = option((1, 1), "shift DX,DY of frame B (also the sweeps' direction)",
+                                    parse=Numbers(2, ","), metavar="DX,DY", wire=("shift_x", "shift_y"))
+    pairs_per_image: int = option(1, "pairs (or sequences) per image and protocol", parse=int)
+    seed: int = option(0, "seed of every random draw", parse=int)
+    canvas: tuple[int, int] | None = option(None, "HxW, for models with a dynamic input size", parse=Numbers(2, "x"),
+                                            metavar="HxW", wire=("canvas_height", "canvas_width"),
+                                            default_text="the model's input; 224x224 when it is dynamic")
+    filter: str = option("auto", "resampling filter (auto: area when shrinking, bilinear when enlarging)",
+                         choices=("auto", *FILTERS))
+    sweep_pixels: int = option(8, "K of translate-sweep and scale-sweep", parse=int)
+    sweep_step: float = option(1.0, "translate-sweep step, may be sub-pixel", parse=float)
+    size_sweep: tuple[int, int, int] = option((60, 0, 8), "MIN:MAX:STEP of size-sweep (MAX 0: largest that fits)",
+                                              parse=Numbers(3, ":"), metavar="MIN:MAX:STEP",
+                                              wire=("size_sweep_min", "size_sweep_max", "size_sweep_step"))
+    batch: int | None = option(None, "frames per engine call", parse=int, group="model",
+                               default_text="the engine's largest batch, else 32")
+    strict: bool = option(False, "a bad or too small image is an error, not a skip", group="output and gates")
+
+    def __post_init__(self) -> None:
+        for f in fields(self):  # lists (JSON, a caller) become tuples; protocols lose repeats
+            value = getattr(self, f.name)
+            if isinstance(value, list):
+                object.__setattr__(self, f.name, tuple(value))
+        object.__setattr__(self, "protocols", tuple(dict.fromkeys(self.protocols)))
+        unknown = [p for p in self.protocols if p not in PROTOCOLS]
+        if unknown or not self.protocols:
+            raise ValueError(f"unknown protocol {', '.join(unknown) or '(none)'}; choose from {', '.join(PROTOCOLS)}")
+        if self.batch is not None and not 1 <= self.batch <= MAX_BATCH:
+            raise ValueError(f"batch must lie in 1..{MAX_BATCH}")
+        if self.shift == (0, 0):
+            raise ValueError("shift must not be 0,0")
+        if not 1 <= self.pairs_per_image <= MAX_PAIRS_PER_IMAGE:
+            raise ValueError(f"pairs per image must lie in 1..{MAX_PAIRS_PER_IMAGE}")
+        if self.filter not in ("auto", *FILTERS):
+            raise ValueError(f"unknown filter {self.filter!r}; choose one of auto, {', '.join(FILTERS)}")
+        steps = self.sweep_pixels / self.sweep_step if self.sweep_step > 0 else -1
+        if self.sweep_pixels < 1 or not 0 < self.sweep_step <= self.sweep_pixels:
+            raise ValueError("sweep needs 1 <= pixels and 0 < step <= pixels")
+        if abs(steps - round(steps)) > 1e-9 or round(steps) > MAX_SWEEP_FRAMES - 1:
+            raise ValueError(f"sweep step {self.sweep_step} must divide {self.sweep_pixels} pixels into at most "
+                             f"{MAX_SWEEP_FRAMES - 1} steps")
+        lo, hi, step = self.size_sweep
+        if lo < 4 or step < 1 or (hi and hi < lo):
+            raise ValueError(f"size sweep {lo}..{hi} step {step} is not a valid range")
+
+    def _check_canvas(self) -> None:
+        """What depends on the canvas, checked once it is final (`resolved`)."""
+        h, w = self.canvas
+        if h < 8 or w < 8:
+            raise ValueError(f"canvas {h}x{w} is too small")
+        room = min(h, w) - max(map(abs, self.shift))
+        if not 4 <= self.size <= room:
+            raise ValueError(f"embedded size {self.size} must lie in 4..{room} for a {h}x{w} canvas and shift "
+                             f"{self.shift}")
+        if self.sweep_pixels > min(h, w) // 2:
+            raise ValueError(f"sweep needs 1 <= pixels <= {min(h, w) // 2} on a {h}x{w} canvas")
+
+    def resolved(self, spec: InputSpec) -> AuditOptions:
+        """The options for this model: the canvas is its input size (another --canvas is an error) unless
+        that is dynamic; the batch, unless given, the engine's largest (a TensorRT profile's max) or 32."""
+        canvas = self.canvas
+        model_hw = (spec.height, spec.width)
+        if None not in model_hw:
+            if canvas not in (None, model_hw):
+                raise ValueError(f"canvas {canvas} differs from the model's fixed input {model_hw}")
+            canvas = model_hw
+        batch = self.batch or (min(spec.max_batch, MAX_BATCH) if spec.max_batch else DEFAULT_BATCH)
+        resolved = replace(self, canvas=canvas or DEFAULT_CANVAS, batch=batch)
+        resolved._check_canvas()
+        return resolved
+
+    def to_json(self) -> dict:
+        """The report's ``config``."""
+        return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v for f in fields(self)}

@@ -1,0 +1,78 @@
+"""Render-ahead: frames are rendered into batches in a producer thread while the engine (which
+releases the GIL) infers the batch before, at most ``depth`` finished batches waiting. Producer and
+consumer both check for a cancel, the producer before every frame it takes and every batch it renders,
+so a cancel stops the rendering too. The pipeline knows frames and batches, not what they mean."""
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
+
+from .render import Batch, Frame
+
+T = TypeVar("T")
+
+
+class Cancelled(Exception):
+    """The caller asked the audit to stop."""
+
+
+def render_ahead(items: Iterable[tuple[Frame, T]], size: int, render: Callable[[list[Frame]], Batch],
+                 should_stop: Callable[[], bool] | None = None, depth: int = 2) -> Iterator[tuple[Batch, list[T]]]:
+    """(batch, the tags of its frames) for ``items`` taken ``size`` at a time; an error in the producer
+    (planning, decoding, rendering) is raised here. Close the iterator (``contextlib.closing``) to stop
+    the producer early; it is joined before the close returns."""
+    stop = threading.Event()
+    batches: queue.Queue = queue.Queue(maxsize=depth)
+
+    def put(item) -> None:
+        while not stop.is_set():
+            try:
+                batches.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def halted() -> bool:
+        if stop.is_set():
+            return True
+        if should_stop and should_stop():
+            put(Cancelled("audit cancelled"))
+            return True
+        return False
+
+    def flush(chunk: list[tuple[Frame, T]]) -> bool:
+        if halted():
+            return False
+        put((render([frame for frame, _ in chunk]), [tag for _, tag in chunk]))
+        return True
+
+    def produce() -> None:
+        try:
+            chunk: list[tuple[Frame, T]] = []
+            for item in items:
+                if halted():
+                    return
+                chunk.append(item)
+                if len(chunk) == size:
+                    if not flush(chunk):
+                        return
+                    chunk = []
+            if not chunk or flush(chunk):
+                put(None)
+        except BaseException as e:  # hand every failure to the consumer, which raises it
+            put(e)
+
+    producer = threading.Thread(target=produce, name="shiftaudit-render", daemon=True)
+    producer.start()
+    try:
+        while (item := batches.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            if should_stop and should_stop():
+                raise Cancelled("audit cancelled")
+            yield item
+    finally:
+        stop.set()
+        producer.join()
