@@ -3,8 +3,10 @@ labels read, the options resolved against the open model, the audit run on the c
 its report built."""
 from __future__ import annotations
 
+import platform
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from .progress import Progress
 from .render import Renderer, select_renderer
 from .report import build_report
 from .runners import Runner
+from .runners.tensorrt import tensorrt_version
 
 
 @dataclass(frozen=True)
@@ -52,13 +55,29 @@ class Job:
         names = class_names(self.model, self.preprocessing)
         model = {"path": self.model.name, "sha256": file_sha256(self.model), **self.runner.describe(),
                  "preprocessing": self.preprocessing.to_json(), "classes": len(names) if names else None}
-        report = build_report(model, self.options, result, {"render": renderer.name,
+        report = build_report(tool_versions(), model, self.options, result, {"render": renderer.name,
                                                             "inference": inference_site(renderer, self.runner)})
         if names:
             for record in report["images"]:
                 for unit in record["units"]:
                     unit["top1_names"] = [names[c] if c < len(names) else str(c) for c in unit["top1"]]
         return report
+
+
+def tool_versions() -> dict:
+    """What made the report. ONNX Runtime's version comes from the module: in the GPU image the
+    distribution is onnxruntime-gpu."""
+    import onnxruntime
+
+    return {"name": "shiftaudit", "version": package_version("shiftaudit"), "onnxruntime": onnxruntime.__version__,
+            "tensorrt": tensorrt_version(), "python": platform.python_version()}
+
+
+def package_version(dist: str) -> str | None:
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return None
 
 
 def inference_site(renderer: Renderer, runner: Runner) -> str:

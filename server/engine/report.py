@@ -1,8 +1,8 @@
-"""The versioned JSON report (``shiftaudit.report/v1``) that the CLI writes and other tools read."""
+"""The versioned JSON report (``shiftaudit.report/v1``) that the CLI writes and other tools read: built
+from an audit's result, or merged from the reports of an audit's shards. Plain data: the fan-out merges
+reports with this module and loads no engine."""
 from __future__ import annotations
 
-import platform
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
 
 from .metrics import ProtocolStats
@@ -14,29 +14,12 @@ if TYPE_CHECKING:  # merging reports (the client's fan-out) needs neither the au
 SCHEMA = "shiftaudit.report/v1"
 
 
-def package_version(dist: str) -> str | None:
-    try:
-        return version(dist)
-    except PackageNotFoundError:
-        return None
-
-
-def tool_versions() -> dict:
-    """What made the report. ONNX Runtime's version comes from the module: in the GPU image the
-    distribution is onnxruntime-gpu."""
-    import onnxruntime
-
-    from .runners.tensorrt import tensorrt_version
-
-    return {"name": "shiftaudit", "version": package_version("shiftaudit"), "onnxruntime": onnxruntime.__version__,
-            "tensorrt": tensorrt_version(), "python": platform.python_version()}
-
-
-def build_report(model: dict, options: AuditOptions, result: AuditResult, device: dict) -> dict:
-    """``model``: what the runner and preprocessing say about the model (path, digest, input, ...)."""
+def build_report(tool: dict, model: dict, options: AuditOptions, result: AuditResult, device: dict) -> dict:
+    """``tool``: what made it (versions); ``model``: what the runner and preprocessing say about the model
+    (path, digest, input, ...); ``device``: what rendered and what inferred."""
     return {
         "schema": SCHEMA,
-        "tool": tool_versions(),
+        "tool": tool,
         "model": {**model, "output_kind": result.output_kind},
         "config": options.to_json(),
         "device": device,

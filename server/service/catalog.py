@@ -6,7 +6,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from shiftaudit.server.engine.files import file_sha256, resolve_under
+from shiftaudit.server.engine.files import file_sha256, inside, resolve_under
 from shiftaudit.server.engine.runners import MODEL_SUFFIXES, EngineOptions, Runner, open_runner
 
 
@@ -43,7 +43,7 @@ class ModelCatalog:
     def files(self) -> list[ModelFile]:
         paths = sorted(p.resolve() for p in self.root.rglob("*")
                        if p.suffix.lower() in MODEL_SUFFIXES and p.is_file())
-        return [self._file(p) for p in paths if self.root in p.parents]
+        return [self._file(p) for p in paths if inside(self.root, p)]
 
     def resolve(self, path: str = "", digest: str = "") -> ModelFile:
         """The model named by a path under the root, or by the sha256 of its file."""

@@ -5,9 +5,9 @@ from __future__ import annotations
 import shutil
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
-from shiftaudit.server.engine.files import PathError, resolve_under
+from shiftaudit.server.engine.files import PathError, relative_path, resolve_under
 from shiftaudit.server.engine.images import MAX_BYTES
 
 
@@ -76,11 +76,9 @@ class Datasets:
 
 
 def _open_new(root: Path, name: str):
-    rel = PurePosixPath(name)
-    if rel.is_absolute() or ".." in rel.parts or not rel.parts or "\\" in name or "\x00" in name \
-            or any(p.startswith(".") for p in rel.parts):
-        raise UploadError(f"file name {name!r} must be a relative path without '..' or hidden parts")
-    path = root.joinpath(*rel.parts)
+    """A new file for an uploaded image named ``name``: a relative path, no hidden part (listing the
+    dataset would not see it)."""
+    path = root.joinpath(*relative_path(name, "uploaded file", hidden=False).parts)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         return path.open("xb")

@@ -18,12 +18,11 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from shiftaudit.server.engine.audit import InputError
 from shiftaudit.server.engine.files import PathError
 from shiftaudit.server.engine.images import image_sources
-from shiftaudit.server.engine.job import Job
+from shiftaudit.server.engine.job import Job, package_version
 from shiftaudit.server.engine.pipeline import Cancelled
 from shiftaudit.server.engine.preprocessing import load_preprocessing
 from shiftaudit.server.engine.progress import Progress
 from shiftaudit.server.engine.render import gpu_renderer
-from shiftaudit.server.engine.report import package_version
 from shiftaudit.server.engine.runners import ModelError
 from shiftaudit.server.engine.runners.tensorrt import tensorrt_version
 from shiftaudit.v1 import audit_service_pb2 as pb
