@@ -13,9 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 
-from shiftaudit.server.engine.audit import InputError
 from shiftaudit.server.engine.files import PathError
 from shiftaudit.server.engine.images import image_sources
 from shiftaudit.server.engine.job import Job, package_version
@@ -23,20 +21,16 @@ from shiftaudit.server.engine.pipeline import Cancelled
 from shiftaudit.server.engine.preprocessing import load_preprocessing
 from shiftaudit.server.engine.progress import Progress
 from shiftaudit.server.engine.render import gpu_renderer
-from shiftaudit.server.engine.runners import ModelError
 from shiftaudit.server.engine.runners.tensorrt import tensorrt_version
 from shiftaudit.v1 import audit_service_pb2 as pb
 from shiftaudit.v1 import audit_service_pb2_grpc as pb_grpc
 
 from .admission import Admission, Full
 from .catalog import ModelCatalog, ModelFile
-from .datasets import Datasets, UploadError
-from .store import AuditRow, AuditStore
-from .wire import options_from_proto, preprocessing_from_proto
-
-_STATE = {"queued": pb.AUDIT_STATE_QUEUED, "running": pb.AUDIT_STATE_RUNNING,
-          "succeeded": pb.AUDIT_STATE_SUCCEEDED, "failed": pb.AUDIT_STATE_FAILED,
-          "cancelled": pb.AUDIT_STATE_CANCELLED, "interrupted": pb.AUDIT_STATE_INTERRUPTED}
+from .datasets import Datasets
+from .errors import abort, status_of
+from .store import AuditStore
+from .wire import audit_message, options_from_proto, preprocessing_from_proto
 
 
 @dataclass(frozen=True)
@@ -44,25 +38,6 @@ class Limits:
     max_concurrent_audits: int = 1
     max_queued_audits: int = 8
     max_upload_bytes: int = 2 << 30
-
-
-def _status(e: BaseException) -> grpc.StatusCode:
-    """Which status a failure gets: what the caller can fix, what is missing, what this node cannot do."""
-    if isinstance(e, FileNotFoundError):
-        return grpc.StatusCode.NOT_FOUND
-    if isinstance(e, (PathError, UploadError, InputError, ValueError)):
-        return grpc.StatusCode.INVALID_ARGUMENT
-    if isinstance(e, ModelError):
-        return grpc.StatusCode.FAILED_PRECONDITION
-    return grpc.StatusCode.INTERNAL
-
-
-def _timestamp(t: float | None) -> Timestamp | None:
-    if t is None:
-        return None
-    ts = Timestamp()
-    ts.FromNanoseconds(int(t * 1e9))
-    return ts
 
 
 class AuditService(pb_grpc.AuditServiceServicer):
@@ -73,10 +48,6 @@ class AuditService(pb_grpc.AuditServiceServicer):
         self.shutting_down = False
 
     # --- helpers -------------------------------------------------------------------------------
-    async def _fail(self, context: grpc.aio.ServicerContext, e: BaseException) -> None:
-        await context.abort(_status(e), str(e) if _status(e) != grpc.StatusCode.INTERNAL
-                            else f"internal error: {type(e).__name__}: {e}")
-
     def _model(self, ref: pb.ModelRef) -> ModelFile:
         which = ref.WhichOneof("ref")
         if which is None:
@@ -85,11 +56,6 @@ class AuditService(pb_grpc.AuditServiceServicer):
 
     def _model_info(self, f: ModelFile) -> pb.ModelInfo:
         return pb.ModelInfo(path=f.relative, digest=f.digest, size_bytes=f.size, loaded=self.catalog.loaded(f))
-
-    def _audit(self, row: AuditRow) -> pb.Audit:
-        return pb.Audit(audit_id=row.audit_id, state=_STATE[row.state], model_path=row.model_path,
-                        created_at=_timestamp(row.created_at), finished_at=_timestamp(row.finished_at),
-                        error=row.error, report_json=row.report_json or "")
 
     # --- server and models ---------------------------------------------------------------------
     async def GetServerInfo(self, request, context):
@@ -115,14 +81,14 @@ class AuditService(pb_grpc.AuditServiceServicer):
             f = await asyncio.to_thread(self._model, request.model)
             await asyncio.to_thread(self.catalog.load, f)
         except Exception as e:
-            await self._fail(context, e)
+            await abort(context, e)
         return pb.LoadModelResponse(model=self._model_info(f))
 
     async def UnloadModel(self, request, context):
         try:
             f = await asyncio.to_thread(self._model, request.model)
         except Exception as e:
-            await self._fail(context, e)
+            await abort(context, e)
         return pb.UnloadModelResponse(unloaded=await asyncio.to_thread(self.catalog.unload, f))
 
     async def GetModelMetadata(self, request, context):
@@ -131,7 +97,7 @@ class AuditService(pb_grpc.AuditServiceServicer):
             runner = await asyncio.to_thread(self.catalog.load, f)
             pre = load_preprocessing(f.path)
         except Exception as e:
-            await self._fail(context, e)
+            await abort(context, e)
         io = runner.io_tensors()
         tensors = {kind: [pb.TensorInfo(name=t["name"], shape=t["shape"], dtype=t["dtype"]) for t in io[kind]]
                    for kind in ("inputs", "outputs")}
@@ -147,7 +113,7 @@ class AuditService(pb_grpc.AuditServiceServicer):
         try:
             dataset_id, files, size = await self.datasets.receive(chunks())
         except Exception as e:
-            await self._fail(context, e)
+            await abort(context, e)
         return pb.UploadImagesResponse(dataset_id=dataset_id, files=files, bytes=size)
 
     # --- audits --------------------------------------------------------------------------------
@@ -171,7 +137,7 @@ class AuditService(pb_grpc.AuditServiceServicer):
         try:
             model, job = await self._prepare(request)
         except Exception as e:
-            await self._fail(context, e)
+            await abort(context, e)
         try:
             place = self.admission.admit()  # before anything awaits: simultaneous requests cannot overbook
         except Full as e:
@@ -196,7 +162,7 @@ class AuditService(pb_grpc.AuditServiceServicer):
             stop.set()
             cancelled = isinstance(e, Cancelled)
             self.store.set_state(audit_id, "cancelled" if cancelled else "failed", str(e))
-            await context.abort(grpc.StatusCode.CANCELLED if cancelled else _status(e), str(e))
+            await context.abort(grpc.StatusCode.CANCELLED if cancelled else status_of(e), str(e))
         finally:
             place.leave()
             self._stops.pop(audit_id, None)
@@ -232,12 +198,12 @@ class AuditService(pb_grpc.AuditServiceServicer):
         row = self.store.get(request.audit_id)
         if row is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no audit {request.audit_id!r}")
-        return pb.GetAuditResponse(audit=self._audit(row))
+        return pb.GetAuditResponse(audit=audit_message(row))
 
     async def ListAudits(self, request, context):
         if request.page_size < 0:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "page_size must not be negative")
-        return pb.ListAuditsResponse(audits=[self._audit(r) for r in self.store.list(request.page_size or 100)])
+        return pb.ListAuditsResponse(audits=[audit_message(r) for r in self.store.list(request.page_size or 100)])
 
     async def CancelAudit(self, request, context):
         row = self.store.get(request.audit_id)
@@ -249,7 +215,7 @@ class AuditService(pb_grpc.AuditServiceServicer):
                                 "not queued or running")
         for event in events:
             event.set()
-        return pb.CancelAuditResponse(audit=self._audit(row))
+        return pb.CancelAuditResponse(audit=audit_message(row))
 
     def stop_all(self) -> None:
         """At shutdown, after the grace period: stop every audit still queued or running and store it as

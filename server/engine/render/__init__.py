@@ -42,10 +42,14 @@ class Batch(Protocol):
 
 @dataclass(frozen=True)
 class HostBatch:
-    """A batch in host memory (the CPU renderer's, or an array a caller hands a runner)."""
+    """A batch in host memory (the CPU renderer's, or an array a caller hands a runner); contiguous, so
+    an engine may bind its address."""
 
     array: np.ndarray
     device = "cpu"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "array", np.ascontiguousarray(self.array))
 
     @property
     def shape(self) -> tuple[int, ...]:
