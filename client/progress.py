@@ -5,7 +5,7 @@ import sys
 import time
 from typing import TextIO
 
-from shiftaudit.server.engine.audit import Progress
+from shiftaudit.server.engine.progress import Progress
 
 
 class ProgressBar:
