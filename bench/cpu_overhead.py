@@ -2,8 +2,8 @@
 
 For each protocol this measures, on the example model and photographs, in one run:
 
-- **bare**: frames/s of ``OnnxRuntimeRunner.infer`` (a thin wrapper over ``session.run``) on the
-  protocol's frames, rendered and normalised once beforehand and cut into batches of ``--batch``;
+- **bare**: frames/s of ``OnnxRuntimeRunner.infer`` (a thin wrapper over ONNX Runtime's session, binding
+  the host batch) on the protocol's frames, rendered and normalised once beforehand and cut into batches of ``--batch``;
 - **audit**: frames/s of ``run_audit`` with the same runner, batch size and images, one protocol at a
   time (decoding, planning, rendering in the producer thread, inference, scoring: the real path);
 - **ratio** = audit / bare: 1.0 means the render thread is fully hidden behind inference.

@@ -25,7 +25,7 @@ import numpy as np
 
 from shiftaudit.kernels import ops
 from shiftaudit.kernels.batch import pack
-from shiftaudit.kernels.launch import cuda_call as _check
+from shiftaudit.kernels.launch import cuda_call
 from shiftaudit.kernels.memory import DeviceMemory
 from shiftaudit.server.engine.files import list_images
 from shiftaudit.server.engine.geometry import frame_tables
@@ -49,15 +49,15 @@ def frames_for(protocol: str, batch: int):
 def time_events(memory: DeviceMemory, fn, reps: int) -> float:
     """Seconds per call of ``fn`` (which enqueues GPU work on the memory's stream), by CUDA events."""
     driver = memory.driver
-    start, stop = _check(driver.cuEventCreate(0))[0], _check(driver.cuEventCreate(0))[0]
+    start, stop = cuda_call(driver.cuEventCreate(0))[0], cuda_call(driver.cuEventCreate(0))[0]
     fn()
-    _check(driver.cuCtxSynchronize())
-    _check(driver.cuEventRecord(start, memory.stream))
+    cuda_call(driver.cuCtxSynchronize())
+    cuda_call(driver.cuEventRecord(start, memory.stream))
     for _ in range(reps):
         fn()
-    _check(driver.cuEventRecord(stop, memory.stream))
-    _check(driver.cuEventSynchronize(stop))
-    (ms,) = _check(driver.cuEventElapsedTime(start, stop))
+    cuda_call(driver.cuEventRecord(stop, memory.stream))
+    cuda_call(driver.cuEventSynchronize(stop))
+    (ms,) = cuda_call(driver.cuEventElapsedTime(start, stop))
     return ms / 1e3 / reps
 
 
@@ -65,12 +65,13 @@ def time_graph(memory: DeviceMemory, fn, reps: int) -> float:
     """Seconds per call of ``fn`` on the GPU alone: ``reps`` calls captured in a CUDA graph and replayed,
     so the host's launch overhead (Python) does not leave the GPU idle between calls."""
     driver = memory.driver
-    _check(driver.cuStreamBeginCapture(memory.stream, driver.CUstreamCaptureMode.CU_STREAM_CAPTURE_MODE_THREAD_LOCAL))
+    mode = driver.CUstreamCaptureMode.CU_STREAM_CAPTURE_MODE_THREAD_LOCAL
+    cuda_call(driver.cuStreamBeginCapture(memory.stream, mode))
     for _ in range(reps):
         fn()
-    (graph,) = _check(driver.cuStreamEndCapture(memory.stream))
-    (replay,) = _check(driver.cuGraphInstantiate(graph, 0))
-    return time_events(memory, lambda: _check(driver.cuGraphLaunch(replay, memory.stream)), 3) / reps
+    (graph,) = cuda_call(driver.cuStreamEndCapture(memory.stream))
+    (replay,) = cuda_call(driver.cuGraphInstantiate(graph, 0))
+    return time_events(memory, lambda: cuda_call(driver.cuGraphLaunch(replay, memory.stream)), 3) / reps
 
 
 def ours(memory: DeviceMemory, renderer: GpuRenderer, frames, half: bool, reps: int) -> tuple[float, float, int]:
@@ -97,7 +98,7 @@ def ours(memory: DeviceMemory, renderer: GpuRenderer, frames, half: bool, reps: 
 def write_bandwidth(memory: DeviceMemory, reps: int) -> float:
     """Bytes/s of cuMemsetD32 over 1 GiB: what writing memory can reach on this GPU."""
     buf = memory.empty(1 << 30)
-    seconds = time_events(memory, lambda: _check(memory.driver.cuMemsetD32Async(buf.ptr, 0, buf.nbytes // 4,
+    seconds = time_events(memory, lambda: cuda_call(memory.driver.cuMemsetD32Async(buf.ptr, 0, buf.nbytes // 4,
                                                                             memory.stream)), reps)
     return buf.nbytes / seconds
 

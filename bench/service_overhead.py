@@ -1,7 +1,7 @@
 """What the service costs: the same audit in process and through audit-server on loopback.
 
 Prints, from one run on the example model and photographs:
-- frames/s in process (the engine's ``run_job`` with the model already open, as the server has it),
+- frames/s in process (the engine's ``Job.run`` with the model already open, as the server has it),
   through the server with images named under its
   data root, and with the images uploaded first; the ratios remote / in-process (goal >= 0.95);
 - the server's resident memory (VmRSS) after a warm-up audit and after every 10 of ``--sequential``

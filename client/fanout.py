@@ -63,7 +63,7 @@ def run_sharded(targets: list[str], connect: Callable[[str], AuditClient], model
                     progress(total)
             return report
 
-        def audit(part: tuple[str, list[Path]]) -> tuple[str, dict]:
+        def audit(part: tuple[str, list[tuple[str, Path]]]) -> tuple[str, dict]:
             target, subset = part
             try:
                 return target, clients[target].run(model, options, images=images, files=subset,

@@ -53,12 +53,8 @@ def random_frames(rng: np.random.Generator, canvas: tuple[int, int]) -> tuple[li
 
 def render_reference(sources: list[Source], frames: list[FrameTables], norm: Normalisation, layout: str,
                      dtype: np.dtype) -> np.ndarray:
-    canvases = []
-    for (_, pixels), f in zip(sources, frames):
-        canvas = reference.paste(reference.resample(pixels, f.rows, f.cols), f.rows, f.cols, f.canvas)
-        if f.inpaint:
-            canvas = reference.inpaint(canvas, reference.known_mask(f.rows, f.cols, f.canvas))
-        canvases.append(canvas)
+    canvases = [reference.canvas(reference.resample(pixels, f.rows, f.cols), f)
+                for (_, pixels), f in zip(sources, frames)]
     return reference.normalise(canvases, norm, layout, dtype)
 
 

@@ -1,4 +1,4 @@
-// One pass of inpainting by normalised convolution (server/inpaint.py): every unknown pixel with
+// One pass of inpainting by normalised convolution (kernels/reference.py): every unknown pixel with
 // known neighbours becomes their binomial-weighted average; known pixels are copied. Passes are
 // Jacobi steps (read one buffer, write the other), launched until every pixel is known. The 2-D
 // window sums in another order than the CPU's separable filter: equal up to float rounding.

@@ -51,8 +51,10 @@ class Gpu:
         (self.context,) = cuda_call(driver.cuDevicePrimaryCtxRetain(self.device))
         self.activate()
         attr = driver.CUdevice_attribute
-        (major,) = cuda_call(driver.cuDeviceGetAttribute(attr.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, self.device))
-        (minor,) = cuda_call(driver.cuDeviceGetAttribute(attr.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, self.device))
+        (major,) = cuda_call(driver.cuDeviceGetAttribute(attr.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR,
+                                                         self.device))
+        (minor,) = cuda_call(driver.cuDeviceGetAttribute(attr.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR,
+                                                         self.device))
         self.compute_capability = (major, minor)
         self.arch = f"sm_{major}{minor}"
         (version,) = cuda_call(driver.cuDriverGetVersion())

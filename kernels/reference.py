@@ -2,7 +2,7 @@
 checked against them (`check.py`). Same float32 operations in the same order as the kernels, so the
 gathers and the normalisation agree bit for bit; inpainting and softmax sum in another order.
 
-- `resample` + `paste`: the `render` kernel (per-axis taps, black outside the block);
+- `resample` + `paste` (`canvas`): the `render` kernel (per-axis taps, black outside the block);
 - `known_mask` + `inpaint`: `render_canvas` and the `inpaint_pass` iterations (normalised convolution
   with a binomial kernel, the paper's inpainting: known pixels kept, the border grows inwards by the
   kernel's radius per pass);
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from .tables import AxisTable, Normalisation
+from .tables import AxisTable, FrameTables, Normalisation
 
 BINOMIAL5 = np.array([1, 4, 6, 4, 1], np.float32) / 16
 
@@ -72,6 +72,14 @@ def known_mask(rows: AxisTable, cols: AxisTable, canvas_hw: tuple[int, int]) -> 
     cx, bx = _clip(cols.start, cols.index.shape[0], w)
     coverage[cy, cx] = np.outer(rows.coverage[by], cols.coverage[bx])
     return coverage >= 1 - 1e-6
+
+
+def canvas(block: np.ndarray, frame: FrameTables) -> np.ndarray:
+    """A frame's pixel-space canvas from its resampled block: pasted on black, inpainted if it asks."""
+    out = paste(block, frame.rows, frame.cols, frame.canvas)
+    if frame.inpaint:
+        out = inpaint(out, known_mask(frame.rows, frame.cols, frame.canvas))
+    return out
 
 
 def passes_needed(canvas_hw: tuple[int, int], kernel: np.ndarray = BINOMIAL5) -> int:

@@ -1,8 +1,8 @@
 // Render a batch of frames (DESIGN.md section 2): per output pixel, gather from the frame's uint8
-// RGBX source through the host-computed per-axis tables (server/geometry.py), black outside the
+// RGBX source through the host-computed per-axis tables (kernels/tables.py), black outside the
 // destination, then per-channel scale/bias into the engine's layout and dtype. One launch per batch.
 //
-// Summation order is the CPU renderer's (server/render_cpu.py): for each row tap, the column taps
+// Summation order is the reference's (kernels/reference.py): for each row tap, the column taps
 // summed from 0, then that sum times the row weight added to the pixel; every step a float32
 // multiply then add (NVRTC --fmad=false), so both renderers give the same bits.
 #include "compat.h"

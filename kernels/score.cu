@@ -1,4 +1,4 @@
-// Scoring on the device (server/score.py): per output row the top-1 class and the softmax
+// Scoring on the device (kernels/reference.py, softmax): per output row the top-1 class and the softmax
 // denominator; then, per frame, the probability of its unit's first-frame top class c*. Only these
 // O(N) numbers go back to the host. One thread per row: rows are few (a batch) and short (classes).
 #include "compat.h"

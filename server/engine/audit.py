@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .images import ImageError, SourceImage
+from .images import ImageError, ImageSource, SourceImage
 from .labels import label_for
 from .metrics import ProtocolStats
 from .options import AuditOptions
@@ -22,12 +22,10 @@ from .pipeline import render_ahead
 from .preprocessing import Preprocessing
 from .progress import Progress
 from .protocols import SEQUENCE_PROTOCOLS, TooSmall, Unit, plan
-from .render import Frame, Renderer
+from .render import Batch, Frame, HostBatch, Renderer
 from .render.cpu import CpuRenderer
 from .runners import Runner
 from .score import detect_output_kind, probabilities, score_unit
-
-ImageSource = tuple[str, Callable[[], SourceImage]]  # name, and how to decode it when its turn comes
 
 
 class InputError(ValueError):
@@ -81,18 +79,21 @@ class Audit:
                                          for p in options.protocols})
         self.images_done = 0
 
-    def frames(self, sources: Iterable[ImageSource]) -> Iterator[tuple[Frame, _Unit]]:
-        """Every frame to render, image by image (decoded when its turn comes), with its unit."""
+    def frames(self, sources: Iterable[ImageSource]) -> Iterator[Iterator[tuple[Frame, _Unit]]]:
+        """Per image, its frames to render with their units; nothing is decoded before they are asked for."""
         for name, load in sources:
-            planned = self._plan(name, load)
-            if planned is None:
-                continue
-            image, units, record = planned
-            entry = _Image(record, len(units))
-            for unit in units:
-                pending = _Unit(unit, entry)
-                for placement in unit.frames:
-                    yield (image, placement), pending
+            yield self._image_frames(name, load)
+
+    def _image_frames(self, name: str, load: Callable[[], SourceImage]) -> Iterator[tuple[Frame, _Unit]]:
+        planned = self._plan(name, load)
+        if planned is None:
+            return
+        image, units, record = planned
+        entry = _Image(record, len(units))
+        for unit in units:
+            pending = _Unit(unit, entry)
+            for placement in unit.frames:
+                yield (image, placement), pending
 
     def _skip(self, name: str, reason: str, protocol: str | None = None) -> None:
         """An unusable image (or protocol of an image) is skipped and listed, or stops a strict audit."""
@@ -153,14 +154,20 @@ def run_audit(runner: Runner, sources: Sequence[ImageSource] | Iterable[ImageSou
               should_stop: Callable[[], bool] | None = None, renderer: Renderer | None = None) -> AuditResult:
     """Audit ``runner`` on ``sources`` under every protocol of ``options`` (resolved against the runner's
     model); ``renderer`` makes the engine's input batches (the CPU renderer by default, or the kernels)."""
+    if options.canvas is None or options.batch is None:
+        raise ValueError("the options have no canvas or batch yet: resolve them against the model first "
+                         "(AuditOptions.resolved)")
     renderer = renderer or CpuRenderer()
     spec, norm = runner.input_spec(), pre.normalisation()
     audit = Audit(options, pre.output, labels)
     total = len(sources) if isinstance(sources, Sequence) else None
     start = time.perf_counter()
 
-    def render(frames: list[Frame]):
-        return renderer.render(frames, norm, spec.layout, spec.dtype)
+    def render(frames: list[Frame]) -> Batch:
+        """A batch the engine will not read where it lies is copied to the host here, in the producer,
+        so the copy overlaps inference too."""
+        batch = renderer.render(frames, norm, spec.layout, spec.dtype)
+        return batch if runner.reads_in_place(batch) else HostBatch(batch.to_host())
 
     with closing(render_ahead(audit.frames(sources), options.batch, render, should_stop)) as batches:
         for batch, units in batches:

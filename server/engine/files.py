@@ -42,10 +42,11 @@ def image_files(path: Path) -> list[tuple[str, Path]]:
 
 
 def relative_path(relative: str, what: str, hidden: bool = True) -> PurePosixPath:
-    """A path a client gives relative to a root: not empty, not absolute, no '..', no backslash or NUL
-    (and no hidden part, unless ``hidden``)."""
+    """A path a client gives relative to a root: not empty, not absolute, no '..', no backslash or NUL.
+    With ``hidden`` it may be '.', the root itself; without, it must name a file below it and have no
+    hidden part (an uploaded file's name)."""
     rel = PurePosixPath(relative)
-    if not relative or not rel.parts:
+    if not relative or (not hidden and not rel.parts):
         raise PathError(f"{what} path is empty")
     if rel.is_absolute() or ".." in rel.parts or "\\" in relative or "\x00" in relative \
             or (not hidden and any(p.startswith(".") for p in rel.parts)):

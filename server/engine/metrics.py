@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .score import UnitScore
+if TYPE_CHECKING:  # the statistics merge without the scoring code (the client's fan-out merges them)
+    from .score import UnitScore
 
 Z95 = 1.959963984540054
 UNIT = 2.0**52  # fixed point of the sums; a unit adds at most 256 values < 2^52 each: no int64 overflow

@@ -81,16 +81,18 @@ def options_of(cls: type) -> list[tuple[str, Option, Any]]:
 
 @dataclass(frozen=True)
 class AuditOptions:
+    """Field order is the order of the report's ``config`` (and of the flags in ``--help``)."""
+
     protocols: tuple[str, ...] = option(PAIR_PROTOCOLS, "a protocol to run; repeat for several", flag="--protocol",
                                         choices=PROTOCOLS, repeat=True)
-    size: int = option(100, "embedded short side S", parse=int)
-    shift: tuple[int, int] = option((1, 1), "shift DX,DY of frame B (also the sweeps' direction)",
-                                    parse=Numbers(2, ","), metavar="DX,DY", wire=("shift_x", "shift_y"))
-    pairs_per_image: int = option(1, "pairs (or sequences) per image and protocol", parse=int)
     seed: int = option(0, "seed of every random draw", parse=int)
     canvas: tuple[int, int] | None = option(None, "HxW, for models with a dynamic input size", parse=Numbers(2, "x"),
                                             metavar="HxW", wire=("canvas_height", "canvas_width"),
                                             default_text="the model's input; 224x224 when it is dynamic")
+    size: int = option(100, "embedded short side S", parse=int)
+    shift: tuple[int, int] = option((1, 1), "shift DX,DY of frame B (also the sweeps' direction)",
+                                    parse=Numbers(2, ","), metavar="DX,DY", wire=("shift_x", "shift_y"))
+    pairs_per_image: int = option(1, "pairs (or sequences) per image and protocol", parse=int)
     filter: str = option("auto", "resampling filter (auto: area when shrinking, bilinear when enlarging)",
                          choices=("auto", *FILTERS))
     sweep_pixels: int = option(8, "K of translate-sweep and scale-sweep", parse=int)

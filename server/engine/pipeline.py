@@ -1,7 +1,8 @@
 """Render-ahead: frames are rendered into batches in a producer thread while the engine (which
 releases the GIL) infers the batch before, at most ``depth`` finished batches waiting. Producer and
-consumer both check for a cancel, the producer before every frame it takes and every batch it renders,
-so a cancel stops the rendering too. The pipeline knows frames and batches, not what they mean."""
+consumer both check for a cancel: the producer before every group of frames it takes (an image, before
+it is decoded) and every batch it renders, the consumer before every batch, so a cancel stops the
+rendering too. The pipeline knows frames and batches, not what they mean."""
 from __future__ import annotations
 
 import queue
@@ -18,11 +19,14 @@ class Cancelled(Exception):
     """The caller asked the audit to stop."""
 
 
-def render_ahead(items: Iterable[tuple[Frame, T]], size: int, render: Callable[[list[Frame]], Batch],
+def render_ahead(groups: Iterable[Iterable[tuple[Frame, T]]], size: int, render: Callable[[list[Frame]], Batch],
                  should_stop: Callable[[], bool] | None = None, depth: int = 2) -> Iterator[tuple[Batch, list[T]]]:
-    """(batch, the tags of its frames) for ``items`` taken ``size`` at a time; an error in the producer
-    (planning, decoding, rendering) is raised here. Close the iterator (``contextlib.closing``) to stop
-    the producer early; it is joined before the close returns."""
+    """(batch, the tags of its frames) for the frames of ``groups`` (lazy: a group's work, decoding its
+    image, starts when it is taken) taken ``size`` at a time; an error in the producer (planning,
+    decoding, rendering) is raised here. Close the iterator (``contextlib.closing``) to stop the
+    producer early; it is joined before the close returns."""
+    if size < 1:
+        raise ValueError(f"a batch needs at least one frame, not {size}")
     stop = threading.Event()
     batches: queue.Queue = queue.Queue(maxsize=depth)
 
@@ -51,14 +55,15 @@ def render_ahead(items: Iterable[tuple[Frame, T]], size: int, render: Callable[[
     def produce() -> None:
         try:
             chunk: list[tuple[Frame, T]] = []
-            for item in items:
+            for group in groups:
                 if halted():
                     return
-                chunk.append(item)
-                if len(chunk) == size:
-                    if not flush(chunk):
-                        return
-                    chunk = []
+                for item in group:
+                    chunk.append(item)
+                    if len(chunk) == size:
+                        if not flush(chunk):
+                            return
+                        chunk = []
             if not chunk or flush(chunk):
                 put(None)
         except BaseException as e:  # hand every failure to the consumer, which raises it

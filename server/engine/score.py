@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from shiftaudit.kernels.reference import softmax
+
 
 def detect_output_kind(out: np.ndarray) -> str:
     """``probabilities`` when every row is non-negative and sums to 1 (a softmax head), else ``logits``."""
@@ -19,12 +21,8 @@ def detect_output_kind(out: np.ndarray) -> str:
 
 
 def probabilities(out: np.ndarray, kind: str) -> np.ndarray:
-    """Row-wise softmax of logits (in float64, max-subtracted); probabilities pass through."""
-    out = out.astype(np.float64)
-    if kind == "probabilities":
-        return out
-    e = np.exp(out - out.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
+    """Row-wise softmax of logits (float64, as the score kernels' reference); probabilities pass through."""
+    return out.astype(np.float64) if kind == "probabilities" else softmax(out)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ from shiftaudit.server.engine.images import MAX_BYTES
 
 
 class UploadError(ValueError):
-    """An upload the server refuses (empty, too large, a bad file name)."""
+    """An upload the server refuses (empty, too large, a name that cannot be stored); names that are not
+    relative paths are a `PathError`."""
 
 
 class Datasets:

@@ -25,4 +25,5 @@ def status_of(e: BaseException) -> grpc.StatusCode:
 async def abort(context: grpc.aio.ServicerContext, e: BaseException) -> None:
     """End the call with ``e``'s status; an unexpected error says it is ours, with its type."""
     code = status_of(e)
-    await context.abort(code, str(e) if code != grpc.StatusCode.INTERNAL else f"internal error: {type(e).__name__}: {e}")
+    await context.abort(code, str(e) if code != grpc.StatusCode.INTERNAL
+                        else f"internal error: {type(e).__name__}: {e}")

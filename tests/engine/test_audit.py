@@ -71,3 +71,16 @@ def test_a_cancel_stops_the_rendering_too(tmp_path, example_images, small_model)
         run_audit(runner, sources, Preprocessing(), cfg, progress=seen.append, should_stop=lambda: len(seen) >= 1,
                   renderer=Counting())
     assert 1 <= len(rendered) <= 4  # of 120 batches in the whole audit
+
+
+def test_options_not_resolved_against_the_model_are_refused(small_model, example_images):
+    """No canvas or batch yet: an audit would not know its frames' size or how many to render at once."""
+    sources = [(p.name, lambda p=p: read(p, p.name)) for p in sorted(example_images.iterdir())]
+    with open_runner(small_model) as runner:
+        for options in (AuditOptions(size=40), AuditOptions(size=40, canvas=(64, 64))):
+            with pytest.raises(ValueError, match="resolve them against the model first"):
+                run_audit(runner, sources, Preprocessing(), options)
+        resolved = AuditOptions(size=40, protocols=("crop",)).resolved(runner.input_spec())
+        assert (resolved.canvas, resolved.batch) == ((64, 64), 32)
+        assert run_audit(runner, sources, Preprocessing(), resolved).stats["crop"].overall.pairs == 6
+

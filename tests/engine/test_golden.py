@@ -7,9 +7,11 @@ Three layers, so a failure says which one moved:
 - the engine: the sha256 of ONNX Runtime's outputs on those frames. Its bits depend on the CPU's
   instruction set and the ONNX Runtime release, so where they differ from the recording machine's the
   tallies cannot be compared bit for bit, and that part is skipped, saying so;
-- the audit: ``protocols`` and ``tallies`` of the report, compared exactly.
+- the audit: ``protocols`` and ``tallies`` of the report, compared exactly; its ``config``, key order
+  included (it is the text of stored reports); the sha256 of its per-image records and skips.
 
-Recorded with ``python -m tests.engine.test_golden`` (writes the JSON beside this file).
+The frames, outputs, protocols and tallies were recorded with ``python -m tests.engine.test_golden``
+before anything moved; ``config`` and ``records_sha256`` were added from the same code (commit ad9db2d).
 """
 from __future__ import annotations
 
@@ -68,9 +70,15 @@ def test_every_protocol_gives_the_recorded_tallies_bit_for_bit():
     report = json.loads(json.dumps(golden_report()))  # as a stored report reads back
     assert report["tallies"] == golden["tallies"]
     assert report["protocols"] == golden["protocols"]
+    assert list(report["config"].items()) == list(golden["config"].items())
+    records = json.dumps({"images": report["images"], "skipped": report["skipped"]}).encode()
+    assert hashlib.sha256(records).hexdigest() == golden["records_sha256"]
 
 
 if __name__ == "__main__":
-    record = {**fingerprints(), **{k: golden_report()[k] for k in ("protocols", "tallies")}}
+    report = golden_report()
+    records = json.dumps({"images": report["images"], "skipped": report["skipped"]}).encode()
+    record = {**fingerprints(), **{k: report[k] for k in ("protocols", "tallies", "config")},
+              "records_sha256": hashlib.sha256(records).hexdigest()}
     GOLDEN.write_text(json.dumps(record, indent=1) + "\n")
     print(f"wrote {GOLDEN}")

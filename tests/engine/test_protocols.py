@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from shiftaudit.server.engine.options import AuditOptions
-from shiftaudit.server.engine.runners.base import InputSpec
 from shiftaudit.server.engine.protocols import PROTOCOLS, TooSmall, plan, size_sweep_sizes
+from shiftaudit.server.engine.runners.base import InputSpec
 
 DIGESTS = ["%064x" % (i * 7919 + 1) for i in range(40)]
 
@@ -23,7 +23,8 @@ def test_same_seed_and_image_give_the_same_units_whatever_else_was_planned(proto
     first = {d: plan(protocol, (500, 375), d, cfg) for d in DIGESTS}
     again = {d: plan(protocol, (500, 375), d, cfg) for d in reversed(DIGESTS)}
     assert first == again
-    other_seed = {d: plan(protocol, (500, 375), d, AuditOptions(canvas=(224, 224), pairs_per_image=3, seed=1)) for d in DIGESTS}
+    reseeded = AuditOptions(canvas=(224, 224), pairs_per_image=3, seed=1)
+    other_seed = {d: plan(protocol, (500, 375), d, reseeded) for d in DIGESTS}
     assert first != other_seed
 
 

@@ -28,7 +28,7 @@ def protocol_frames(rng: np.random.Generator, filt: str, canvas: tuple[int, int]
     """(source image, placement) of every protocol's frames for a few random images."""
     frames = []
     cfg = AuditOptions(canvas=canvas, size=24, sweep_pixels=2, sweep_step=0.5, pairs_per_image=2, filter=filt,
-                     size_sweep=(16, 40, 12))
+                       size_sweep=(16, 40, 12))
     for _ in range(3):
         h, w = (int(v) for v in rng.integers(30, 120, 2))
         pixels = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)

@@ -74,8 +74,8 @@ def test_batches_the_kernels_rendered_are_bound_where_they_lie(tmp_path, fixed):
     from tests.support import EXAMPLE_IMAGES
 
     images = [read(p) for p in list_images(EXAMPLE_IMAGES)[:2]]
-    frames = [(im, f) for im in images for u in plan("embed-black", im.size, im.digest, AuditOptions(canvas=(32, 32), size=20))
-              for f in u.frames]
+    options = AuditOptions(canvas=(32, 32), size=20)
+    frames = [(im, f) for im in images for u in plan("embed-black", im.size, im.digest, options) for f in u.frames]
     bound = GpuRenderer(HostMemory()).render(frames, Preprocessing().normalisation(), "NCHW", np.dtype(np.float32))
     rendered = bound.to_host()
     with open_runner(cnn(tmp_path / "m.onnx", hw=32, batch=fixed or "N")) as runner:

@@ -39,7 +39,7 @@ PATH = Path("m.plan")
     ("10.13.0.35", (7, 5), {"hardware_compatibility": "AMPERE_PLUS"}, "8.0 or later"),
     ("10.2.0.post1", (9, 0), {"tensorrt": "10.2.0"}, None),
 ])
-def test_manifest_says_which_tensorrt_and_gpu_run_anfake_engine(tmp_path, installed, cc, manifest, error):
+def test_manifest_says_which_tensorrt_and_gpu_run_an_engine(tmp_path, installed, cc, manifest, error):
     plan = fake_engine(tmp_path, **manifest)
     m = read_manifest(plan)
     check_file(m, plan, hashlib.sha256(plan.read_bytes()).hexdigest())
@@ -80,6 +80,7 @@ def test_plan_io_reads_layout_dtype_and_the_profiles_batch_range():
     (_io(profile=None), "no optimisation profile"),
     (_io((1, 224, 224)), "expected an image batch"),
     (_io(out=(-1, 1000, 7, 7)), "outputs \\(batch, classes\\)"),
+    (_io(out=(-1, -1)), "dynamic number of classes"),
     (_io() + [Tensor("mask", True, (1, 1), "FLOAT")], "2 inputs"),
 ])
 def test_plan_io_refuses_engines_the_audit_cannot_feed(tensors, error):

@@ -109,6 +109,11 @@ def test_bad_image_paths_get_their_status(client, data_path, code):
     assert _code(e) == code
 
 
+def test_the_data_root_itself_may_be_audited(client):
+    report = client.run("sub/small.onnx", data_path=".", **QUICK)
+    assert {r["image"] for r in report["images"]} >= {"photos/cat_chelsea.jpg", "mixed/coffee_cup.jpg"}
+
+
 def test_a_symlink_inside_the_data_root_cannot_read_outside_it(client):
     report = client.run("sub/small.onnx", data_path="linked", **QUICK)
     assert [i["image"] for i in report["images"]] == ["coffee_cup.jpg"]

@@ -12,7 +12,7 @@ import numpy as np
 from shiftaudit.kernels import reference
 from shiftaudit.kernels.tables import Normalisation
 
-from ..geometry import Placement, tables
+from ..geometry import Placement, frame_tables
 from . import Frame, HostBatch
 
 
@@ -22,14 +22,11 @@ def render_frames(src: np.ndarray, placements: Sequence[Placement]) -> list[np.n
     blocks: dict[tuple, np.ndarray] = {}
     out = []
     for p in placements:
-        rows, cols = tables(p)
+        frame = frame_tables(p)
         key = p.resample_key()
         if key not in blocks:
-            blocks[key] = reference.resample(src, rows, cols)
-        canvas = reference.paste(blocks[key], rows, cols, p.canvas)
-        if p.fill == "inpaint":
-            canvas = reference.inpaint(canvas, reference.known_mask(rows, cols, p.canvas))
-        out.append(canvas)
+            blocks[key] = reference.resample(src, frame.rows, frame.cols)
+        out.append(reference.canvas(blocks[key], frame))
     return out
 
 

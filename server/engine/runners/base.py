@@ -79,15 +79,21 @@ class Runner(ABC):
         """One engine call on a batch left where the renderer put it (see `infer`)."""
         raise NotImplementedError
 
+    def reads_in_place(self, batch: Batch) -> bool:
+        """Whether the engine reads ``batch`` where it lies: memory it binds, and a size in its batch range."""
+        least, most = self.input_spec().batch_range()
+        n = batch.shape[0]
+        return batch.device in self.memory_devices and least <= n and (most is None or n <= most)
+
     def infer(self, batch: Batch | np.ndarray) -> np.ndarray:
         """Outputs for a rendered batch (or a host array). Only the runner decides where it reads the
-        batch: in place when it lies in memory the engine binds and fits the engine's batch range, else
-        a host copy, split into engine calls of at most the engine's batch and padded up to its least."""
+        batch: in place (`reads_in_place`), else a host copy, split into engine calls of at most the
+        engine's batch and padded up to its least."""
         if isinstance(batch, np.ndarray):
             batch = HostBatch(batch)
         least, most = self.input_spec().batch_range()
         n = batch.shape[0]
-        if batch.device in self.memory_devices and least <= n and (most is None or n <= most):
+        if self.reads_in_place(batch):
             return self._checked(self._run_bound(batch), n)
         host = batch.to_host()
         outs = []
@@ -129,8 +135,8 @@ def image_input(path: Path, inputs: Sequence[tuple[str, Sequence]]) -> tuple[str
 def float_tensor(path: Path, name: str, type_name: str, dtype: np.dtype | None) -> np.dtype:
     """The tensor's dtype if the audit can feed or read it (float32, float16); ModelError otherwise."""
     if dtype is None or np.dtype(dtype) not in FLOATS:
-        raise ModelError(f"{path}: tensor {name!r} is {type_name}; the audit needs float32 or float16 "
-                         "(INT8/FP8 engines keep float inputs and outputs when built so)")
+        raise ModelError(f"{path}: tensor {name!r} is {type_name}; the audit needs float32 or float16 inputs and "
+                         "outputs (quantised models and engines keep them when exported or built so)")
     return np.dtype(dtype)
 
 

@@ -63,6 +63,9 @@ def plan_io(tensors: list[Tensor], path: Path) -> tuple[InputSpec, Tensor]:
         if not t.linear:
             raise ModelError(f"{path}: tensor {t.name!r} has a vectorised format; build the engine with linear I/O")
     classifier_output(path, out.name, out.shape)
+    if out.shape[1] < 1:  # our output buffer is sized by it
+        raise ModelError(f"{path}: output {out.name!r} has a dynamic number of classes; build the engine with a "
+                         "fixed one")
     if h is None or w is None:
         raise ModelError(f"{path}: input {name!r} has a dynamic height or width; build the engine for one size")
     dtype = np.dtype(DTYPES[inp.dtype])
