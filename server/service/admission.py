@@ -1,6 +1,7 @@
-"""Admission: at most ``concurrent`` audits run at once and ``queued`` more wait. A place is taken
-synchronously, before the handler awaits anything, so simultaneous requests cannot overbook; a place
-is given back exactly once, whatever ends the audit."""
+"""Admission: at most ``concurrent`` audits run at once and ``queued`` more wait (an audit being
+prepared counts as waiting). A place is taken synchronously, before the handler does any work or
+awaits anything, so a full server answers at once and simultaneous requests cannot overbook; a place
+is a context manager, given back exactly once whatever ends the audit."""
 from __future__ import annotations
 
 import asyncio
@@ -32,6 +33,12 @@ class Place:
     def __init__(self, admission: Admission) -> None:
         self.admission = admission
         self.state = "queued"
+
+    def __enter__(self) -> Place:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.leave()
 
     @property
     def position(self) -> int:

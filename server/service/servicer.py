@@ -134,38 +134,40 @@ class AuditService(pb_grpc.AuditServiceServicer):
         return f, job
 
     async def RunAudit(self, request, context):
-        try:
-            model, job = await self._prepare(request)
-        except Exception as e:
-            await abort(context, e)
-        try:
-            place = self.admission.admit()  # before anything awaits: simultaneous requests cannot overbook
+        try:  # first of all, before any work and before anything awaits: a full server answers at once,
+            place = self.admission.admit()  # and simultaneous requests cannot overbook
         except Full as e:
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(e))
-        audit_id = uuid.uuid4().hex
-        stop, cancel = threading.Event(), asyncio.Event()
-        try:
-            self.store.create(audit_id, model.relative)
-            self._stops[audit_id] = (stop, cancel)
-            yield pb.RunAuditResponse(accepted=pb.AuditAccepted(audit_id=audit_id, queue_position=place.position))
-            if not await place.start(cancel):
-                raise Cancelled("cancelled by CancelAudit while queued")
-            async for event in self._execute(audit_id, job, stop):
-                yield event
-        except (asyncio.CancelledError, GeneratorExit):  # the client went away, its deadline expired, or the
-            # server stops: gRPC cancels the handler while it awaits, or closes it while it waits to send
-            stop.set()
-            self.store.set_state(audit_id, "interrupted" if self.shutting_down else "cancelled",
-                                 "the server stopped" if self.shutting_down else "client cancelled or deadline expired")
-            raise
-        except Exception as e:
-            stop.set()
-            cancelled = isinstance(e, Cancelled)
-            self.store.set_state(audit_id, "cancelled" if cancelled else "failed", str(e))
-            await context.abort(grpc.StatusCode.CANCELLED if cancelled else status_of(e), str(e))
-        finally:
-            place.leave()
-            self._stops.pop(audit_id, None)
+        with place:  # every way out of this block gives the place back
+            try:
+                model, job = await self._prepare(request)
+            except Exception as e:
+                await abort(context, e)
+            audit_id = uuid.uuid4().hex
+            stop, cancel = threading.Event(), asyncio.Event()
+            try:
+                self.store.create(audit_id, model.relative)
+                self._stops[audit_id] = (stop, cancel)
+                yield pb.RunAuditResponse(accepted=pb.AuditAccepted(audit_id=audit_id,
+                                                                    queue_position=place.position))
+                if not await place.start(cancel):
+                    raise Cancelled("cancelled by CancelAudit while queued")
+                async for event in self._execute(audit_id, job, stop):
+                    yield event
+            except (asyncio.CancelledError, GeneratorExit):  # the client went away, its deadline expired, or
+                # the server stops: gRPC cancels the handler while it awaits, or closes it while it waits to send
+                stop.set()
+                self.store.set_state(audit_id, "interrupted" if self.shutting_down else "cancelled",
+                                     "the server stopped" if self.shutting_down
+                                     else "client cancelled or deadline expired")
+                raise
+            except Exception as e:
+                stop.set()
+                cancelled = isinstance(e, Cancelled)
+                self.store.set_state(audit_id, "cancelled" if cancelled else "failed", str(e))
+                await context.abort(grpc.StatusCode.CANCELLED if cancelled else status_of(e), str(e))
+            finally:
+                self._stops.pop(audit_id, None)
 
     async def _execute(self, audit_id: str, job: Job, stop: threading.Event):
         """Run the audit in a worker thread, yield its progress, then its report. If this is cancelled,

@@ -20,11 +20,8 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoRe
 from shiftaudit.client import AuditOptions, audit
 from shiftaudit.client.remote import AuditClient, RemoteError
 from shiftaudit.v1 import audit_service_pb2 as pb
-from tests.support import EXAMPLE_IMAGES
+from tests.support import EXAMPLE_IMAGES, QUICK, SLOW
 from tests.support.server_process import ServerProcess, wait_for
-
-SLOW = dict(options=AuditOptions(pairs_per_image=2000, protocols=("embed-black",)))  # 24000 frames: long even on a GPU
-QUICK = dict(options=AuditOptions(size=40, protocols=("crop", "embed-black")))
 
 
 @pytest.fixture

@@ -6,8 +6,12 @@ import pytest
 
 from shiftaudit.server.engine.options import AuditOptions, options_of
 from shiftaudit.server.engine.preprocessing import Preprocessing
-from shiftaudit.server.service.wire import (options_from_proto, options_to_proto, preprocessing_from_proto,
-                                            preprocessing_to_proto)
+from shiftaudit.server.service.wire import (
+    options_from_proto,
+    options_to_proto,
+    preprocessing_from_proto,
+    preprocessing_to_proto,
+)
 from shiftaudit.v1 import audit_service_pb2 as pb
 
 

@@ -8,9 +8,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from shiftaudit.server.engine.options import AuditOptions
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_MODEL = ROOT / "examples" / "efficientnet_lite0.onnx"
 EXAMPLE_IMAGES = ROOT / "examples" / "images"
+# Remote audits (AuditClient.run's options): a long one (24,000 frames, long even on a GPU) and a quick one.
+SLOW = dict(options=AuditOptions(pairs_per_image=2000, protocols=("embed-black",)))
+QUICK = dict(options=AuditOptions(size=40, protocols=("crop", "embed-black")))
 
 
 def write_image(path: Path, pixels: np.ndarray) -> Path:

@@ -11,10 +11,14 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+# The audit-server the service tests start: this environment's, unless SHIFTAUDIT_TEST_SERVER names
+# another build's (e.g. the code before a fix, to see its test fail there).
+SERVER = os.environ.get("SHIFTAUDIT_TEST_SERVER") or str(Path(sys.executable).with_name("audit-server"))
+
 
 class ServerProcess:
     def __init__(self, model_root: Path, state_dir: Path, *extra: str) -> None:
-        self.args = [str(Path(sys.executable).with_name("audit-server")), "--model-root", str(model_root),
+        self.args = [SERVER, "--model-root", str(model_root),
                      "--state-dir", str(state_dir), "--listen", "127.0.0.1:0", "--grace", "2", *extra]
         self.proc: subprocess.Popen | None = None
         self.target = ""
