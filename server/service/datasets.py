@@ -2,6 +2,7 @@
 dataset (files streamed by the client, kept under the state directory)."""
 from __future__ import annotations
 
+import asyncio
 import shutil
 import uuid
 from collections.abc import AsyncIterator
@@ -9,6 +10,8 @@ from pathlib import Path
 
 from shiftaudit.server.engine.files import PathError, relative_path, resolve_under
 from shiftaudit.server.engine.images import MAX_BYTES
+
+INCOMING = ".incoming-"  # uploads in progress: hidden, and not an id, so never usable as a dataset
 
 
 class UploadError(ValueError):
@@ -22,6 +25,8 @@ class Datasets:
         self.upload_dir = upload_dir
         self.max_upload_bytes = max_upload_bytes
         upload_dir.mkdir(parents=True, exist_ok=True)
+        for cut in upload_dir.glob(f"{INCOMING}*"):  # uploads a crash cut short
+            shutil.rmtree(cut, ignore_errors=True)
 
     def data_path(self, relative: str) -> Path:
         if self.data_root is None:
@@ -40,10 +45,12 @@ class Datasets:
         return path
 
     async def receive(self, chunks: AsyncIterator[tuple[str, bytes]]) -> tuple[str, int, int]:
-        """Store streamed (file name, bytes) chunks as a new dataset; returns (id, files, bytes)."""
+        """Store streamed (file name, bytes) chunks as a new dataset; returns (id, files, bytes). The files
+        are written off the event loop into a hidden folder, renamed to the dataset's id only when the
+        upload is complete: a cut upload is never a dataset."""
         dataset_id = uuid.uuid4().hex
-        root = self.upload_dir / dataset_id
-        root.mkdir()
+        root = self.upload_dir / f"{INCOMING}{dataset_id}"
+        await asyncio.to_thread(root.mkdir)
         files: dict[str, int] = {}  # bytes per file name
         total = 0
         name_now, out = "", None
@@ -54,7 +61,7 @@ class Datasets:
                         out.close()
                     if name in files:
                         raise UploadError(f"file {name!r} uploaded twice")
-                    out, name_now = _open_new(root, name), name
+                    out, name_now = await asyncio.to_thread(_open_new, root, name), name
                     files[name] = 0
                 if out is None:
                     raise UploadError("the first chunk of an upload must name its file")
@@ -64,11 +71,13 @@ class Datasets:
                     raise UploadError(f"upload larger than the server's limit of {self.max_upload_bytes} bytes")
                 if files[name_now] > MAX_BYTES:
                     raise UploadError(f"file {name_now!r} is larger than {MAX_BYTES} bytes")
-                out.write(data)
+                await asyncio.to_thread(out.write, data)
             if not files:
                 raise UploadError("empty upload: no file was sent")
-        except BaseException:
-            shutil.rmtree(root, ignore_errors=True)
+            out.close()
+            await asyncio.to_thread(root.rename, self.upload_dir / dataset_id)
+        except BaseException:  # removed in the background: a large cut upload takes a while
+            asyncio.get_running_loop().run_in_executor(None, shutil.rmtree, root, True)
             raise
         finally:
             if out:

@@ -10,6 +10,7 @@ import platform
 import threading
 import uuid
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import grpc
@@ -44,6 +45,11 @@ class AuditService(pb_grpc.AuditServiceServicer):
     def __init__(self, catalog: ModelCatalog, datasets: Datasets, store: AuditStore, limits: Limits) -> None:
         self.catalog, self.datasets, self.store, self.limits = catalog, datasets, store, limits
         self.admission = Admission(limits.max_concurrent_audits, limits.max_queued_audits)
+        # Audits, and the preparation of audits (listing images, loading models), have threads of their own:
+        # however many run, the default pool stays free for the control plane (ListModels, metadata...).
+        self._audits = ThreadPoolExecutor(limits.max_concurrent_audits, thread_name_prefix="shiftaudit-audit")
+        self._preparing = ThreadPoolExecutor(max(2, limits.max_concurrent_audits),
+                                             thread_name_prefix="shiftaudit-prepare")
         self._stops: dict[str, tuple[threading.Event, asyncio.Event]] = {}
         self.shutting_down = False
 
@@ -117,20 +123,21 @@ class AuditService(pb_grpc.AuditServiceServicer):
         return pb.UploadImagesResponse(dataset_id=dataset_id, files=files, bytes=size)
 
     # --- audits --------------------------------------------------------------------------------
-    async def _prepare(self, request: pb.RunAuditRequest) -> tuple[ModelFile, Job]:
-        f = await asyncio.to_thread(self._model, request.model)
+    def _prepare(self, request: pb.RunAuditRequest) -> tuple[ModelFile, Job]:
+        """The audit a request asks for, ready to run (in a preparation thread: it lists files, reads the
+        sidecar and labels, loads the model)."""
         which = request.WhichOneof("images")
         if which is None:
             raise PathError("name the images: data_path (under the data root) or dataset_id (from UploadImages)")
-        images = (self.datasets.data_path(request.data_path) if which == "data_path"
-                  else self.datasets.dataset(request.dataset_id))
         options = options_from_proto(request.options)
         preprocessing = preprocessing_from_proto(request.preprocessing)
-        runner = await asyncio.to_thread(self.catalog.load, f)
+        f = self._model(request.model)
+        images = (self.datasets.data_path(request.data_path) if which == "data_path"
+                  else self.datasets.dataset(request.dataset_id))
+        runner = self.catalog.load(f)
         confine = self.datasets.data_root if which == "data_path" else images
-        sources = await asyncio.to_thread(image_sources, images, confine)
-        job = await asyncio.to_thread(Job.prepare, f.path, runner, options, sources, preprocessing=preprocessing,
-                                      labels=request.labels_csv or None)
+        job = Job.prepare(f.path, runner, options, image_sources(images, confine), preprocessing=preprocessing,
+                          labels=request.labels_csv or None)
         return f, job
 
     async def RunAudit(self, request, context):
@@ -140,13 +147,14 @@ class AuditService(pb_grpc.AuditServiceServicer):
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(e))
         with place:  # every way out of this block gives the place back
             try:
-                model, job = await self._prepare(request)
+                model, job = await asyncio.get_running_loop().run_in_executor(self._preparing, self._prepare,
+                                                                              request)
             except Exception as e:
                 await abort(context, e)
             audit_id = uuid.uuid4().hex
             stop, cancel = threading.Event(), asyncio.Event()
             try:
-                self.store.create(audit_id, model.relative)
+                await self.store.call(self.store.create, audit_id, model.relative)
                 self._stops[audit_id] = (stop, cancel)
                 yield pb.RunAuditResponse(accepted=pb.AuditAccepted(audit_id=audit_id,
                                                                     queue_position=place.position))
@@ -157,14 +165,13 @@ class AuditService(pb_grpc.AuditServiceServicer):
             except (asyncio.CancelledError, GeneratorExit):  # the client went away, its deadline expired, or
                 # the server stops: gRPC cancels the handler while it awaits, or closes it while it waits to send
                 stop.set()
-                self.store.set_state(audit_id, "interrupted" if self.shutting_down else "cancelled",
-                                     "the server stopped" if self.shutting_down
-                                     else "client cancelled or deadline expired")
+                self.store.post(self.store.set_state, audit_id, "interrupted" if self.shutting_down else "cancelled",
+                                "the server stopped" if self.shutting_down else "client cancelled or deadline expired")
                 raise
             except Exception as e:
                 stop.set()
                 cancelled = isinstance(e, Cancelled)
-                self.store.set_state(audit_id, "cancelled" if cancelled else "failed", str(e))
+                self.store.post(self.store.set_state, audit_id, "cancelled" if cancelled else "failed", str(e))
                 await context.abort(grpc.StatusCode.CANCELLED if cancelled else status_of(e), str(e))
             finally:
                 self._stops.pop(audit_id, None)
@@ -172,11 +179,14 @@ class AuditService(pb_grpc.AuditServiceServicer):
     async def _execute(self, audit_id: str, job: Job, stop: threading.Event):
         """Run the audit in a worker thread, yield its progress, then its report. If this is cancelled,
         the worker is told to stop and awaited, so its slot is only freed once its work has ended."""
-        self.store.set_state(audit_id, "running")
+        self.store.post(self.store.set_state, audit_id, "running")
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[Progress] = asyncio.Queue()
-        worker = asyncio.ensure_future(asyncio.to_thread(
-            job.run, lambda p: loop.call_soon_threadsafe(events.put_nowait, p), stop.is_set))
+
+        def work() -> str:  # the report as text: a large one is not serialised on the event loop
+            return json.dumps(job.run(lambda p: loop.call_soon_threadsafe(events.put_nowait, p), stop.is_set))
+
+        worker = loop.run_in_executor(self._audits, work)
         try:
             while not worker.done():
                 getter = asyncio.ensure_future(events.get())
@@ -192,12 +202,12 @@ class AuditService(pb_grpc.AuditServiceServicer):
             stop.set()
             await asyncio.wait({worker})  # it stops at its next batch
             raise
-        text = json.dumps(worker.result())
-        self.store.set_state(audit_id, "succeeded", report_json=text)
+        text = worker.result()
+        await self.store.call(self.store.set_state, audit_id, "succeeded", report_json=text)
         yield pb.RunAuditResponse(report=pb.AuditReport(audit_id=audit_id, report_json=text))
 
     async def GetAudit(self, request, context):
-        row = self.store.get(request.audit_id)
+        row = await self.store.call(self.store.get, request.audit_id)
         if row is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no audit {request.audit_id!r}")
         return pb.GetAuditResponse(audit=audit_message(row))
@@ -205,10 +215,11 @@ class AuditService(pb_grpc.AuditServiceServicer):
     async def ListAudits(self, request, context):
         if request.page_size < 0:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "page_size must not be negative")
-        return pb.ListAuditsResponse(audits=[audit_message(r) for r in self.store.list(request.page_size or 100)])
+        rows = await self.store.call(self.store.list, request.page_size or 100)
+        return pb.ListAuditsResponse(audits=[audit_message(r) for r in rows])
 
     async def CancelAudit(self, request, context):
-        row = self.store.get(request.audit_id)
+        row = await self.store.call(self.store.get, request.audit_id)
         if row is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no audit {request.audit_id!r}")
         events = self._stops.get(request.audit_id)
@@ -225,4 +236,6 @@ class AuditService(pb_grpc.AuditServiceServicer):
         for audit_id, (stop, cancel) in list(self._stops.items()):
             stop.set()
             cancel.set()
-            self.store.set_state(audit_id, "interrupted", "the server stopped")
+            self.store.post(self.store.set_state, audit_id, "interrupted", "the server stopped")
+        self._preparing.shutdown(wait=False, cancel_futures=True)
+        self._audits.shutdown(wait=False, cancel_futures=True)

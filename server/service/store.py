@@ -1,12 +1,22 @@
 """Audits kept in SQLite under the state directory, so a restart loses no finished report and
-reports an audit it cut short as interrupted."""
+reports an audit it cut short as interrupted. SQLite and the disk may block (a lock another process
+holds, a slow disk): the service runs every store call on the store's own thread (`call`, `post`),
+never on the event loop that answers health checks."""
 from __future__ import annotations
 
+import asyncio
+import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+log = logging.getLogger("shiftaudit.server")
 
 UNFINISHED = ("queued", "running")
 STATES = (*UNFINISHED, "succeeded", "failed", "cancelled", "interrupted")
@@ -29,6 +39,7 @@ class AuditStore:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._lock = threading.Lock()
         self._closed = False
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shiftaudit-store")
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("""CREATE TABLE IF NOT EXISTS audits (
@@ -74,7 +85,23 @@ class AuditStore:
                                     "FROM audits ORDER BY created_at DESC LIMIT ?", (limit,)).fetchall()
         return [AuditRow(*r) for r in rows]
 
+    async def call(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``method`` (one of this store's) on the store's thread, awaited."""
+        return await asyncio.wrap_future(self._thread.submit(method, *args, **kwargs))
+
+    def post(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """``method`` on the store's thread, not awaited: after the writes posted or called before it, and
+        without holding up the caller (a cancelled handler records its end this way). A failure is logged."""
+        def run() -> None:
+            try:
+                method(*args, **kwargs)
+            except Exception as e:
+                log.warning("store: %s failed: %s", method.__name__, e)
+        self._thread.submit(run)
+
     def close(self) -> None:
+        """After the writes already posted."""
+        self._thread.shutdown(wait=True)
         with self._lock:
             self._closed = True
             self._db.close()

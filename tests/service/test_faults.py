@@ -3,6 +3,7 @@ for expensive work. Each test starts its own audit-server on loopback and is bou
 from __future__ import annotations
 
 import shutil
+import signal
 import sqlite3
 import threading
 import time
@@ -10,7 +11,9 @@ import time
 import grpc
 import pytest
 
+from shiftaudit.client import AuditOptions
 from shiftaudit.client.remote import AuditClient, RemoteError
+from shiftaudit.v1 import audit_service_pb2 as pb
 from tests.support import QUICK, SLOW
 from tests.support.server_process import ServerProcess, wait_for
 
@@ -66,5 +69,112 @@ def test_a_full_server_refuses_at_once_without_listing_images_or_loading_the_mod
             assert refused_in < 1.0, refused_in
             client.cancel(ids[0])
             busy.join(30)
+    finally:
+        srv.stop()
+
+
+def _latencies(call, seconds: float, every: float = 0.05) -> list[float]:
+    """Seconds each ``call()`` took, called every ``every`` seconds for ``seconds``."""
+    out: list[float] = []
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        start = time.monotonic()
+        call()
+        out.append(time.monotonic() - start)
+        time.sleep(every)
+    return out
+
+
+def test_health_answers_at_once_while_the_store_is_locked(roots, tmp_path):
+    """The event loop never waits for SQLite: with the database locked by another process and an audit
+    waiting to be recorded, health checks still answer in milliseconds."""
+    models, data = roots
+    state = tmp_path / "state"
+    srv = ServerProcess(models, state, "--data-root", str(data)).start()
+    outcome: list = []
+    try:
+        srv.healthy()
+        lock = sqlite3.connect(state / "audits.sqlite", isolation_level=None, timeout=0)
+        lock.execute("BEGIN EXCLUSIVE")
+        with AuditClient(srv.target) as client:
+            def run() -> None:  # recorded once the lock is gone, or failed by the store's timeout
+                try:
+                    outcome.append(client.run("sub/small.onnx", data_path="photos", **QUICK)["frames"])
+                except RemoteError as e:
+                    outcome.append(e.code)
+            waiting = threading.Thread(target=run)
+            waiting.start()
+            time.sleep(0.5)  # the audit is prepared and waits for the store
+            latencies = _latencies(srv.healthy, 3.0)
+            lock.execute("ROLLBACK")
+            lock.close()
+            waiting.join(30)
+        assert max(latencies) < 0.1, sorted(latencies)[-5:]
+        assert len(outcome) == 1
+    finally:
+        srv.stop()
+
+
+def test_audits_run_on_threads_of_their_own(roots, tmp_path):
+    """Eight audits at once on two cores: all eight run, and the control plane (ListModels) keeps
+    answering (audits used to take every thread of the default pool: two waited and ListModels
+    blocked)."""
+    models, data = roots
+    srv = ServerProcess(models, tmp_path / "state", "--data-root", str(data), "--max-concurrent-audits", "8").start()
+    started: dict[str, int] = {}
+    long = AuditOptions(pairs_per_image=2000, size=40, protocols=("embed-black",))
+    try:
+        with AuditClient(srv.target) as client:
+            def run() -> None:
+                ids: list[str] = []
+                try:
+                    client.run("sub/small.onnx", long, data_path="photos", on_accepted=lambda i, q: ids.append(i),
+                               progress=lambda p: started.setdefault(ids[0], p.frames))
+                except RemoteError:
+                    pass  # cancelled below
+            threads = [threading.Thread(target=run) for _ in range(8)]
+            for t in threads:
+                t.start()
+            wait_for(lambda: len(started) == 8, timeout=30)
+            latencies = _latencies(lambda: client.models(), 2.0, every=0.2)
+            for audit in client.list():
+                if audit.state in (pb.AUDIT_STATE_QUEUED, pb.AUDIT_STATE_RUNNING):
+                    client.cancel(audit.audit_id)
+            for t in threads:
+                t.join(30)
+        assert max(latencies) < 2.0, latencies
+    finally:
+        srv.stop()
+
+
+def test_an_upload_cut_short_is_never_a_dataset(roots, tmp_path):
+    """The server killed in the middle of an upload: after the restart nothing of it is left, and no
+    half-written dataset can be audited as if it were complete."""
+    models, data = roots
+    state = tmp_path / "state"
+    srv = ServerProcess(models, state).start()
+    sent = threading.Event()
+
+    def chunks():
+        yield pb.UploadImagesRequest(file_name="a.jpg", data=(data / "photos" / "coffee_cup.jpg").read_bytes())
+        sent.set()
+        time.sleep(30)  # the server is killed meanwhile
+
+    with AuditClient(srv.target) as client:
+        upload = threading.Thread(target=lambda: pytest.raises(grpc.RpcError, client.stub.UploadImages, chunks()))
+        upload.start()
+        sent.wait(10)
+        wait_for(lambda: any(p.is_file() for p in (state / "uploads").rglob("*")))
+        cut = [p.name for p in (state / "uploads").iterdir()]
+        srv.stop(signal.SIGKILL)
+        upload.join(40)
+    srv = ServerProcess(models, state).start()
+    try:
+        assert list((state / "uploads").iterdir()) == []
+        with AuditClient(srv.target) as client:
+            for name in cut:
+                with pytest.raises(RemoteError) as e:
+                    client.run("sub/small.onnx", dataset_id=name, **QUICK)
+                assert e.value.code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT)
     finally:
         srv.stop()
