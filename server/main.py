@@ -10,7 +10,6 @@ import argparse
 import asyncio
 import logging
 import signal
-import sqlite3
 import sys
 from pathlib import Path
 
@@ -22,8 +21,10 @@ from shiftaudit.server.engine.runners import EngineOptions
 from shiftaudit.server.service.auth import TokenAuth
 from shiftaudit.server.service.catalog import ModelCatalog
 from shiftaudit.server.service.datasets import Datasets
+from shiftaudit.server.service.health import watch_store
 from shiftaudit.server.service.servicer import AuditService, Limits
-from shiftaudit.server.service.store import AuditStore
+from shiftaudit.server.service.state import StateDir, StateDirInUse
+from shiftaudit.server.service.store import AuditStore, StoreError
 from shiftaudit.v1 import audit_service_pb2 as pb
 from shiftaudit.v1 import audit_service_pb2_grpc as pb_grpc
 
@@ -75,13 +76,22 @@ async def serve(args) -> None:
                                                           onnx_tensorrt=args.onnx_tensorrt))
     if args.data_root and not args.data_root.is_dir():
         raise FileNotFoundError(f"data root {args.data_root} is not a directory")
-    store = AuditStore(args.state_dir / "audits.sqlite")
-    interrupted = store.interrupt_unfinished()
-    datasets = Datasets(args.data_root, args.state_dir / "uploads", limits.max_upload_bytes)
     token = args.token_file.read_text().strip() if args.token_file else None
     if args.token_file and not token:
         raise ValueError(f"token file {args.token_file} is empty")
     credentials = _credentials(args)
+    state = StateDir(args.state_dir)  # before anything in it is read or written
+    try:
+        store = AuditStore(state.database)
+        interrupted = store.interrupt_unfinished()
+        datasets = Datasets(args.data_root, state.uploads, limits.max_upload_bytes)
+        await _serve(args, limits, catalog, store, datasets, token, credentials, interrupted)
+    finally:
+        state.close()
+
+
+async def _serve(args, limits: Limits, catalog: ModelCatalog, store: AuditStore, datasets: Datasets,
+                 token: str | None, credentials: grpc.ServerCredentials | None, interrupted: int) -> None:
 
     server = grpc.aio.server(
         interceptors=[TokenAuth(token)] if token else [],
@@ -99,6 +109,7 @@ async def serve(args) -> None:
     await server.start()
     for name in ("", SERVICE):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    store_watch = asyncio.create_task(watch_store(store, health_servicer, ("", SERVICE)))
     host = args.listen.rsplit(":", 1)[0]
     loopback = host in ("127.0.0.1", "localhost", "[::1]", "::1")
     security = ("TLS" + (" with client certificates" if args.tls_client_ca else "")) if credentials else "plaintext"
@@ -117,6 +128,7 @@ async def serve(args) -> None:
     await stopping.wait()
     print("audit-server: shutting down", flush=True)
     service.shutting_down = True  # audits cut short from now on are stored as interrupted
+    store_watch.cancel()
     await health_servicer.enter_graceful_shutdown()
     await server.stop(args.grace)  # refuses new RPCs, gives running ones the grace, then cancels them
     service.stop_all()
@@ -129,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     try:
         asyncio.run(serve(args))
-    except (OSError, ValueError, sqlite3.Error) as e:
+    except (OSError, ValueError, StoreError, StateDirInUse) as e:
         print(f"audit-server: error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -9,6 +9,7 @@ from shiftaudit.server.engine.files import PathError
 from shiftaudit.server.engine.runners import ModelError
 
 from .datasets import UploadError
+from .store import StoreError
 
 
 def status_of(e: BaseException) -> grpc.StatusCode:
@@ -19,6 +20,8 @@ def status_of(e: BaseException) -> grpc.StatusCode:
         return grpc.StatusCode.INVALID_ARGUMENT
     if isinstance(e, ModelError):
         return grpc.StatusCode.FAILED_PRECONDITION
+    if isinstance(e, StoreError):  # the node's store, not the request: retry later, or elsewhere
+        return grpc.StatusCode.UNAVAILABLE
     return grpc.StatusCode.INTERNAL
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import platform
 import threading
 import uuid
@@ -30,7 +31,7 @@ from .admission import Admission, Full
 from .catalog import ModelCatalog, ModelFile
 from .datasets import Datasets
 from .errors import abort, status_of
-from .store import AuditStore
+from .store import AuditStore, StoreError
 from .wire import audit_message, options_from_proto, preprocessing_from_proto
 
 
@@ -39,6 +40,9 @@ class Limits:
     max_concurrent_audits: int = 1
     max_queued_audits: int = 8
     max_upload_bytes: int = 2 << 30
+
+
+log = logging.getLogger("shiftaudit.server")
 
 
 class AuditService(pb_grpc.AuditServiceServicer):
@@ -165,13 +169,13 @@ class AuditService(pb_grpc.AuditServiceServicer):
             except (asyncio.CancelledError, GeneratorExit):  # the client went away, its deadline expired, or
                 # the server stops: gRPC cancels the handler while it awaits, or closes it while it waits to send
                 stop.set()
-                self.store.post(self.store.set_state, audit_id, "interrupted" if self.shutting_down else "cancelled",
+                self.store.post(self.store.finish, audit_id, "interrupted" if self.shutting_down else "cancelled",
                                 "the server stopped" if self.shutting_down else "client cancelled or deadline expired")
                 raise
             except Exception as e:
                 stop.set()
                 cancelled = isinstance(e, Cancelled)
-                self.store.post(self.store.set_state, audit_id, "cancelled" if cancelled else "failed", str(e))
+                self.store.post(self.store.finish, audit_id, "cancelled" if cancelled else "failed", str(e))
                 await context.abort(grpc.StatusCode.CANCELLED if cancelled else status_of(e), str(e))
             finally:
                 self._stops.pop(audit_id, None)
@@ -203,7 +207,10 @@ class AuditService(pb_grpc.AuditServiceServicer):
             await asyncio.wait({worker})  # it stops at its next batch
             raise
         text = worker.result()
-        await self.store.call(self.store.set_state, audit_id, "succeeded", report_json=text)
+        try:
+            await self.store.call(self.store.finish, audit_id, "succeeded", report_json=text)
+        except StoreError as e:  # the store keeps it and writes it when it can: the client gets its report now
+            log.warning("audit %s: its report is not stored yet: %s", audit_id, e)
         yield pb.RunAuditResponse(report=pb.AuditReport(audit_id=audit_id, report_json=text))
 
     async def GetAudit(self, request, context):
@@ -236,6 +243,6 @@ class AuditService(pb_grpc.AuditServiceServicer):
         for audit_id, (stop, cancel) in list(self._stops.items()):
             stop.set()
             cancel.set()
-            self.store.post(self.store.set_state, audit_id, "interrupted", "the server stopped")
+            self.store.post(self.store.finish, audit_id, "interrupted", "the server stopped")
         self._preparing.shutdown(wait=False, cancel_futures=True)
         self._audits.shutdown(wait=False, cancel_futures=True)

@@ -1,7 +1,16 @@
 """Audits kept in SQLite under the state directory, so a restart loses no finished report and
-reports an audit it cut short as interrupted. SQLite and the disk may block (a lock another process
-holds, a slow disk): the service runs every store call on the store's own thread (`call`, `post`),
-never on the event loop that answers health checks."""
+reports an audit it cut short as interrupted.
+
+The store fails loudly, never silently:
+- at start, a database that is empty (0 bytes), not a database, or corrupt is refused with what to do;
+- every SQLite or disk error becomes a `StoreError` (the service answers UNAVAILABLE, and its health
+  turns NOT_SERVING while `probe` says the store cannot take a write);
+- a final state that cannot be written (the report of a finished audit) is kept and written later
+  (`flush_pending`, retried by the service's store watch); meanwhile `get` answers with it.
+
+SQLite and the disk may block (a lock another process holds, a slow disk): the service runs every
+store call on the store's own thread (`call`, `post`), never on the event loop that answers health.
+"""
 from __future__ import annotations
 
 import asyncio
@@ -9,9 +18,10 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,6 +30,12 @@ log = logging.getLogger("shiftaudit.server")
 
 UNFINISHED = ("queued", "running")
 STATES = (*UNFINISHED, "succeeded", "failed", "cancelled", "interrupted")
+BUSY_MS = 5000  # how long a write waits for a lock another connection holds
+PROBE_MS = 200
+
+
+class StoreError(RuntimeError):
+    """The audit store cannot be read or written; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -35,55 +51,125 @@ class AuditRow:
 
 class AuditStore:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        """Opens (or creates) the database at ``path``; StoreError when it is there but unusable."""
+        if path.exists() and path.stat().st_size == 0:
+            raise StoreError(f"{path} is empty (0 bytes): the audit history it held is gone. Move it aside to start "
+                             "with an empty store, or restore it from a backup")
+        self.path = path
         self._lock = threading.Lock()
         self._closed = False
+        self._pending: dict[str, tuple[str, str, str | None, float]] = {}  # final states not written yet
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shiftaudit-store")
-        with self._lock:
+        try:
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=BUSY_MS / 1000)
+            check = self._db.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise sqlite3.DatabaseError(f"integrity check: {check}")
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("""CREATE TABLE IF NOT EXISTS audits (
                 audit_id TEXT PRIMARY KEY, state TEXT NOT NULL, model_path TEXT NOT NULL,
                 created_at REAL NOT NULL, finished_at REAL, error TEXT NOT NULL DEFAULT '',
                 report_json TEXT)""")
+        except sqlite3.Error as e:
+            raise StoreError(f"{path} is not a usable audit store ({e}). Move it aside to start with an empty "
+                             "store, or restore it from a backup") from None
+
+    @contextmanager
+    def _using(self) -> Iterator[sqlite3.Connection]:
+        """The connection, one caller at a time; any SQLite or disk error as a StoreError."""
+        with self._lock:
+            try:
+                yield self._db
+            except (sqlite3.Error, OSError) as e:
+                raise StoreError(f"the audit store is unusable: {e}") from None
 
     def interrupt_unfinished(self) -> int:
         """At start-up: audits left queued or running by the previous process are interrupted."""
-        with self._lock:
-            cur = self._db.execute(
+        with self._using() as db:
+            cur = db.execute(
                 "UPDATE audits SET state='interrupted', finished_at=?, error='the server stopped during the audit' "
                 "WHERE state IN ('queued', 'running')", (time.time(),))
             return cur.rowcount
 
     def create(self, audit_id: str, model_path: str) -> None:
-        with self._lock:
-            self._db.execute("INSERT INTO audits (audit_id, state, model_path, created_at) VALUES (?, 'queued', ?, ?)",
-                             (audit_id, model_path, time.time()))
+        with self._using() as db:
+            db.execute("INSERT INTO audits (audit_id, state, model_path, created_at) VALUES (?, 'queued', ?, ?)",
+                       (audit_id, model_path, time.time()))
 
-    def set_state(self, audit_id: str, state: str, error: str = "", report_json: str | None = None) -> None:
+    def set_state(self, audit_id: str, state: str, error: str = "", report_json: str | None = None,
+                  finished: float | None = None) -> None:
         """Record a transition out of queued or running. A finished state is final: a client that hangs
         up on receiving the report cancels the handler after the report was stored, and that cancel must
         not turn a success into a cancellation. After close (a handler still unwinding at shutdown) it
         is ignored."""
         assert state in STATES
-        finished = time.time() if state not in UNFINISHED else None
-        with self._lock:
+        if finished is None and state not in UNFINISHED:
+            finished = time.time()
+        with self._using() as db:
             if self._closed:
                 return
-            self._db.execute("UPDATE audits SET state=?, error=?, report_json=?, finished_at=? "
-                             "WHERE audit_id=? AND state IN ('queued', 'running')",
-                             (state, error, report_json, finished, audit_id))
+            db.execute("UPDATE audits SET state=?, error=?, report_json=?, finished_at=? "
+                       "WHERE audit_id=? AND state IN ('queued', 'running')",
+                       (state, error, report_json, finished, audit_id))
+
+    def finish(self, audit_id: str, state: str, error: str = "", report_json: str | None = None) -> None:
+        """`set_state` for a final state that must not be lost: when the store cannot take it now it is
+        kept (and answered by `get`) until `flush_pending` writes it; the StoreError is raised all the same."""
+        finished = time.time()
+        try:
+            self.set_state(audit_id, state, error, report_json, finished)
+        except StoreError:
+            self._pending[audit_id] = (state, error, report_json, finished)
+            raise
+
+    def flush_pending(self) -> bool:
+        """Write the final states kept by `finish`; True when none is left."""
+        for audit_id, (state, error, report, finished) in list(self._pending.items()):
+            try:
+                self.set_state(audit_id, state, error, report, finished)
+            except StoreError:
+                return False
+            self._pending.pop(audit_id, None)
+        return True
+
+    def probe(self) -> bool:
+        """Whether the store takes a write now (a lock held elsewhere, an unreadable file say no), waiting
+        at most PROBE_MS for a lock."""
+        try:
+            with self._using() as db:
+                if self._closed:
+                    return False
+                db.execute(f"PRAGMA busy_timeout={PROBE_MS}")
+                try:
+                    db.execute("BEGIN IMMEDIATE")
+                    db.execute("ROLLBACK")
+                finally:
+                    db.execute(f"PRAGMA busy_timeout={BUSY_MS}")
+            return True
+        except StoreError:
+            return False
 
     def get(self, audit_id: str) -> AuditRow | None:
-        with self._lock:
-            row = self._db.execute("SELECT * FROM audits WHERE audit_id=?", (audit_id,)).fetchone()
-        return AuditRow(*row) if row else None
+        with self._using() as db:
+            row = db.execute("SELECT * FROM audits WHERE audit_id=?", (audit_id,)).fetchone()
+        if row is None:
+            return None
+        return self._with_pending(AuditRow(*row))
 
     def list(self, limit: int) -> list[AuditRow]:
-        with self._lock:
-            rows = self._db.execute("SELECT audit_id, state, model_path, created_at, finished_at, error, NULL "
-                                    "FROM audits ORDER BY created_at DESC LIMIT ?", (limit,)).fetchall()
-        return [AuditRow(*r) for r in rows]
+        with self._using() as db:
+            rows = db.execute("SELECT audit_id, state, model_path, created_at, finished_at, error, NULL "
+                              "FROM audits ORDER BY created_at DESC LIMIT ?", (limit,)).fetchall()
+        return [self._with_pending(AuditRow(*r), report=False) for r in rows]
+
+    def _with_pending(self, row: AuditRow, report: bool = True) -> AuditRow:
+        """The row as it will be once its kept final state is written."""
+        pending = self._pending.get(row.audit_id)
+        if pending is None or row.state not in UNFINISHED:
+            return row
+        state, error, report_json, finished = pending
+        return replace(row, state=state, error=error, finished_at=finished,
+                       report_json=report_json if report else None)
 
     async def call(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """``method`` (one of this store's) on the store's thread, awaited."""
@@ -100,8 +186,11 @@ class AuditStore:
         self._thread.submit(run)
 
     def close(self) -> None:
-        """After the writes already posted."""
+        """After the writes already posted; final states still kept could not be written (a later start
+        marks those audits interrupted)."""
         self._thread.shutdown(wait=True)
         with self._lock:
             self._closed = True
             self._db.close()
+        if self._pending:
+            log.warning("store: %d finished audit(s) could not be recorded before shutdown", len(self._pending))

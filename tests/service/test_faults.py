@@ -2,20 +2,23 @@
 for expensive work. Each test starts its own audit-server on loopback and is bounded in time."""
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import sqlite3
+import subprocess
 import threading
 import time
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2
 
 from shiftaudit.client import AuditOptions
 from shiftaudit.client.remote import AuditClient, RemoteError
 from shiftaudit.v1 import audit_service_pb2 as pb
-from tests.support import QUICK, SLOW
-from tests.support.server_process import ServerProcess, wait_for
+from tests.support import EXAMPLE_IMAGES, QUICK, SLOW
+from tests.support.server_process import SERVER, ServerProcess, wait_for
 
 
 def test_a_store_failure_gives_the_audits_place_back(roots, tmp_path):
@@ -177,4 +180,102 @@ def test_an_upload_cut_short_is_never_a_dataset(roots, tmp_path):
                     client.run("sub/small.onnx", dataset_id=name, **QUICK)
                 assert e.value.code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT)
     finally:
+        srv.stop()
+
+
+def _refused_start(models, state) -> str:
+    """audit-server's stderr when it refuses to start on ``state`` (exit 2)."""
+    run = subprocess.run([SERVER, "--model-root", str(models), "--state-dir", str(state), "--listen", "127.0.0.1:0"],
+                         capture_output=True, text=True, timeout=20)
+    assert run.returncode == 2 and "listening on" not in run.stdout, (run.returncode, run.stdout, run.stderr)
+    return run.stderr
+
+
+def test_a_second_server_on_the_same_state_dir_refuses_to_start(roots, tmp_path):
+    """A rolling deploy on a shared volume: the second server would have marked the first one's audits
+    interrupted; it refuses instead and names the holder."""
+    models, _ = roots
+    first = ServerProcess(models, tmp_path / "state").start()
+    try:
+        err = _refused_start(models, tmp_path / "state")
+        assert "is in use by audit-server pid" in err and str(first.proc.pid) in err
+        first.healthy()
+    finally:
+        first.stop()
+    ServerProcess(models, tmp_path / "state").start().stop()  # free again once the holder exits
+
+
+def test_an_empty_or_corrupt_store_is_refused_at_start(roots, tmp_path):
+    """The audit history is never replaced by an empty store without a word."""
+    models, _ = roots
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "audits.sqlite").write_bytes(b"")
+    assert "is empty (0 bytes)" in _refused_start(models, empty)
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "audits.sqlite").write_bytes(b"not a database, but a file someone wrote over it" * 100)
+    assert "not a usable audit store" in _refused_start(models, junk)
+    broken = tmp_path / "broken"
+    srv = ServerProcess(models, broken).start()
+    with AuditClient(srv.target) as client:
+        for _ in range(3):
+            client.run("sub/small.onnx", images=EXAMPLE_IMAGES, **QUICK)
+    srv.stop()
+    db = sqlite3.connect(broken / "audits.sqlite")
+    root, page = db.execute("SELECT rootpage FROM sqlite_master WHERE name='audits'").fetchone()[0], \
+        db.execute("PRAGMA page_size").fetchone()[0]
+    db.close()
+    data = bytearray((broken / "audits.sqlite").read_bytes())
+    data[(root - 1) * page:root * page] = bytes(page)  # the table's root page zeroed
+    (broken / "audits.sqlite").write_bytes(bytes(data))
+    assert "not a usable audit store" in _refused_start(models, broken)
+
+
+def test_a_locked_store_answers_unavailable_and_health_follows_it(roots, tmp_path):
+    models, data = roots
+    state = tmp_path / "state"
+    srv = ServerProcess(models, state, "--data-root", str(data)).start()
+    try:
+        lock = sqlite3.connect(state / "audits.sqlite", isolation_level=None, timeout=0)
+        lock.execute("BEGIN EXCLUSIVE")
+        try:
+            wait_for(lambda: srv.healthy() == health_pb2.HealthCheckResponse.NOT_SERVING, timeout=10)
+            with AuditClient(srv.target) as client, pytest.raises(RemoteError) as e:
+                client.run("sub/small.onnx", data_path="photos", **QUICK)
+            assert e.value.code == grpc.StatusCode.UNAVAILABLE and "audit store" in e.value.details
+        finally:
+            lock.execute("ROLLBACK")
+            lock.close()
+        wait_for(lambda: srv.healthy() == health_pb2.HealthCheckResponse.SERVING, timeout=10)
+    finally:
+        srv.stop()
+
+
+def test_a_report_that_cannot_be_stored_is_delivered_and_stored_later(roots, tmp_path):
+    """The store locked while the audit runs: the client still gets its report, the audit is not left
+    running, and once the lock is gone the stored report is the one delivered."""
+    models, data = roots
+    state = tmp_path / "state"
+    srv = ServerProcess(models, state, "--data-root", str(data)).start()
+    lock = sqlite3.connect(state / "audits.sqlite", isolation_level=None, timeout=0)
+    ids: list[str] = []
+
+    def lock_once_running(progress) -> None:
+        if not lock.in_transaction:
+            lock.execute("BEGIN EXCLUSIVE")
+
+    try:
+        with AuditClient(srv.target) as client:
+            report = client.run("lite0.onnx", AuditOptions(pairs_per_image=4, protocols=("null",)),
+                                data_path="photos", on_accepted=lambda i, q: ids.append(i),
+                                progress=lock_once_running)
+            assert report["frames"] == 48
+            lock.execute("ROLLBACK")
+            stored = wait_for(lambda: (a := client.get(ids[0])).state == pb.AUDIT_STATE_SUCCEEDED and a)
+            assert json.loads(stored.report_json) == report
+    finally:
+        if lock.in_transaction:
+            lock.execute("ROLLBACK")
+        lock.close()
         srv.stop()

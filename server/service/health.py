@@ -1,0 +1,28 @@
+"""Health follows the store: NOT_SERVING while the audit store cannot take a write (a lock another
+process holds, a broken file, a full disk), SERVING again once it can and the final states it kept
+are written. The watch probes every ``interval`` seconds, on the store's thread."""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from grpc_health.v1 import health, health_pb2
+
+from .store import AuditStore
+
+log = logging.getLogger("shiftaudit.server")
+SERVING, NOT_SERVING = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+async def watch_store(store: AuditStore, servicer: health.aio.HealthServicer, services: tuple[str, ...],
+                      interval: float = 1.0) -> None:
+    """Runs until cancelled (at shutdown, before the servicer is told the server stops)."""
+    serving = True
+    while True:
+        ok = await store.call(store.probe) and await store.call(store.flush_pending)
+        if ok != serving:
+            serving = ok
+            log.warning("store: %s", "usable again: serving" if ok else "unusable: not serving")
+            for name in services:
+                await servicer.set(name, SERVING if ok else NOT_SERVING)
+        await asyncio.sleep(interval)
