@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
         if bar:
             bar.close()
     if args.json:
-        args.json.write_text(json.dumps(report, indent=1) + "\n")
+        args.json.write_text(json.dumps(report, indent=1, allow_nan=False) + "\n")  # strict JSON
     limits = {"max_p_top1_change": args.max_p_top1_change, "max_mac": args.max_mac}
     gated = any(v is not None for v in limits.values())
     verdicts = evaluate(report, limits, args.gate_on) if gated else None

@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import logging
 import signal
+import ssl
 import sys
 from pathlib import Path
 
@@ -63,6 +64,11 @@ def _credentials(args) -> grpc.ServerCredentials | None:
         return None
     if not (args.tls_cert and args.tls_key):
         raise ValueError("TLS needs both --tls-cert and --tls-key")
+    try:  # gRPC would only say it cannot bind the port
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(args.tls_cert, args.tls_key)
+    except ssl.SSLError as e:
+        raise ValueError(f"--tls-cert {args.tls_cert} and --tls-key {args.tls_key} are not a certificate and its "
+                         f"private key ({e.reason or e})") from None
     ca = args.tls_client_ca.read_bytes() if args.tls_client_ca else None
     return grpc.ssl_server_credentials([(args.tls_key.read_bytes(), args.tls_cert.read_bytes())],
                                        root_certificates=ca, require_client_auth=ca is not None)
@@ -72,6 +78,8 @@ async def serve(args) -> None:
     limits = Limits(args.max_concurrent_audits, args.max_queued_audits, args.max_upload_bytes)
     if limits.max_concurrent_audits < 1 or limits.max_queued_audits < 0:
         raise ValueError("--max-concurrent-audits must be >= 1 and --max-queued-audits >= 0")
+    if limits.max_upload_bytes < 1 or not args.grace >= 0:
+        raise ValueError("--max-upload-bytes must be >= 1 and --grace >= 0")
     catalog = ModelCatalog(args.model_root, EngineOptions(allow_engine_host_code=args.allow_engine_host_code,
                                                           onnx_tensorrt=args.onnx_tensorrt))
     if args.data_root and not args.data_root.is_dir():

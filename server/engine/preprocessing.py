@@ -6,6 +6,7 @@ Comes from options, or from a sidecar ``<model>.json`` next to the model, with I
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from shiftaudit.kernels.tables import Normalisation
 from .options import Numbers, option
 
 OUTPUT_KINDS = ("auto", "logits", "probabilities")
+MIN_STD = 1e-4  # below it a pixel's step is 10^4 of the model's units: a typo, not a preprocessing
 
 
 @dataclass(frozen=True)
@@ -36,8 +38,10 @@ class Preprocessing:
     def __post_init__(self) -> None:
         if len(self.mean) != 3 or len(self.std) != 3:
             raise ValueError("mean and std need three values each")
-        if any(s == 0 for s in self.std):
-            raise ValueError("std must not contain 0")
+        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in (*self.mean, *self.std)):
+            raise ValueError(f"mean and std must be finite numbers, not {list(self.mean)} and {list(self.std)}")
+        if not all(s >= MIN_STD for s in self.std):
+            raise ValueError(f"std must be at least {MIN_STD} in every channel, not {list(self.std)}")
         if self.pixel_range not in (1, 1.0, 255, 255.0):
             raise ValueError(f"pixel_range must be 1 or 255, not {self.pixel_range}")
         if self.channel_order not in ("RGB", "BGR"):

@@ -41,8 +41,8 @@ class ModelCatalog:
         return ModelFile(path, str(path.relative_to(self.root)), cached[1], st.st_size)
 
     def files(self) -> list[ModelFile]:
-        paths = sorted(p.resolve() for p in self.root.rglob("*")
-                       if p.suffix.lower() in MODEL_SUFFIXES and p.is_file())
+        paths = sorted({p.resolve() for p in self.root.rglob("*")  # a link to a model is that model: listed once
+                        if p.suffix.lower() in MODEL_SUFFIXES and p.is_file()})
         return [self._file(p) for p in paths if inside(self.root, p)]
 
     def resolve(self, path: str = "", digest: str = "") -> ModelFile:

@@ -1,23 +1,40 @@
-"""How a failure reaches the caller: the status a client can act on (fix the request, name what exists,
-or know this node cannot do it), with a one-line message."""
+"""How a failure reaches the caller: a status it can act on (fix the request, name what exists, retry
+later, or know this node cannot do it) and a bounded one-line message that names files by their place
+under the server's roots, never by the server's own paths."""
 from __future__ import annotations
+
+import errno
+import re
+from collections.abc import Mapping
+from pathlib import Path
 
 import grpc
 
 from shiftaudit.server.engine.audit import InputError
 from shiftaudit.server.engine.files import PathError
-from shiftaudit.server.engine.runners import ModelError
+from shiftaudit.server.engine.runners import EngineOutOfMemory, ModelError
 
 from .datasets import UploadError
 from .store import StoreError
 
+MAX_MESSAGE = 1000  # characters: status details travel in a trailer that clients cap at 16 KiB
+QUOTED = 80  # characters of a quoted input a message echoes (a 20 kB name stays readable, and small)
+_LONG_QUOTE = re.compile(r"""(['"])([^'"]{%d,})\1""" % (QUOTED + 1))
+NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
 
 def status_of(e: BaseException) -> grpc.StatusCode:
-    """Which status a failure gets: what the caller can fix, what is missing, what this node cannot do."""
+    """What the caller can fix, what is missing, what to retry later, what this node cannot do."""
     if isinstance(e, FileNotFoundError):
         return grpc.StatusCode.NOT_FOUND
+    if isinstance(e, OSError) and e.errno in NO_SPACE:
+        return grpc.StatusCode.RESOURCE_EXHAUSTED
+    if isinstance(e, OSError) and e.errno == errno.ENAMETOOLONG:
+        return grpc.StatusCode.INVALID_ARGUMENT
     if isinstance(e, (PathError, UploadError, InputError, ValueError)):
         return grpc.StatusCode.INVALID_ARGUMENT
+    if isinstance(e, EngineOutOfMemory):
+        return grpc.StatusCode.RESOURCE_EXHAUSTED
     if isinstance(e, ModelError):
         return grpc.StatusCode.FAILED_PRECONDITION
     if isinstance(e, StoreError):  # the node's store, not the request: retry later, or elsewhere
@@ -25,8 +42,33 @@ def status_of(e: BaseException) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
-async def abort(context: grpc.aio.ServicerContext, e: BaseException) -> None:
-    """End the call with ``e``'s status; an unexpected error says it is ours, with its type."""
-    code = status_of(e)
-    await context.abort(code, str(e) if code != grpc.StatusCode.INTERNAL
-                        else f"internal error: {type(e).__name__}: {e}")
+class Errors:
+    """``roots``: the server's directories and how a message names them (``<model root>`` ...)."""
+
+    def __init__(self, roots: Mapping[Path | None, str]) -> None:
+        paths = {}
+        for root, label in roots.items():
+            if root is not None:
+                paths[str(root)] = label
+                paths[str(root.resolve())] = label
+        self._roots = sorted(paths.items(), key=lambda p: -len(p[0]))  # the longest first: nested roots
+
+    def message(self, e: BaseException, code: grpc.StatusCode) -> str:
+        if isinstance(e, OSError) and e.strerror:
+            text = e.strerror + (f": {e.filename}" if e.filename else "")
+            if e.errno in NO_SPACE:
+                text = f"no space left for it on the server ({text})"
+        else:
+            text = str(e) or type(e).__name__
+        if code == grpc.StatusCode.INTERNAL:
+            text = f"internal error: {type(e).__name__}: {text}"
+        for path, label in self._roots:
+            text = text.replace(path, label)
+        text = _LONG_QUOTE.sub(lambda m: f"{m[1]}{m[2][:QUOTED]}…{m[1]}", " ".join(text.split()))
+        return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE - 1] + "…"
+
+    async def abort(self, context: grpc.aio.ServicerContext, e: BaseException,
+                    code: grpc.StatusCode | None = None) -> None:
+        """End the call with ``e``'s status (or ``code``) and its message."""
+        code = code or status_of(e)
+        await context.abort(code, self.message(e, code))

@@ -30,7 +30,7 @@ from shiftaudit.v1 import audit_service_pb2_grpc as pb_grpc
 from .admission import Admission, Full
 from .catalog import ModelCatalog, ModelFile
 from .datasets import Datasets
-from .errors import abort, status_of
+from .errors import Errors, status_of
 from .store import AuditStore, StoreError
 from .wire import audit_message, options_from_proto, preprocessing_from_proto
 
@@ -49,6 +49,8 @@ class AuditService(pb_grpc.AuditServiceServicer):
     def __init__(self, catalog: ModelCatalog, datasets: Datasets, store: AuditStore, limits: Limits) -> None:
         self.catalog, self.datasets, self.store, self.limits = catalog, datasets, store, limits
         self.admission = Admission(limits.max_concurrent_audits, limits.max_queued_audits)
+        self.errors = Errors({catalog.root: "<model root>", datasets.data_root: "<data root>",
+                              store.path.parent: "<state dir>"})
         # Audits, and the preparation of audits (listing images, loading models), have threads of their own:
         # however many run, the default pool stays free for the control plane (ListModels, metadata...).
         self._audits = ThreadPoolExecutor(limits.max_concurrent_audits, thread_name_prefix="shiftaudit-audit")
@@ -91,14 +93,14 @@ class AuditService(pb_grpc.AuditServiceServicer):
             f = await asyncio.to_thread(self._model, request.model)
             await asyncio.to_thread(self.catalog.load, f)
         except Exception as e:
-            await abort(context, e)
+            await self.errors.abort(context, e)
         return pb.LoadModelResponse(model=self._model_info(f))
 
     async def UnloadModel(self, request, context):
         try:
             f = await asyncio.to_thread(self._model, request.model)
         except Exception as e:
-            await abort(context, e)
+            await self.errors.abort(context, e)
         return pb.UnloadModelResponse(unloaded=await asyncio.to_thread(self.catalog.unload, f))
 
     async def GetModelMetadata(self, request, context):
@@ -107,7 +109,7 @@ class AuditService(pb_grpc.AuditServiceServicer):
             runner = await asyncio.to_thread(self.catalog.load, f)
             pre = load_preprocessing(f.path)
         except Exception as e:
-            await abort(context, e)
+            await self.errors.abort(context, e)
         io = runner.io_tensors()
         tensors = {kind: [pb.TensorInfo(name=t["name"], shape=t["shape"], dtype=t["dtype"]) for t in io[kind]]
                    for kind in ("inputs", "outputs")}
@@ -123,7 +125,7 @@ class AuditService(pb_grpc.AuditServiceServicer):
         try:
             dataset_id, files, size = await self.datasets.receive(chunks())
         except Exception as e:
-            await abort(context, e)
+            await self.errors.abort(context, e)
         return pb.UploadImagesResponse(dataset_id=dataset_id, files=files, bytes=size)
 
     # --- audits --------------------------------------------------------------------------------
@@ -148,13 +150,13 @@ class AuditService(pb_grpc.AuditServiceServicer):
         try:  # first of all, before any work and before anything awaits: a full server answers at once,
             place = self.admission.admit()  # and simultaneous requests cannot overbook
         except Full as e:
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(e))
+            await self.errors.abort(context, e, grpc.StatusCode.RESOURCE_EXHAUSTED)
         with place:  # every way out of this block gives the place back
             try:
                 model, job = await asyncio.get_running_loop().run_in_executor(self._preparing, self._prepare,
                                                                               request)
             except Exception as e:
-                await abort(context, e)
+                await self.errors.abort(context, e)
             audit_id = uuid.uuid4().hex
             stop, cancel = threading.Event(), asyncio.Event()
             try:
@@ -175,8 +177,10 @@ class AuditService(pb_grpc.AuditServiceServicer):
             except Exception as e:
                 stop.set()
                 cancelled = isinstance(e, Cancelled)
-                self.store.post(self.store.finish, audit_id, "cancelled" if cancelled else "failed", str(e))
-                await context.abort(grpc.StatusCode.CANCELLED if cancelled else status_of(e), str(e))
+                code = grpc.StatusCode.CANCELLED if cancelled else status_of(e)
+                self.store.post(self.store.finish, audit_id, "cancelled" if cancelled else "failed",
+                                self.errors.message(e, code))
+                await self.errors.abort(context, e, code)
             finally:
                 self._stops.pop(audit_id, None)
 
@@ -187,8 +191,9 @@ class AuditService(pb_grpc.AuditServiceServicer):
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[Progress] = asyncio.Queue()
 
-        def work() -> str:  # the report as text: a large one is not serialised on the event loop
-            return json.dumps(job.run(lambda p: loop.call_soon_threadsafe(events.put_nowait, p), stop.is_set))
+        def work() -> str:  # the report as strict JSON text, serialised here rather than on the event loop
+            report = job.run(lambda p: loop.call_soon_threadsafe(events.put_nowait, p), stop.is_set)
+            return json.dumps(report, allow_nan=False)
 
         worker = loop.run_in_executor(self._audits, work)
         try:
@@ -216,7 +221,7 @@ class AuditService(pb_grpc.AuditServiceServicer):
     async def GetAudit(self, request, context):
         row = await self.store.call(self.store.get, request.audit_id)
         if row is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"no audit {request.audit_id!r}")
+            await self.errors.abort(context, LookupError(f"no audit {request.audit_id!r}"), grpc.StatusCode.NOT_FOUND)
         return pb.GetAuditResponse(audit=audit_message(row))
 
     async def ListAudits(self, request, context):
@@ -228,11 +233,11 @@ class AuditService(pb_grpc.AuditServiceServicer):
     async def CancelAudit(self, request, context):
         row = await self.store.call(self.store.get, request.audit_id)
         if row is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"no audit {request.audit_id!r}")
+            await self.errors.abort(context, LookupError(f"no audit {request.audit_id!r}"), grpc.StatusCode.NOT_FOUND)
         events = self._stops.get(request.audit_id)
         if events is None:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"audit {request.audit_id} is {row.state}, "
-                                "not queued or running")
+            await self.errors.abort(context, LookupError(f"audit {request.audit_id} is {row.state}, not queued or "
+                                                         "running"), grpc.StatusCode.FAILED_PRECONDITION)
         for event in events:
             event.set()
         return pb.CancelAuditResponse(audit=audit_message(row))

@@ -14,7 +14,7 @@ from shiftaudit.client.cli import main
 from shiftaudit.server.engine.images import read
 from shiftaudit.server.engine.render import gpu_renderer
 from tests.support import EXAMPLE_IMAGES, EXAMPLE_MODEL, write_image
-from tests.support.models import cnn, feature_map
+from tests.support.models import cnn, feature_map, not_a_number
 
 
 @pytest.fixture
@@ -156,3 +156,17 @@ def test_device_cuda_without_a_gpu_exits_3(capsys):
     code = main(["--engine", str(EXAMPLE_MODEL), "--images", str(EXAMPLE_IMAGES), "--device", "cuda",
                  "--no-progress"])
     assert code == 3 and "no usable GPU" in capsys.readouterr().err
+
+
+def test_preprocessing_and_batches_that_cannot_be_meant_are_usage_errors(small_model, example_images, capsys):
+    """A NaN mean or a std of 1e-300 used to give a report with NaN in it (not JSON) that passed a gate."""
+    for flags in (("--mean", "nan,0.4,0.4"), ("--std", "1e-300,0.2,0.2"), ("--std", "inf,1,1"), ("--batch", "0")):
+        code, _, err = _cli(capsys, "--engine", small_model, "--images", example_images, "--size", "40",
+                            "--max-mac", "1", *flags)
+        assert code == 2 and ("std" in err or "batch" in err), (flags, err)
+
+
+def test_a_model_that_outputs_nan_cannot_pass_a_gate(tmp_path, example_images, capsys):
+    code, out, err = _cli(capsys, "--engine", not_a_number(tmp_path / "nan.onnx"), "--images", example_images,
+                          "--size", "20", "--max-p-top1-change", "1", "--json", tmp_path / "r.json")
+    assert code == 3 and "NaN or infinite" in err and not (tmp_path / "r.json").exists()

@@ -6,7 +6,6 @@ import json
 import shutil
 import signal
 import sqlite3
-import subprocess
 import threading
 import time
 
@@ -18,7 +17,7 @@ from shiftaudit.client import AuditOptions
 from shiftaudit.client.remote import AuditClient, RemoteError
 from shiftaudit.v1 import audit_service_pb2 as pb
 from tests.support import EXAMPLE_IMAGES, QUICK, SLOW
-from tests.support.server_process import SERVER, ServerProcess, wait_for
+from tests.support.server_process import ServerProcess, refused_start, wait_for
 
 
 def test_a_store_failure_gives_the_audits_place_back(roots, tmp_path):
@@ -183,21 +182,13 @@ def test_an_upload_cut_short_is_never_a_dataset(roots, tmp_path):
         srv.stop()
 
 
-def _refused_start(models, state) -> str:
-    """audit-server's stderr when it refuses to start on ``state`` (exit 2)."""
-    run = subprocess.run([SERVER, "--model-root", str(models), "--state-dir", str(state), "--listen", "127.0.0.1:0"],
-                         capture_output=True, text=True, timeout=20)
-    assert run.returncode == 2 and "listening on" not in run.stdout, (run.returncode, run.stdout, run.stderr)
-    return run.stderr
-
-
 def test_a_second_server_on_the_same_state_dir_refuses_to_start(roots, tmp_path):
     """A rolling deploy on a shared volume: the second server would have marked the first one's audits
     interrupted; it refuses instead and names the holder."""
     models, _ = roots
     first = ServerProcess(models, tmp_path / "state").start()
     try:
-        err = _refused_start(models, tmp_path / "state")
+        err = refused_start(models, tmp_path / "state")
         assert "is in use by audit-server pid" in err and str(first.proc.pid) in err
         first.healthy()
     finally:
@@ -211,11 +202,11 @@ def test_an_empty_or_corrupt_store_is_refused_at_start(roots, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "audits.sqlite").write_bytes(b"")
-    assert "is empty (0 bytes)" in _refused_start(models, empty)
+    assert "is empty (0 bytes)" in refused_start(models, empty)
     junk = tmp_path / "junk"
     junk.mkdir()
     (junk / "audits.sqlite").write_bytes(b"not a database, but a file someone wrote over it" * 100)
-    assert "not a usable audit store" in _refused_start(models, junk)
+    assert "not a usable audit store" in refused_start(models, junk)
     broken = tmp_path / "broken"
     srv = ServerProcess(models, broken).start()
     with AuditClient(srv.target) as client:
@@ -229,7 +220,7 @@ def test_an_empty_or_corrupt_store_is_refused_at_start(roots, tmp_path):
     data = bytearray((broken / "audits.sqlite").read_bytes())
     data[(root - 1) * page:root * page] = bytes(page)  # the table's root page zeroed
     (broken / "audits.sqlite").write_bytes(bytes(data))
-    assert "not a usable audit store" in _refused_start(models, broken)
+    assert "not a usable audit store" in refused_start(models, broken)
 
 
 def test_a_locked_store_answers_unavailable_and_health_follows_it(roots, tmp_path):

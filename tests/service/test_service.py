@@ -7,7 +7,6 @@ import signal
 import subprocess
 import threading
 import time
-from pathlib import Path
 
 import cv2
 import grpc
@@ -22,6 +21,7 @@ from shiftaudit.client.remote import AuditClient, RemoteError
 from shiftaudit.v1 import audit_service_pb2 as pb
 from tests.support import EXAMPLE_IMAGES, QUICK, SLOW
 from tests.support.server_process import ServerProcess, wait_for
+from tests.support.tls import certificates
 
 
 @pytest.fixture
@@ -330,25 +330,10 @@ def test_token_auth_with_health_exempt(roots, tmp_path):
         srv.stop()
 
 
-def _certificates(d: Path) -> dict[str, Path]:
-    """A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl."""
-    def ossl(*args):
-        subprocess.run(["openssl", *args], check=True, capture_output=True)
-    ossl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test-ca",
-         "-keyout", d / "ca.key", "-out", d / "ca.pem")
-    for name, ext in (("server", "subjectAltName=IP:127.0.0.1"), ("client", "extendedKeyUsage=clientAuth")):
-        ossl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}", "-keyout", d / f"{name}.key",
-             "-out", d / f"{name}.csr")
-        (d / f"{name}.ext").write_text(ext + "\n")
-        ossl("x509", "-req", "-in", d / f"{name}.csr", "-CA", d / "ca.pem", "-CAkey", d / "ca.key",
-             "-CAcreateserial", "-days", "2", "-extfile", d / f"{name}.ext", "-out", d / f"{name}.pem")
-    return {n: d / n for n in ("ca.pem", "server.pem", "server.key", "client.pem", "client.key")}
-
-
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl to make certificates")
 def test_mutual_tls(roots, tmp_path):
     models, _ = roots
-    c = _certificates(tmp_path)
+    c = certificates(tmp_path)
     srv = ServerProcess(models, tmp_path / "state", "--tls-cert", str(c["server.pem"]), "--tls-key",
                         str(c["server.key"]), "--tls-client-ca", str(c["ca.pem"])).start()
     try:

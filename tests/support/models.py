@@ -77,3 +77,28 @@ def vector_input(path: Path) -> Path:
         [numpy_helper.from_array(w, "w")])
     _save(graph, path)
     return path
+
+
+def not_a_number(path: Path) -> Path:
+    """Outputs NaN for every input: sqrt of a negative number (a broken export, or broken inputs)."""
+    nodes = [helper.make_node("ReduceMean", ["input"], ["m"], axes=[2, 3], keepdims=0),
+             helper.make_node("Abs", ["m"], ["a"]), helper.make_node("Add", ["a", "one"], ["p"]),
+             helper.make_node("Neg", ["p"], ["n"]), helper.make_node("Sqrt", ["n"], ["out"])]
+    graph = helper.make_graph(nodes, "nan", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 32, 32])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", 3])],
+                              [numpy_helper.from_array(np.ones(1, np.float32), "one")])
+    _save(graph, path)
+    return path
+
+
+def memory_hog(path: Path) -> Path:
+    """Asks ONNX Runtime for ~10^12 bytes on every batch (an intermediate far larger than any node has):
+    how an engine running out of memory looks to the audit."""
+    nodes = [helper.make_node("ReduceMean", ["input"], ["m"], axes=[2, 3], keepdims=1),
+             helper.make_node("Expand", ["m", "shape"], ["big"]),
+             helper.make_node("ReduceMean", ["big"], ["out"], axes=[2, 3], keepdims=0)]
+    graph = helper.make_graph(nodes, "hog", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 32, 32])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", 3])],
+                              [numpy_helper.from_array(np.array([1, 3, 200000, 200000], np.int64), "shape")])
+    _save(graph, path)
+    return path

@@ -17,7 +17,9 @@ SERVER = os.environ.get("SHIFTAUDIT_TEST_SERVER") or str(Path(sys.executable).wi
 
 
 class ServerProcess:
-    def __init__(self, model_root: Path, state_dir: Path, *extra: str) -> None:
+    def __init__(self, model_root: Path, state_dir: Path, *extra: str, preexec_fn=None) -> None:
+        """``preexec_fn`` runs in the server's process before it starts (resource limits, for fault tests)."""
+        self.preexec_fn = preexec_fn
         self.args = [SERVER, "--model-root", str(model_root),
                      "--state-dir", str(state_dir), "--listen", "127.0.0.1:0", "--grace", "2", *extra]
         self.proc: subprocess.Popen | None = None
@@ -25,7 +27,8 @@ class ServerProcess:
 
     def start(self) -> ServerProcess:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                                     preexec_fn=self.preexec_fn)
         line = self.proc.stdout.readline()
         if "listening on" not in line:
             self.proc.kill()
@@ -52,6 +55,14 @@ class ServerProcess:
         finally:
             self.proc.stdout.close()
             self.proc.stderr.close()
+
+
+def refused_start(model_root: Path, state_dir: Path, *extra: str) -> str:
+    """audit-server's stderr when it refuses to start (exit 2, never listening)."""
+    run = subprocess.run([SERVER, "--model-root", str(model_root), "--state-dir", str(state_dir), "--listen",
+                          "127.0.0.1:0", *extra], capture_output=True, text=True, timeout=20)
+    assert run.returncode == 2 and "listening on" not in run.stdout, (run.returncode, run.stdout, run.stderr)
+    return run.stderr
 
 
 def wait_for(predicate, timeout: float = 20, every: float = 0.05):

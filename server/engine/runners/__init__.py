@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .base import InputSpec, ModelError, Runner
+from .base import EngineOutOfMemory, InputSpec, ModelError, Runner
 from .tensorrt import ENGINE_SUFFIXES
 
 MODEL_SUFFIXES = (".onnx", *ENGINE_SUFFIXES)
@@ -41,4 +41,4 @@ def open_runner(path: Path, options: EngineOptions = EngineOptions()) -> Runner:
     raise ModelError(f"{path}: unknown model type {path.suffix!r}; shiftaudit reads {', '.join(MODEL_SUFFIXES)}")
 
 
-__all__ = ["EngineOptions", "InputSpec", "ModelError", "Runner", "open_runner", "MODEL_SUFFIXES"]
+__all__ = ["EngineOptions", "EngineOutOfMemory", "InputSpec", "ModelError", "Runner", "open_runner", "MODEL_SUFFIXES"]

@@ -21,6 +21,22 @@ class ModelError(RuntimeError):
     """The model cannot be audited as it is (not a single-input image classifier, unloadable...)."""
 
 
+class EngineOutOfMemory(ModelError):
+    """The engine could not allocate what a batch needs: a smaller batch or canvas may fit."""
+
+
+_OUT_OF_MEMORY = ("failed to allocate memory", "bad_alloc", "out of memory")
+
+
+def engine_failure(e: Exception, what: str) -> ModelError:
+    """An engine's exception as one line that says ``what`` failed; out of memory as EngineOutOfMemory."""
+    text = str(e).strip()
+    first = text.splitlines()[0] if text else type(e).__name__
+    if any(marker in text.lower() for marker in _OUT_OF_MEMORY):
+        return EngineOutOfMemory(f"{what}: the engine ran out of memory ({first[-300:]}); use a smaller --batch")
+    return ModelError(f"{what}: {first}")
+
+
 @dataclass(frozen=True)
 class InputSpec:
     name: str
@@ -110,6 +126,10 @@ class Runner(ABC):
         if out.ndim != 2 or out.shape[0] != n or out.shape[1] < 2:
             raise ModelError(f"model output has shape {list(out.shape)} for a batch of {n}; "
                              "an image classifier outputs (batch, classes)")
+        finite = np.isfinite(out).all(axis=1)
+        if not finite.all():  # metrics of NaN would be garbage that a gate could pass
+            raise ModelError(f"the model output NaN or infinite values for {int((~finite).sum())} of {n} frames; "
+                             "check the preprocessing (mean, std, pixel range) it is fed with")
         return out.astype(np.float32, copy=False)
 
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from shiftaudit.kernels import cache_dir
 
-from .base import InputSpec, ModelError, Runner, _dim, classifier_output, float_tensor, image_input
+from .base import InputSpec, ModelError, Runner, _dim, classifier_output, engine_failure, float_tensor, image_input
 
 _DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
 
@@ -53,8 +53,7 @@ class OnnxRuntimeRunner(Runner):
         try:
             self.session = ort.InferenceSession(str(path), opts, providers=list(providers))
         except Exception as e:  # ORT raises its own exception types for every load failure
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ModelError(f"{path}: ONNX Runtime cannot load it: {first}") from None
+            raise engine_failure(e, f"{path}: ONNX Runtime cannot load it") from None
         self.providers = tuple(self.session.get_providers())
         missing = [name for name in (p if isinstance(p, str) else p[0] for p in providers) if name not in self.providers]
         if missing:  # ORT falls back to the CPU with a mere warning; an audit must not
@@ -92,13 +91,11 @@ class OnnxRuntimeRunner(Runner):
         try:
             self.session.run_with_iobinding(io)
         except Exception as e:
-            first = str(e).strip().splitlines()[0]
-            raise ModelError(f"ONNX Runtime failed on a bound batch of {batch.shape[0]}: {first}") from None
+            raise engine_failure(e, f"ONNX Runtime failed on a bound batch of {batch.shape[0]}") from None
         return io.copy_outputs_to_cpu()[0]
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         try:
             return self.session.run([self._output], {self._spec.name: batch})[0]
         except Exception as e:
-            first = str(e).strip().splitlines()[0]
-            raise ModelError(f"ONNX Runtime failed on a batch of {len(batch)}: {first}") from None
+            raise engine_failure(e, f"ONNX Runtime failed on a batch of {len(batch)}") from None
