@@ -19,14 +19,14 @@ Source = tuple[str, np.ndarray]  # a key naming the image (its content hash), an
 
 
 class KernelRenderer:
-    """Frames -> the engine's input batch, with our kernels. The ``keep`` most recent source images
-    stay uploaded (an image's frames may span batches)."""
+    """Frames -> the engine's input batch, with our kernels. The most recent source images stay uploaded
+    (an image's frames may span batches), up to ``keep_bytes`` of device memory."""
 
-    def __init__(self, memory: Memory, keep: int = 64, poison: bool = False) -> None:
+    def __init__(self, memory: Memory, keep_bytes: int = 1 << 30, poison: bool = False) -> None:
         self.memory = memory
         self.poison = poison  # fill outputs with NaN first, so a pixel the kernel misses shows
-        self.sources: OrderedDict[str, object] = OrderedDict()
-        self.keep = keep
+        self.sources: OrderedDict[str, tuple[object, int]] = OrderedDict()  # key -> (buffer, bytes)
+        self.keep_bytes = keep_bytes
         self._lock = threading.Lock()
         self.kernel = memory.upload(BINOMIAL5)
 
@@ -34,11 +34,9 @@ class KernelRenderer:
         """The image's device copy, RGBX. Concurrent audits share the renderer, hence the lock; an evicted
         buffer stays alive while a batch in flight still holds it."""
         with self._lock:
-            buf = self.sources.pop(key, None)
-            if buf is None:
-                buf = self.memory.upload(rgbx(pixels))
-            self.sources[key] = buf
-            while len(self.sources) > self.keep:
+            buf, size = self.sources.pop(key, None) or (self.memory.upload(rgbx(pixels)), pixels.size * 4 // 3)
+            self.sources[key] = (buf, size)
+            while len(self.sources) > 1 and sum(s for _, s in self.sources.values()) > self.keep_bytes:
                 self.sources.popitem(last=False)
             return buf
 

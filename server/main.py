@@ -18,6 +18,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from shiftaudit.server.engine.budget import MemoryBudget
 from shiftaudit.server.engine.runners import EngineOptions
 from shiftaudit.server.service.auth import TokenAuth
 from shiftaudit.server.service.catalog import ModelCatalog
@@ -45,6 +46,17 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--max-concurrent-audits", type=int, default=1)
     ap.add_argument("--max-queued-audits", type=int, default=8)
     ap.add_argument("--max-upload-bytes", type=int, default=Limits.max_upload_bytes)
+    g = ap.add_argument_group("memory (a request over a limit is refused with RESOURCE_EXHAUSTED, naming it)")
+    g.add_argument("--max-batch", type=int, default=Limits.budget.max_batch,
+                   help="frames per engine call an audit may ask for: the engine's activations grow with it "
+                        "(default %(default)s)")
+    g.add_argument("--max-audit-memory-mb", type=int, default=Limits.budget.audit_bytes >> 20,
+                   help="what one audit's frames may hold: its batches in flight (four batches in the engine's "
+                        "dtype, plus float32 canvases of one), and as much again for decoded images waiting for "
+                        "their batch (default %(default)s)")
+    g.add_argument("--max-loaded-models", type=int, default=4,
+                   help="models kept open; opening another closes the least recently used one no audit holds "
+                        "(default %(default)s)")
     ap.add_argument("--tls-cert", type=Path)
     ap.add_argument("--tls-key", type=Path)
     ap.add_argument("--tls-client-ca", type=Path, help="require client certificates signed by this CA (mTLS)")
@@ -75,13 +87,16 @@ def _credentials(args) -> grpc.ServerCredentials | None:
 
 
 async def serve(args) -> None:
-    limits = Limits(args.max_concurrent_audits, args.max_queued_audits, args.max_upload_bytes)
+    if args.max_batch < 1 or args.max_audit_memory_mb < 1:
+        raise ValueError("--max-batch and --max-audit-memory-mb must be >= 1")
+    limits = Limits(args.max_concurrent_audits, args.max_queued_audits, args.max_upload_bytes,
+                    MemoryBudget(args.max_audit_memory_mb << 20, args.max_batch))
     if limits.max_concurrent_audits < 1 or limits.max_queued_audits < 0:
         raise ValueError("--max-concurrent-audits must be >= 1 and --max-queued-audits >= 0")
     if limits.max_upload_bytes < 1 or not args.grace >= 0:
         raise ValueError("--max-upload-bytes must be >= 1 and --grace >= 0")
     catalog = ModelCatalog(args.model_root, EngineOptions(allow_engine_host_code=args.allow_engine_host_code,
-                                                          onnx_tensorrt=args.onnx_tensorrt))
+                                                          onnx_tensorrt=args.onnx_tensorrt), args.max_loaded_models)
     if args.data_root and not args.data_root.is_dir():
         raise FileNotFoundError(f"data root {args.data_root} is not a directory")
     token = args.token_file.read_text().strip() if args.token_file else None

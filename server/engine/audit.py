@@ -151,9 +151,11 @@ class Audit:
 def run_audit(runner: Runner, sources: Sequence[ImageSource] | Iterable[ImageSource], pre: Preprocessing,
               options: AuditOptions, labels: dict[str, int] | None = None,
               progress: Callable[[Progress], None] | None = None,
-              should_stop: Callable[[], bool] | None = None, renderer: Renderer | None = None) -> AuditResult:
+              should_stop: Callable[[], bool] | None = None, renderer: Renderer | None = None,
+              max_source_bytes: int | None = None) -> AuditResult:
     """Audit ``runner`` on ``sources`` under every protocol of ``options`` (resolved against the runner's
-    model); ``renderer`` makes the engine's input batches (the CPU renderer by default, or the kernels)."""
+    model); ``renderer`` makes the engine's input batches (the CPU renderer by default, or the kernels);
+    ``max_source_bytes`` bounds the decoded images held for a batch (`pipeline.render_ahead`)."""
     if options.canvas is None or options.batch is None:
         raise ValueError("the options have no canvas or batch yet: resolve them against the model first "
                          "(AuditOptions.resolved)")
@@ -169,7 +171,8 @@ def run_audit(runner: Runner, sources: Sequence[ImageSource] | Iterable[ImageSou
         batch = renderer.render(frames, norm, spec.layout, spec.dtype)
         return batch if runner.reads_in_place(batch) else HostBatch(batch.to_host())
 
-    with closing(render_ahead(audit.frames(sources), options.batch, render, should_stop)) as batches:
+    with closing(render_ahead(audit.frames(sources), options.batch, render, should_stop,
+                              max_source_bytes=max_source_bytes)) as batches:
         for batch, units in batches:
             audit.score(runner.infer(batch), units)
             if progress:

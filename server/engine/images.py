@@ -14,6 +14,7 @@ from pathlib import Path
 
 MAX_PIXELS = 2**27  # 134 MP; must be set before OpenCV decodes anything
 MAX_BYTES = 256 * 2**20
+ROWS = 256  # rows converted at a time (`_to_rgb8`)
 os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_PIXELS))
 
 import cv2  # noqa: E402  (after the limit above)
@@ -57,17 +58,27 @@ def decode(data: bytes, name: str) -> SourceImage:
         raise ImageError(f"{name}: cannot decode ({str(e).strip().splitlines()[-1]})") from None
     if img is None or img.size == 0:
         raise ImageError(f"{name}: not an image OpenCV can decode")
-    img = _to_uint8(img, name)
-    if img.ndim == 2:
-        img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
-    elif img.shape[2] == 4:
-        alpha = img[..., 3:].astype(np.float32) / 255
-        img = cv2.cvtColor(np.round(img[..., :3] * alpha).astype(np.uint8), cv2.COLOR_BGR2RGB)
-    elif img.shape[2] == 3:
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    else:
-        raise ImageError(f"{name}: unsupported channel count {img.shape[2]}")
-    return SourceImage(name, hashlib.sha256(data).hexdigest(), np.ascontiguousarray(img))
+    return SourceImage(name, hashlib.sha256(data).hexdigest(), _to_rgb8(img, name))
+
+
+def _to_rgb8(img: np.ndarray, name: str) -> np.ndarray:
+    """The decoded image as (H, W, 3) uint8 RGB, converted ROWS rows at a time straight into the result:
+    a 16-bit RGBA image converted whole would hold several full-size 32-bit temporaries (GBs from a 1 MB
+    PNG). Grayscale is replicated; alpha composited on black."""
+    channels = 1 if img.ndim == 2 else img.shape[2]
+    if channels not in (1, 3, 4):
+        raise ImageError(f"{name}: unsupported channel count {channels}")
+    out = np.empty((*img.shape[:2], 3), np.uint8)
+    for r in range(0, img.shape[0], ROWS):
+        block = _to_uint8(img[r:r + ROWS], name)
+        if channels == 1:
+            out[r:r + ROWS] = block[..., None]
+        elif channels == 4:
+            alpha = block[..., 3:].astype(np.float32) / 255
+            out[r:r + ROWS] = np.round(block[..., 2::-1] * alpha).astype(np.uint8)
+        else:
+            out[r:r + ROWS] = block[..., ::-1]
+    return out
 
 
 def declared_size(data: bytes) -> tuple[int, int] | None:

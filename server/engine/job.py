@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .audit import run_audit
+from .budget import MemoryBudget
 from .files import file_sha256
 from .images import ImageSource
 from .labels import load_labels, parse_labels
@@ -34,24 +35,30 @@ class Job:
     sources: list[ImageSource]
     labels: dict[str, int] | None = None
     device: str = "auto"  # where frames are rendered (render.DEVICES)
+    budget: MemoryBudget | None = None  # what the audit may hold (a server's); None: no limit
 
     @classmethod
     def prepare(cls, model: Path, runner: Runner, options: AuditOptions, sources: list[ImageSource], *,
                 preprocessing: Mapping[str, Any] | None = None, labels: Path | str | None = None,
-                device: str = "auto") -> Job:
-        """``preprocessing`` overrides the sidecar's values; ``labels`` is a labels file, or its text."""
+                device: str = "auto", budget: MemoryBudget | None = None) -> Job:
+        """``preprocessing`` overrides the sidecar's values; ``labels`` is a labels file, or its text;
+        options over the ``budget`` are refused (OverBudget) before anything runs."""
         pre = load_preprocessing(model, **(preprocessing or {}))
         names = class_names(model, pre) if labels else None
         truth = (load_labels(labels, names) if isinstance(labels, Path) else parse_labels(labels, names)) \
             if labels else None
-        return cls(model, runner, pre, options.resolved(runner.input_spec()), sources, truth, device)
+        resolved = options.resolved(runner.input_spec())
+        if budget:
+            budget.check(resolved, runner.input_spec())
+        return cls(model, runner, pre, resolved, sources, truth, device, budget)
 
     def run(self, progress: Callable[[Progress], None] | None = None,
             should_stop: Callable[[], bool] | None = None) -> dict:
         """The report (class names added to the records when the sidecar names them)."""
         renderer = select_renderer(self.device)
         result = run_audit(self.runner, self.sources, self.preprocessing, self.options, labels=self.labels,
-                           progress=progress, should_stop=should_stop, renderer=renderer)
+                           progress=progress, should_stop=should_stop, renderer=renderer,
+                           max_source_bytes=self.budget.source_bytes if self.budget else None)
         names = class_names(self.model, self.preprocessing)
         model = {"path": self.model.name, "sha256": file_sha256(self.model), **self.runner.describe(),
                  "preprocessing": self.preprocessing.to_json(), "classes": len(names) if names else None}

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from .runners.base import InputSpec
 
 MAX_BATCH = 4096
+MAX_CANVAS = 4096  # a side; classifiers take a few hundred pixels, and a frame of 4096² is 200 MB already
 DEFAULT_CANVAS = (224, 224)  # for models whose input size is dynamic
 DEFAULT_BATCH = 32
 
@@ -134,8 +135,8 @@ class AuditOptions:
     def _check_canvas(self) -> None:
         """What depends on the canvas, checked once it is final (`resolved`)."""
         h, w = self.canvas
-        if h < 8 or w < 8:
-            raise ValueError(f"canvas {h}x{w} is too small")
+        if not 8 <= h <= MAX_CANVAS or not 8 <= w <= MAX_CANVAS:
+            raise ValueError(f"canvas {h}x{w} must lie in 8..{MAX_CANVAS} pixels a side")
         room = min(h, w) - max(map(abs, self.shift))
         if not 4 <= self.size <= room:
             raise ValueError(f"embedded size {self.size} must lie in 4..{room} for a {h}x{w} canvas and shift "

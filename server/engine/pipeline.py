@@ -20,11 +20,13 @@ class Cancelled(Exception):
 
 
 def render_ahead(groups: Iterable[Iterable[tuple[Frame, T]]], size: int, render: Callable[[list[Frame]], Batch],
-                 should_stop: Callable[[], bool] | None = None, depth: int = 2) -> Iterator[tuple[Batch, list[T]]]:
+                 should_stop: Callable[[], bool] | None = None, depth: int = 2,
+                 max_source_bytes: int | None = None) -> Iterator[tuple[Batch, list[T]]]:
     """(batch, the tags of its frames) for the frames of ``groups`` (lazy: a group's work, decoding its
-    image, starts when it is taken) taken ``size`` at a time; an error in the producer (planning,
-    decoding, rendering) is raised here. Close the iterator (``contextlib.closing``) to stop the
-    producer early; it is joined before the close returns."""
+    image, starts when it is taken) taken ``size`` at a time, or fewer when the decoded images a batch
+    would wait for exceed ``max_source_bytes``; an error in the producer (planning, decoding,
+    rendering) is raised here. Close the iterator (``contextlib.closing``) to stop the producer early;
+    it is joined before the close returns."""
     if size < 1:
         raise ValueError(f"a batch needs at least one frame, not {size}")
     stop = threading.Event()
@@ -55,15 +57,23 @@ def render_ahead(groups: Iterable[Iterable[tuple[Frame, T]]], size: int, render:
     def produce() -> None:
         try:
             chunk: list[tuple[Frame, T]] = []
+            held: dict[int, int] = {}  # bytes of the decoded images the chunk's frames draw from
             for group in groups:
                 if halted():
                     return
                 for item in group:
+                    image = item[0][0]
+                    if (max_source_bytes is not None and chunk and id(image) not in held
+                            and sum(held.values()) + image.pixels.nbytes > max_source_bytes):
+                        if not flush(chunk):  # a smaller batch now rather than more images held
+                            return
+                        chunk, held = [], {}
                     chunk.append(item)
+                    held[id(image)] = image.pixels.nbytes
                     if len(chunk) == size:
                         if not flush(chunk):
                             return
-                        chunk = []
+                        chunk, held = [], {}
             if not chunk or flush(chunk):
                 put(None)
         except BaseException as e:  # hand every failure to the consumer, which raises it

@@ -3,9 +3,12 @@ opened once and shared by the audits that use them."""
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from shiftaudit.server.engine.budget import OverBudget
 from shiftaudit.server.engine.files import file_sha256, inside, resolve_under
 from shiftaudit.server.engine.runners import MODEL_SUFFIXES, EngineOptions, Runner, open_runner
 
@@ -18,18 +21,46 @@ class ModelFile:
     size: int
 
 
+@dataclass
+class _Loaded:
+    """An open model: how many audits hold it, and whether it closes when the last lets go."""
+
+    runner: Runner
+    leases: int = 0
+    closing: bool = False
+
+
+class Lease:
+    """An audit's hold on a model: it is not closed (unloaded, evicted) before `release`."""
+
+    def __init__(self, catalog: ModelCatalog, entry: _Loaded) -> None:
+        self._catalog, self._entry = catalog, entry
+        self.runner = entry.runner
+
+    def release(self) -> None:
+        """Idempotent."""
+        if self._entry is not None:
+            self._catalog._release(self._entry)
+            self._entry = None
+
+
 class ModelCatalog:
     """Models are opened with the operator's ``options`` (TensorRT host code, ONNX Runtime's TensorRT
-    provider); engines load only from under the root, like every model."""
+    provider); engines load only from under the root, like every model. At most ``max_loaded`` stay
+    open: opening another closes the least recently used one that no audit holds."""
 
-    def __init__(self, root: Path, options: EngineOptions = EngineOptions()) -> None:
+    def __init__(self, root: Path, options: EngineOptions = EngineOptions(), max_loaded: int = 4) -> None:
         if not root.is_dir():
             raise FileNotFoundError(f"model root {root} is not a directory")
+        if max_loaded < 1:
+            raise ValueError("--max-loaded-models must be >= 1")
         self.root = root.resolve()
         self.options = options
+        self.max_loaded = max_loaded
         self._digests: dict[Path, tuple[tuple[int, int], str]] = {}
-        self._runners: dict[Path, Runner] = {}
+        self._loaded: OrderedDict[Path, _Loaded] = OrderedDict()  # least recently used first
         self._lock = threading.Lock()
+        self._idle = ThreadPoolExecutor(1, thread_name_prefix="shiftaudit-idle")
 
     def _file(self, path: Path) -> ModelFile:
         st = path.stat()
@@ -58,24 +89,58 @@ class ModelCatalog:
         return self._file(target)
 
     def loaded(self, f: ModelFile) -> bool:
-        return f.path in self._runners
+        return f.path in self._loaded
 
-    def load(self, f: ModelFile) -> Runner:
+    def load(self, f: ModelFile) -> None:
+        """Open the model now (LoadModel: the first audit does not wait for it)."""
+        self.lease(f).release()
+
+    def lease(self, f: ModelFile) -> Lease:
+        """The open model, held until the lease is released; opened first if it is not (OverBudget when
+        every open model is held and no more may be open)."""
         with self._lock:
-            if f.path not in self._runners:
-                self._runners[f.path] = open_runner(f.path, self.options)
-            return self._runners[f.path]
+            entry = self._loaded.get(f.path)
+            if entry is None:
+                self._make_room()
+                entry = self._loaded[f.path] = _Loaded(open_runner(f.path, self.options))
+            self._loaded.move_to_end(f.path)
+            entry.leases += 1
+            return Lease(self, entry)
+
+    def _make_room(self) -> None:
+        while len(self._loaded) >= self.max_loaded:
+            idle = next((path for path, e in self._loaded.items() if not e.leases), None)
+            if idle is None:
+                raise OverBudget(f"{len(self._loaded)} models are open and in use by audits, the most this server "
+                                 "keeps (audit-server --max-loaded-models); retry when an audit ends")
+            self._loaded.pop(idle).runner.close()
+
+    def _release(self, entry: _Loaded) -> None:
+        """The last audit that held the model ended: it closes (if it was unloaded meanwhile), or gives back
+        the memory its engine keeps between calls (in the background: the caller may be the event loop)."""
+        with self._lock:
+            entry.leases -= 1
+            if entry.leases:
+                return
+            if entry.closing:
+                entry.runner.close()
+            else:
+                self._idle.submit(entry.runner.release_memory)
 
     def unload(self, f: ModelFile) -> bool:
+        """Close the model, once no audit holds it any more (at once when none does)."""
         with self._lock:
-            runner = self._runners.pop(f.path, None)
-        if runner is None:
-            return False
-        runner.close()
-        return True
+            entry = self._loaded.pop(f.path, None)
+            if entry is None:
+                return False
+            entry.closing = True
+            if not entry.leases:
+                entry.runner.close()
+            return True
 
     def close(self) -> None:
+        self._idle.shutdown(wait=True)
         with self._lock:
-            for runner in self._runners.values():
-                runner.close()
-            self._runners.clear()
+            for entry in self._loaded.values():
+                entry.runner.close()
+            self._loaded.clear()

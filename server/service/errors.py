@@ -11,6 +11,7 @@ from pathlib import Path
 import grpc
 
 from shiftaudit.server.engine.audit import InputError
+from shiftaudit.server.engine.budget import OverBudget
 from shiftaudit.server.engine.files import PathError
 from shiftaudit.server.engine.runners import EngineOutOfMemory, ModelError
 
@@ -33,7 +34,7 @@ def status_of(e: BaseException) -> grpc.StatusCode:
         return grpc.StatusCode.INVALID_ARGUMENT
     if isinstance(e, (PathError, UploadError, InputError, ValueError)):
         return grpc.StatusCode.INVALID_ARGUMENT
-    if isinstance(e, EngineOutOfMemory):
+    if isinstance(e, (EngineOutOfMemory, OverBudget)):
         return grpc.StatusCode.RESOURCE_EXHAUSTED
     if isinstance(e, ModelError):
         return grpc.StatusCode.FAILED_PRECONDITION

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import grpc
 
+from shiftaudit.server.engine.budget import MemoryBudget
 from shiftaudit.server.engine.files import PathError
 from shiftaudit.server.engine.images import image_sources
 from shiftaudit.server.engine.job import Job, package_version
@@ -28,7 +29,7 @@ from shiftaudit.v1 import audit_service_pb2 as pb
 from shiftaudit.v1 import audit_service_pb2_grpc as pb_grpc
 
 from .admission import Admission, Full
-from .catalog import ModelCatalog, ModelFile
+from .catalog import Lease, ModelCatalog, ModelFile
 from .datasets import Datasets
 from .errors import Errors, status_of
 from .store import AuditStore, StoreError
@@ -40,6 +41,7 @@ class Limits:
     max_concurrent_audits: int = 1
     max_queued_audits: int = 8
     max_upload_bytes: int = 2 << 30
+    budget: MemoryBudget = MemoryBudget(audit_bytes=1 << 30, max_batch=128)
 
 
 log = logging.getLogger("shiftaudit.server")
@@ -106,14 +108,17 @@ class AuditService(pb_grpc.AuditServiceServicer):
     async def GetModelMetadata(self, request, context):
         try:
             f = await asyncio.to_thread(self._model, request.model)
-            runner = await asyncio.to_thread(self.catalog.load, f)
-            pre = load_preprocessing(f.path)
+            lease = await asyncio.to_thread(self.catalog.lease, f)
+            pre = await asyncio.to_thread(load_preprocessing, f.path)
         except Exception as e:
             await self.errors.abort(context, e)
-        io = runner.io_tensors()
+        try:
+            io, layout, name = lease.runner.io_tensors(), lease.runner.input_spec().layout, lease.runner.name
+        finally:
+            lease.release()
         tensors = {kind: [pb.TensorInfo(name=t["name"], shape=t["shape"], dtype=t["dtype"]) for t in io[kind]]
                    for kind in ("inputs", "outputs")}
-        return pb.GetModelMetadataResponse(model=self._model_info(f), runner=runner.name, layout=runner.input_spec().layout,
+        return pb.GetModelMetadataResponse(model=self._model_info(f), runner=name, layout=layout,
                                            preprocessing_json=json.dumps(pre.to_json()), **tensors)
 
     # --- images --------------------------------------------------------------------------------
@@ -129,9 +134,9 @@ class AuditService(pb_grpc.AuditServiceServicer):
         return pb.UploadImagesResponse(dataset_id=dataset_id, files=files, bytes=size)
 
     # --- audits --------------------------------------------------------------------------------
-    def _prepare(self, request: pb.RunAuditRequest) -> tuple[ModelFile, Job]:
-        """The audit a request asks for, ready to run (in a preparation thread: it lists files, reads the
-        sidecar and labels, loads the model)."""
+    def _prepare(self, request: pb.RunAuditRequest) -> tuple[ModelFile, Job, Lease]:
+        """The audit a request asks for, ready to run, and its hold on the model (in a preparation thread:
+        it lists files, reads the sidecar and labels, loads the model)."""
         which = request.WhichOneof("images")
         if which is None:
             raise PathError("name the images: data_path (under the data root) or dataset_id (from UploadImages)")
@@ -140,11 +145,16 @@ class AuditService(pb_grpc.AuditServiceServicer):
         f = self._model(request.model)
         images = (self.datasets.data_path(request.data_path) if which == "data_path"
                   else self.datasets.dataset(request.dataset_id))
-        runner = self.catalog.load(f)
         confine = self.datasets.data_root if which == "data_path" else images
-        job = Job.prepare(f.path, runner, options, image_sources(images, confine), preprocessing=preprocessing,
-                          labels=request.labels_csv or None)
-        return f, job
+        sources = image_sources(images, confine)
+        lease = self.catalog.lease(f)
+        try:
+            job = Job.prepare(f.path, lease.runner, options, sources, preprocessing=preprocessing,
+                              labels=request.labels_csv or None, budget=self.limits.budget)
+        except BaseException:
+            lease.release()
+            raise
+        return f, job, lease
 
     async def RunAudit(self, request, context):
         try:  # first of all, before any work and before anything awaits: a full server answers at once,
@@ -153,8 +163,8 @@ class AuditService(pb_grpc.AuditServiceServicer):
             await self.errors.abort(context, e, grpc.StatusCode.RESOURCE_EXHAUSTED)
         with place:  # every way out of this block gives the place back
             try:
-                model, job = await asyncio.get_running_loop().run_in_executor(self._preparing, self._prepare,
-                                                                              request)
+                model, job, lease = await asyncio.get_running_loop().run_in_executor(self._preparing, self._prepare,
+                                                                                     request)
             except Exception as e:
                 await self.errors.abort(context, e)
             audit_id = uuid.uuid4().hex
@@ -183,6 +193,7 @@ class AuditService(pb_grpc.AuditServiceServicer):
                 await self.errors.abort(context, e, code)
             finally:
                 self._stops.pop(audit_id, None)
+                lease.release()  # the audit's work has ended: its model may close
 
     async def _execute(self, audit_id: str, job: Job, stop: threading.Event):
         """Run the audit in a worker thread, yield its progress, then its report. If this is cancelled,

@@ -75,6 +75,10 @@ class Runner(ABC):
     def close(self) -> None:
         """Release the engine."""
 
+    def release_memory(self) -> None:
+        """Give back what the engine keeps between calls beyond the model itself (idle models in a server:
+        `service.catalog`); the next call may be slower."""
+
     @abstractmethod
     def input_spec(self) -> InputSpec: ...
 

@@ -223,12 +223,14 @@ class TensorRTRunner(Runner):
             return self._execute(int(self._input), len(batch))
 
     def close(self) -> None:
-        d = self.gpu.driver
-        self.gpu.activate()
-        self._context = self._engine = None  # the context goes before the engine, before the runtime
-        for ptr in (self._input, self._output):
-            d.cuMemFree(ptr)
-        d.cuStreamDestroy(self.stream)
+        """After the engine call in progress, if any (the lock it holds): its buffers are freed here."""
+        with self._lock:
+            d = self.gpu.driver
+            self.gpu.activate()
+            self._context = self._engine = None  # the context goes before the engine, before the runtime
+            for ptr in (self._input, self._output):
+                d.cuMemFree(ptr)
+            d.cuStreamDestroy(self.stream)
 
 
 def build_engine(onnx_path: Path, plan_path: Path, *, max_batch: int = 32, fp16: bool = False,

@@ -1,0 +1,124 @@
+"""One request cannot take the node's memory (issue 10, defect 5): batches and canvases over the
+server's budget are refused naming the limit; large images stay within it (peak RSS measured); the
+engine's memory is given back after an audit; open models are bounded and never closed in use."""
+from __future__ import annotations
+
+import shutil
+import threading
+
+import cv2
+import grpc
+import numpy as np
+import pytest
+
+from shiftaudit.client import AuditOptions
+from shiftaudit.client.remote import AuditClient, RemoteError
+from shiftaudit.v1 import audit_service_pb2 as pb
+from tests.support import EXAMPLE_IMAGES, SLOW
+from tests.support.models import cnn
+from tests.support.server_process import ServerProcess, wait_for
+
+MIB = 1 << 20
+
+
+def memory(pid: int, field: str) -> int:
+    """VmRSS (now) or VmHWM (peak) of a process, bytes."""
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise KeyError(field)
+
+
+@pytest.fixture(scope="module")
+def models(roots, tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    for name in ("lite0.onnx", "lite0.json", "imagenet_classes.txt"):
+        shutil.copy(roots[0] / name, root)
+    cnn(root / "small.onnx", hw=64, stride=2)
+    cnn(root / "dynamic.onnx", hw="S", stride=2)
+    return root
+
+
+def test_batches_and_canvases_over_the_budget_are_refused_naming_the_limit(models, tmp_path):
+    srv = ServerProcess(models, tmp_path / "state").start()
+    try:
+        with AuditClient(srv.target) as client:
+            for model, options, limit in (
+                    ("lite0.onnx", AuditOptions(batch=1024, protocols=("crop",)), "--max-batch"),
+                    ("dynamic.onnx", AuditOptions(canvas=(4000, 4000), batch=8, protocols=("crop",)),
+                     "--max-audit-memory-mb")):
+                with pytest.raises(RemoteError) as e:
+                    client.run(model, options, images=EXAMPLE_IMAGES)
+                assert e.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED and limit in e.value.details
+            with pytest.raises(RemoteError) as e:
+                client.run("dynamic.onnx", AuditOptions(canvas=(6000, 6000), batch=1), images=EXAMPLE_IMAGES)
+            assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT and "8..4096" in e.value.details
+    finally:
+        srv.stop()
+
+
+def test_large_images_stay_within_the_audits_budget(models, tmp_path):
+    """Ten 6000x6000 PNGs (108 MB each decoded) in batches of 40 frames: the batch would have held all
+    ten decoded images (over 1 GB); with 128 MiB per audit the pipeline renders smaller batches."""
+    images = tmp_path / "large"
+    images.mkdir()
+    for i in range(10):
+        pixels = np.full((6000, 6000, 3), 40 + i, np.uint8)
+        pixels[i * 500:(i + 1) * 500] = 200
+        cv2.imwrite(str(images / f"{i}.png"), pixels)
+    srv = ServerProcess(models, tmp_path / "state", "--max-audit-memory-mb", "128").start()
+    try:
+        with AuditClient(srv.target) as client:
+            client.run("small.onnx", AuditOptions(size=40, protocols=("crop",)), images=EXAMPLE_IMAGES)  # warm
+            before = memory(srv.proc.pid, "VmHWM")
+            report = client.run("small.onnx", AuditOptions(size=40, batch=40, protocols=("crop", "embed-black")),
+                                images=images)
+            grown = memory(srv.proc.pid, "VmHWM") - before
+        assert len(report["images"]) == 10
+        assert grown < 600 * MIB, grown / MIB
+    finally:
+        srv.stop()
+
+
+def test_the_engines_memory_is_given_back_after_an_audit(models, tmp_path):
+    """ONNX Runtime's arena kept the largest batch's memory for the session's life."""
+    srv = ServerProcess(models, tmp_path / "state").start()
+    try:
+        with AuditClient(srv.target) as client:
+            client.run("lite0.onnx", AuditOptions(protocols=("crop",)), images=EXAMPLE_IMAGES)  # loaded, warm
+            before = memory(srv.proc.pid, "VmRSS")
+            report = client.run("lite0.onnx", AuditOptions(batch=128, pairs_per_image=11, protocols=("crop",)),
+                                images=EXAMPLE_IMAGES)
+            peak = memory(srv.proc.pid, "VmHWM") - before
+        assert report["frames"] == 132 and peak > 500 * MIB  # the batch of 128 took its memory...
+        wait_for(lambda: memory(srv.proc.pid, "VmRSS") - before < 300 * MIB, timeout=10)  # ...and gave it back
+    finally:
+        srv.stop()
+
+
+def test_open_models_are_bounded_and_never_closed_in_use(models, tmp_path):
+    srv = ServerProcess(models, tmp_path / "state", "--max-loaded-models", "1").start()
+    ids: list[str] = []
+    try:
+        with AuditClient(srv.target) as client:
+            def loaded() -> list[str]:
+                return [m.path for m in client.models() if m.loaded]
+            client.load_model("small.onnx")
+            client.load_model("dynamic.onnx")
+            assert loaded() == ["dynamic.onnx"]  # the least recently used one closed
+            busy = threading.Thread(target=lambda: pytest.raises(
+                RemoteError, client.run, "lite0.onnx", images=EXAMPLE_IMAGES, on_accepted=lambda i, q: ids.append(i),
+                **SLOW))
+            busy.start()
+            wait_for(lambda: ids and client.get(ids[0]).state == pb.AUDIT_STATE_RUNNING)
+            with pytest.raises(RemoteError) as e:
+                client.load_model("small.onnx")
+            assert e.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED and "--max-loaded-models" in e.value.details
+            assert client.unload_model("lite0.onnx") and loaded() == []
+            assert client.get(ids[0]).state == pb.AUDIT_STATE_RUNNING  # its audit still holds it
+            client.cancel(ids[0])
+            busy.join(30)
+            client.load_model("small.onnx")
+            assert loaded() == ["small.onnx"]
+    finally:
+        srv.stop()
