@@ -129,3 +129,13 @@ class AuditClient:
 
     def cancel(self, audit_id: str) -> pb.Audit:
         return self._call(self.stub.CancelAudit, pb.CancelAuditRequest(audit_id=audit_id)).audit
+
+    def delete(self, audit_id: str) -> None:
+        """Remove a finished audit and its report from the server."""
+        self._call(self.stub.DeleteAudit, pb.DeleteAuditRequest(audit_id=audit_id))
+
+    def datasets(self) -> list[pb.Dataset]:
+        return list(self._call(self.stub.ListDatasets, pb.ListDatasetsRequest()).datasets)
+
+    def delete_dataset(self, dataset_id: str) -> None:
+        self._call(self.stub.DeleteDataset, pb.DeleteDatasetRequest(dataset_id=dataset_id))

@@ -22,8 +22,9 @@ from shiftaudit.server.engine.budget import MemoryBudget
 from shiftaudit.server.engine.runners import EngineOptions
 from shiftaudit.server.service.auth import TokenAuth
 from shiftaudit.server.service.catalog import ModelCatalog
-from shiftaudit.server.service.datasets import Datasets
+from shiftaudit.server.service.datasets import Datasets, UploadLimits
 from shiftaudit.server.service.health import watch_store
+from shiftaudit.server.service.retention import keep_for
 from shiftaudit.server.service.servicer import AuditService, Limits
 from shiftaudit.server.service.state import StateDir, StateDirInUse
 from shiftaudit.server.service.store import AuditStore, StoreError
@@ -45,7 +46,17 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--state-dir", type=Path, default=Path("shiftaudit-state"), help="audit store and uploads")
     ap.add_argument("--max-concurrent-audits", type=int, default=1)
     ap.add_argument("--max-queued-audits", type=int, default=8)
-    ap.add_argument("--max-upload-bytes", type=int, default=Limits.max_upload_bytes)
+    g = ap.add_argument_group("what the node keeps (a request over a limit is refused with RESOURCE_EXHAUSTED)")
+    g.add_argument("--max-upload-bytes", type=int, default=UploadLimits.max_bytes,
+                   help="bytes of one upload (default %(default)s)")
+    g.add_argument("--max-upload-files", type=int, default=UploadLimits.max_files,
+                   help="files of one upload (default %(default)s)")
+    g.add_argument("--max-state-bytes", type=int, default=UploadLimits.max_state_bytes,
+                   help="bytes of reports and uploads the node keeps; an upload that would go over is refused "
+                        "(default %(default)s)")
+    g.add_argument("--retain-days", type=float, default=Limits.retain_days,
+                   help="finished audits and datasets unused for this long are removed; 0 keeps them until "
+                        "DeleteAudit/DeleteDataset (default %(default)s)")
     g = ap.add_argument_group("memory (a request over a limit is refused with RESOURCE_EXHAUSTED, naming it)")
     g.add_argument("--max-batch", type=int, default=Limits.budget.max_batch,
                    help="frames per engine call an audit may ask for: the engine's activations grow with it "
@@ -89,12 +100,15 @@ def _credentials(args) -> grpc.ServerCredentials | None:
 async def serve(args) -> None:
     if args.max_batch < 1 or args.max_audit_memory_mb < 1:
         raise ValueError("--max-batch and --max-audit-memory-mb must be >= 1")
-    limits = Limits(args.max_concurrent_audits, args.max_queued_audits, args.max_upload_bytes,
-                    MemoryBudget(args.max_audit_memory_mb << 20, args.max_batch))
+    limits = Limits(args.max_concurrent_audits, args.max_queued_audits,
+                    MemoryBudget(args.max_audit_memory_mb << 20, args.max_batch), args.retain_days)
+    uploads = UploadLimits(args.max_upload_bytes, args.max_upload_files, args.max_state_bytes)
     if limits.max_concurrent_audits < 1 or limits.max_queued_audits < 0:
         raise ValueError("--max-concurrent-audits must be >= 1 and --max-queued-audits >= 0")
-    if limits.max_upload_bytes < 1 or not args.grace >= 0:
-        raise ValueError("--max-upload-bytes must be >= 1 and --grace >= 0")
+    if min(uploads.max_bytes, uploads.max_files, uploads.max_state_bytes) < 1:
+        raise ValueError("--max-upload-bytes, --max-upload-files and --max-state-bytes must be >= 1")
+    if not args.grace >= 0 or not limits.retain_days >= 0:
+        raise ValueError("--grace and --retain-days must be >= 0")
     catalog = ModelCatalog(args.model_root, EngineOptions(allow_engine_host_code=args.allow_engine_host_code,
                                                           onnx_tensorrt=args.onnx_tensorrt), args.max_loaded_models)
     if args.data_root and not args.data_root.is_dir():
@@ -107,10 +121,23 @@ async def serve(args) -> None:
     try:
         store = AuditStore(state.database)
         interrupted = store.interrupt_unfinished()
-        datasets = Datasets(args.data_root, state.uploads, limits.max_upload_bytes)
+        datasets = Datasets(args.data_root, state.uploads, uploads)
+        _account_for_datasets(store, datasets)
         await _serve(args, limits, catalog, store, datasets, token, credentials, interrupted)
     finally:
         state.close()
+
+
+def _account_for_datasets(store: AuditStore, datasets: Datasets) -> None:
+    """The store's datasets are the ones on disk: rows for datasets an earlier version kept without one
+    (they count against the limits, and retention sees them), no rows for datasets gone from disk."""
+    disk = datasets.on_disk()
+    rows = {row.dataset_id for row in store.datasets()}
+    for dataset_id in rows - disk.keys():
+        store.remove_dataset(dataset_id)
+    for dataset_id in disk.keys() - rows:
+        files, size, modified = disk[dataset_id]
+        store.add_dataset(dataset_id, files, size, created_at=modified)
 
 
 async def _serve(args, limits: Limits, catalog: ModelCatalog, store: AuditStore, datasets: Datasets,
@@ -132,7 +159,9 @@ async def _serve(args, limits: Limits, catalog: ModelCatalog, store: AuditStore,
     await server.start()
     for name in ("", SERVICE):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    store_watch = asyncio.create_task(watch_store(store, health_servicer, ("", SERVICE)))
+    background = [asyncio.create_task(watch_store(store, health_servicer, ("", SERVICE)))]
+    if limits.retain_days:
+        background.append(asyncio.create_task(keep_for(store, datasets, limits.retain_days, service.datasets_in_use)))
     host = args.listen.rsplit(":", 1)[0]
     loopback = host in ("127.0.0.1", "localhost", "[::1]", "::1")
     security = ("TLS" + (" with client certificates" if args.tls_client_ca else "")) if credentials else "plaintext"
@@ -151,7 +180,8 @@ async def _serve(args, limits: Limits, catalog: ModelCatalog, store: AuditStore,
     await stopping.wait()
     print("audit-server: shutting down", flush=True)
     service.shutting_down = True  # audits cut short from now on are stored as interrupted
-    store_watch.cancel()
+    for task in background:
+        task.cancel()
     await health_servicer.enter_graceful_shutdown()
     await server.stop(args.grace)  # refuses new RPCs, gives running ones the grace, then cancels them
     service.stop_all()

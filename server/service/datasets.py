@@ -6,8 +6,10 @@ import asyncio
 import shutil
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
+from shiftaudit.server.engine.budget import OverBudget
 from shiftaudit.server.engine.files import PathError, relative_path, resolve_under
 from shiftaudit.server.engine.images import MAX_BYTES
 
@@ -19,11 +21,21 @@ class UploadError(ValueError):
     relative paths are a `PathError`."""
 
 
+@dataclass(frozen=True)
+class UploadLimits:
+    max_bytes: int = 2 << 30  # one upload
+    max_files: int = 100_000  # one upload
+    max_state_bytes: int = 50 << 30  # everything the node keeps: reports and uploads
+
+
 class Datasets:
-    def __init__(self, data_root: Path | None, upload_dir: Path, max_upload_bytes: int) -> None:
+    """Uploaded datasets on disk (a folder each under ``upload_dir``) and the data root."""
+
+    def __init__(self, data_root: Path | None, upload_dir: Path, limits: UploadLimits = UploadLimits()) -> None:
         self.data_root = data_root.resolve() if data_root else None
         self.upload_dir = upload_dir
-        self.max_upload_bytes = max_upload_bytes
+        self.limits = limits
+        self.incoming = 0  # bytes of uploads in progress: they count against the state's limit too
         upload_dir.mkdir(parents=True, exist_ok=True)
         for cut in upload_dir.glob(f"{INCOMING}*"):  # uploads a crash cut short
             shutil.rmtree(cut, ignore_errors=True)
@@ -44,16 +56,31 @@ class Datasets:
             raise FileNotFoundError(f"no dataset {dataset_id}")
         return path
 
-    async def receive(self, chunks: AsyncIterator[tuple[str, bytes]]) -> tuple[str, int, int]:
+    def on_disk(self) -> dict[str, tuple[int, int, float]]:
+        """Every complete dataset on disk: id -> (files, bytes, modified), for the store to account for
+        datasets it does not know (kept by an earlier version)."""
+        out = {}
+        for d in self.upload_dir.iterdir():
+            if d.is_dir() and d.name.isalnum():
+                files = [p for p in d.rglob("*") if p.is_file()]
+                out[d.name] = (len(files), sum(p.stat().st_size for p in files), d.stat().st_mtime)
+        return out
+
+    def delete(self, dataset_id: str) -> None:
+        shutil.rmtree(self.dataset(dataset_id))
+
+    async def receive(self, chunks: AsyncIterator[tuple[str, bytes]], stored: int) -> tuple[str, int, int]:
         """Store streamed (file name, bytes) chunks as a new dataset; returns (id, files, bytes). The files
         are written off the event loop into a hidden folder, renamed to the dataset's id only when the
-        upload is complete: a cut upload is never a dataset."""
+        upload is complete: a cut upload is never a dataset. ``stored``: the bytes the node keeps now;
+        uploads in progress count too, so simultaneous uploads cannot overrun the state's limit."""
         dataset_id = uuid.uuid4().hex
         root = self.upload_dir / f"{INCOMING}{dataset_id}"
         await asyncio.to_thread(root.mkdir)
         files: dict[str, int] = {}  # bytes per file name
         total = 0
         name_now, out = "", None
+        limits = self.limits
         try:
             async for name, data in chunks:
                 if name and name != name_now:
@@ -61,14 +88,23 @@ class Datasets:
                         out.close()
                     if name in files:
                         raise UploadError(f"file {name!r} uploaded twice")
+                    if len(files) == limits.max_files:
+                        raise OverBudget(f"upload of more than {limits.max_files} files, this server's limit "
+                                         "(audit-server --max-upload-files); upload the images in parts")
                     out, name_now = await asyncio.to_thread(_open_new, root, name), name
                     files[name] = 0
                 if out is None:
                     raise UploadError("the first chunk of an upload must name its file")
                 total += len(data)
+                self.incoming += len(data)
                 files[name_now] += len(data)
-                if total > self.max_upload_bytes:
-                    raise UploadError(f"upload larger than the server's limit of {self.max_upload_bytes} bytes")
+                if total > limits.max_bytes:
+                    raise OverBudget(f"upload larger than this server's limit of {limits.max_bytes} bytes "
+                                     "(audit-server --max-upload-bytes)")
+                if stored + self.incoming > limits.max_state_bytes:
+                    raise OverBudget(f"the server keeps {stored} bytes of reports and uploads; this upload would "
+                                     f"take it over its limit of {limits.max_state_bytes} (audit-server "
+                                     "--max-state-bytes): delete datasets (DeleteDataset) or audits first")
                 if files[name_now] > MAX_BYTES:
                     raise UploadError(f"file {name_now!r} is larger than {MAX_BYTES} bytes")
                 await asyncio.to_thread(out.write, data)
@@ -80,6 +116,7 @@ class Datasets:
             asyncio.get_running_loop().run_in_executor(None, shutil.rmtree, root, True)
             raise
         finally:
+            self.incoming -= total
             if out:
                 out.close()
         return dataset_id, len(files), total

@@ -10,8 +10,10 @@ import logging
 import platform
 import threading
 import uuid
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import grpc
@@ -32,19 +34,23 @@ from .admission import Admission, Full
 from .catalog import Lease, ModelCatalog, ModelFile
 from .datasets import Datasets
 from .errors import Errors, status_of
-from .store import AuditStore, StoreError
-from .wire import audit_message, options_from_proto, preprocessing_from_proto
+from .store import UNFINISHED, AuditStore, StoreError
+from .wire import audit_message, dataset_message, options_from_proto, preprocessing_from_proto
 
 
 @dataclass(frozen=True)
 class Limits:
     max_concurrent_audits: int = 1
     max_queued_audits: int = 8
-    max_upload_bytes: int = 2 << 30
     budget: MemoryBudget = MemoryBudget(audit_bytes=1 << 30, max_batch=128)
+    retain_days: float = 30.0  # 0: kept until deleted
 
 
 log = logging.getLogger("shiftaudit.server")
+
+
+class Busy(Exception):
+    """What the request would remove is in use."""
 
 
 class AuditService(pb_grpc.AuditServiceServicer):
@@ -59,6 +65,7 @@ class AuditService(pb_grpc.AuditServiceServicer):
         self._preparing = ThreadPoolExecutor(max(2, limits.max_concurrent_audits),
                                              thread_name_prefix="shiftaudit-prepare")
         self._stops: dict[str, tuple[threading.Event, asyncio.Event]] = {}
+        self._in_use: Counter[str] = Counter()  # dataset id -> queued and running audits that use it
         self.shutting_down = False
 
     # --- helpers -------------------------------------------------------------------------------
@@ -84,7 +91,9 @@ class AuditService(pb_grpc.AuditServiceServicer):
             devices=[f"cpu ({platform.machine()})"] + ([gpu] if render else []),
             execution_providers=ort.get_available_providers(),
             max_concurrent_audits=self.limits.max_concurrent_audits,
-            max_queued_audits=self.limits.max_queued_audits, max_upload_bytes=self.limits.max_upload_bytes)
+            max_queued_audits=self.limits.max_queued_audits, max_upload_bytes=self.datasets.limits.max_bytes,
+            max_upload_files=self.datasets.limits.max_files, max_state_bytes=self.datasets.limits.max_state_bytes,
+            state_bytes=await self.store.call(self.store.state_bytes), retain_days=self.limits.retain_days)
 
     async def ListModels(self, request, context):
         files = await asyncio.to_thread(self.catalog.files)
@@ -128,10 +137,34 @@ class AuditService(pb_grpc.AuditServiceServicer):
                 yield msg.file_name, msg.data
 
         try:
-            dataset_id, files, size = await self.datasets.receive(chunks())
+            dataset_id, files, size = await self.datasets.receive(chunks(), await self.store.call(self.store.state_bytes))
+            try:
+                await self.store.call(self.store.add_dataset, dataset_id, files, size)
+            except StoreError:  # a dataset the store does not account for would escape retention and quotas
+                await asyncio.to_thread(self.datasets.delete, dataset_id)
+                raise
         except Exception as e:
             await self.errors.abort(context, e)
         return pb.UploadImagesResponse(dataset_id=dataset_id, files=files, bytes=size)
+
+    async def ListDatasets(self, request, context):
+        try:
+            rows = await self.store.call(self.store.datasets)
+        except Exception as e:
+            await self.errors.abort(context, e)
+        return pb.ListDatasetsResponse(datasets=[dataset_message(r) for r in rows])
+
+    async def DeleteDataset(self, request, context):
+        try:
+            if self._in_use[request.dataset_id]:
+                raise Busy(f"dataset {request.dataset_id} is used by a queued or running audit")
+            await asyncio.to_thread(self.datasets.delete, request.dataset_id)
+            await self.store.call(self.store.remove_dataset, request.dataset_id)
+        except Busy as e:
+            await self.errors.abort(context, e, grpc.StatusCode.FAILED_PRECONDITION)
+        except Exception as e:
+            await self.errors.abort(context, e)
+        return pb.DeleteDatasetResponse()
 
     # --- audits --------------------------------------------------------------------------------
     def _prepare(self, request: pb.RunAuditRequest) -> tuple[ModelFile, Job, Lease]:
@@ -161,7 +194,8 @@ class AuditService(pb_grpc.AuditServiceServicer):
             place = self.admission.admit()  # and simultaneous requests cannot overbook
         except Full as e:
             await self.errors.abort(context, e, grpc.StatusCode.RESOURCE_EXHAUSTED)
-        with place:  # every way out of this block gives the place back
+        dataset = request.dataset_id if request.WhichOneof("images") == "dataset_id" else None
+        with place, self._using(dataset):  # every way out of this block gives the place back
             try:
                 model, job, lease = await asyncio.get_running_loop().run_in_executor(self._preparing, self._prepare,
                                                                                      request)
@@ -240,6 +274,30 @@ class AuditService(pb_grpc.AuditServiceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "page_size must not be negative")
         rows = await self.store.call(self.store.list, request.page_size or 100)
         return pb.ListAuditsResponse(audits=[audit_message(r) for r in rows])
+
+    @contextmanager
+    def _using(self, dataset_id: str | None) -> Iterator[None]:
+        """The dataset is used by an audit: DeleteDataset and retention leave it alone meanwhile."""
+        if dataset_id:
+            self._in_use[dataset_id] += 1
+            self.store.post(self.store.use_dataset, dataset_id)
+        try:
+            yield
+        finally:
+            if dataset_id:
+                self._in_use[dataset_id] -= 1
+
+    def datasets_in_use(self) -> set[str]:
+        return {d for d, n in self._in_use.items() if n}
+
+    async def DeleteAudit(self, request, context):
+        state = await self.store.call(self.store.delete, request.audit_id)
+        if state is None:
+            await self.errors.abort(context, LookupError(f"no audit {request.audit_id!r}"), grpc.StatusCode.NOT_FOUND)
+        if state in UNFINISHED:
+            await self.errors.abort(context, Busy(f"audit {request.audit_id} is {state}: cancel it first"),
+                                    grpc.StatusCode.FAILED_PRECONDITION)
+        return pb.DeleteAuditResponse()
 
     async def CancelAudit(self, request, context):
         row = await self.store.call(self.store.get, request.audit_id)

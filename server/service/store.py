@@ -49,6 +49,15 @@ class AuditRow:
     report_json: str | None
 
 
+@dataclass(frozen=True)
+class DatasetRow:
+    dataset_id: str
+    files: int
+    bytes: int
+    created_at: float
+    used_at: float
+
+
 class AuditStore:
     def __init__(self, path: Path) -> None:
         """Opens (or creates) the database at ``path``; StoreError when it is there but unusable."""
@@ -70,6 +79,9 @@ class AuditStore:
                 audit_id TEXT PRIMARY KEY, state TEXT NOT NULL, model_path TEXT NOT NULL,
                 created_at REAL NOT NULL, finished_at REAL, error TEXT NOT NULL DEFAULT '',
                 report_json TEXT)""")
+            self._db.execute("""CREATE TABLE IF NOT EXISTS datasets (
+                dataset_id TEXT PRIMARY KEY, files INTEGER NOT NULL, bytes INTEGER NOT NULL,
+                created_at REAL NOT NULL, used_at REAL NOT NULL)""")
         except sqlite3.Error as e:
             raise StoreError(f"{path} is not a usable audit store ({e}). Move it aside to start with an empty "
                              "store, or restore it from a backup") from None
@@ -161,6 +173,45 @@ class AuditStore:
             rows = db.execute("SELECT audit_id, state, model_path, created_at, finished_at, error, NULL "
                               "FROM audits ORDER BY created_at DESC LIMIT ?", (limit,)).fetchall()
         return [self._with_pending(AuditRow(*r), report=False) for r in rows]
+
+    def delete(self, audit_id: str) -> str | None:
+        """Remove a finished audit; its state before (None: no such audit; an unfinished one stays)."""
+        with self._using() as db:
+            row = db.execute("SELECT state FROM audits WHERE audit_id=?", (audit_id,)).fetchone()
+            if row and row[0] not in UNFINISHED:
+                db.execute("DELETE FROM audits WHERE audit_id=?", (audit_id,))
+        return row[0] if row else None
+
+    def delete_finished_before(self, cutoff: float) -> int:
+        """Retention: finished audits older than ``cutoff`` (seconds since the epoch) are removed."""
+        with self._using() as db:
+            return db.execute("DELETE FROM audits WHERE finished_at < ? AND state NOT IN ('queued', 'running')",
+                              (cutoff,)).rowcount
+
+    def add_dataset(self, dataset_id: str, files: int, size: int, created_at: float | None = None) -> None:
+        now = time.time() if created_at is None else created_at
+        with self._using() as db:
+            db.execute("INSERT OR REPLACE INTO datasets VALUES (?, ?, ?, ?, ?)", (dataset_id, files, size, now, now))
+
+    def use_dataset(self, dataset_id: str) -> None:
+        with self._using() as db:
+            db.execute("UPDATE datasets SET used_at=? WHERE dataset_id=?", (time.time(), dataset_id))
+
+    def datasets(self) -> list[DatasetRow]:
+        with self._using() as db:
+            rows = db.execute("SELECT * FROM datasets ORDER BY created_at DESC").fetchall()
+        return [DatasetRow(*r) for r in rows]
+
+    def remove_dataset(self, dataset_id: str) -> None:
+        with self._using() as db:
+            db.execute("DELETE FROM datasets WHERE dataset_id=?", (dataset_id,))
+
+    def state_bytes(self) -> int:
+        """What the node keeps: the uploaded datasets' bytes and the database's files."""
+        with self._using() as db:
+            uploads = db.execute("SELECT COALESCE(SUM(bytes), 0) FROM datasets").fetchone()[0]
+        files = (self.path, self.path.with_name(self.path.name + "-wal"))
+        return uploads + sum(f.stat().st_size for f in files if f.exists())
 
     def _with_pending(self, row: AuditRow, report: bool = True) -> AuditRow:
         """The row as it will be once its kept final state is written."""

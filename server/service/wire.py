@@ -14,7 +14,7 @@ from shiftaudit.server.engine.options import AuditOptions, options_of
 from shiftaudit.server.engine.preprocessing import Preprocessing
 from shiftaudit.v1 import audit_service_pb2 as pb
 
-from .store import AuditRow
+from .store import AuditRow, DatasetRow
 
 _STATE = {"queued": pb.AUDIT_STATE_QUEUED, "running": pb.AUDIT_STATE_RUNNING,
           "succeeded": pb.AUDIT_STATE_SUCCEEDED, "failed": pb.AUDIT_STATE_FAILED,
@@ -83,6 +83,11 @@ def timestamp(t: float | None) -> Timestamp | None:
     ts = Timestamp()
     ts.FromNanoseconds(int(t * 1e9))
     return ts
+
+
+def dataset_message(row: DatasetRow) -> pb.Dataset:
+    return pb.Dataset(dataset_id=row.dataset_id, files=row.files, bytes=row.bytes,
+                      created_at=timestamp(row.created_at), used_at=timestamp(row.used_at))
 
 
 def audit_message(row: AuditRow) -> pb.Audit:

@@ -130,7 +130,7 @@ class GetServerInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetServerInfoResponse(_message.Message):
-    __slots__ = ("version", "onnxruntime_version", "tensorrt_version", "cuda_version", "driver_version", "devices", "execution_providers", "max_concurrent_audits", "max_queued_audits", "max_upload_bytes")
+    __slots__ = ("version", "onnxruntime_version", "tensorrt_version", "cuda_version", "driver_version", "devices", "execution_providers", "max_concurrent_audits", "max_queued_audits", "max_upload_bytes", "max_upload_files", "max_state_bytes", "state_bytes", "retain_days")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     ONNXRUNTIME_VERSION_FIELD_NUMBER: _ClassVar[int]
     TENSORRT_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -141,6 +141,10 @@ class GetServerInfoResponse(_message.Message):
     MAX_CONCURRENT_AUDITS_FIELD_NUMBER: _ClassVar[int]
     MAX_QUEUED_AUDITS_FIELD_NUMBER: _ClassVar[int]
     MAX_UPLOAD_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_UPLOAD_FILES_FIELD_NUMBER: _ClassVar[int]
+    MAX_STATE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    STATE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    RETAIN_DAYS_FIELD_NUMBER: _ClassVar[int]
     version: str
     onnxruntime_version: str
     tensorrt_version: str
@@ -151,7 +155,11 @@ class GetServerInfoResponse(_message.Message):
     max_concurrent_audits: int
     max_queued_audits: int
     max_upload_bytes: int
-    def __init__(self, version: _Optional[str] = ..., onnxruntime_version: _Optional[str] = ..., tensorrt_version: _Optional[str] = ..., cuda_version: _Optional[str] = ..., driver_version: _Optional[str] = ..., devices: _Optional[_Iterable[str]] = ..., execution_providers: _Optional[_Iterable[str]] = ..., max_concurrent_audits: _Optional[int] = ..., max_queued_audits: _Optional[int] = ..., max_upload_bytes: _Optional[int] = ...) -> None: ...
+    max_upload_files: int
+    max_state_bytes: int
+    state_bytes: int
+    retain_days: float
+    def __init__(self, version: _Optional[str] = ..., onnxruntime_version: _Optional[str] = ..., tensorrt_version: _Optional[str] = ..., cuda_version: _Optional[str] = ..., driver_version: _Optional[str] = ..., devices: _Optional[_Iterable[str]] = ..., execution_providers: _Optional[_Iterable[str]] = ..., max_concurrent_audits: _Optional[int] = ..., max_queued_audits: _Optional[int] = ..., max_upload_bytes: _Optional[int] = ..., max_upload_files: _Optional[int] = ..., max_state_bytes: _Optional[int] = ..., state_bytes: _Optional[int] = ..., retain_days: _Optional[float] = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
     __slots__ = ()
@@ -318,3 +326,47 @@ class CancelAuditResponse(_message.Message):
     AUDIT_FIELD_NUMBER: _ClassVar[int]
     audit: Audit
     def __init__(self, audit: _Optional[_Union[Audit, _Mapping]] = ...) -> None: ...
+
+class DeleteAuditRequest(_message.Message):
+    __slots__ = ("audit_id",)
+    AUDIT_ID_FIELD_NUMBER: _ClassVar[int]
+    audit_id: str
+    def __init__(self, audit_id: _Optional[str] = ...) -> None: ...
+
+class DeleteAuditResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Dataset(_message.Message):
+    __slots__ = ("dataset_id", "files", "bytes", "created_at", "used_at")
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    USED_AT_FIELD_NUMBER: _ClassVar[int]
+    dataset_id: str
+    files: int
+    bytes: int
+    created_at: _timestamp_pb2.Timestamp
+    used_at: _timestamp_pb2.Timestamp
+    def __init__(self, dataset_id: _Optional[str] = ..., files: _Optional[int] = ..., bytes: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., used_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListDatasetsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListDatasetsResponse(_message.Message):
+    __slots__ = ("datasets",)
+    DATASETS_FIELD_NUMBER: _ClassVar[int]
+    datasets: _containers.RepeatedCompositeFieldContainer[Dataset]
+    def __init__(self, datasets: _Optional[_Iterable[_Union[Dataset, _Mapping]]] = ...) -> None: ...
+
+class DeleteDatasetRequest(_message.Message):
+    __slots__ = ("dataset_id",)
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    dataset_id: str
+    def __init__(self, dataset_id: _Optional[str] = ...) -> None: ...
+
+class DeleteDatasetResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

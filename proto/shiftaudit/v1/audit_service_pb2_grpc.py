@@ -86,6 +86,21 @@ class AuditServiceStub:
                 request_serializer=shiftaudit_dot_v1_dot_audit__service__pb2.CancelAuditRequest.SerializeToString,
                 response_deserializer=shiftaudit_dot_v1_dot_audit__service__pb2.CancelAuditResponse.FromString,
                 _registered_method=True)
+        self.DeleteAudit = channel.unary_unary(
+                '/shiftaudit.v1.AuditService/DeleteAudit',
+                request_serializer=shiftaudit_dot_v1_dot_audit__service__pb2.DeleteAuditRequest.SerializeToString,
+                response_deserializer=shiftaudit_dot_v1_dot_audit__service__pb2.DeleteAuditResponse.FromString,
+                _registered_method=True)
+        self.ListDatasets = channel.unary_unary(
+                '/shiftaudit.v1.AuditService/ListDatasets',
+                request_serializer=shiftaudit_dot_v1_dot_audit__service__pb2.ListDatasetsRequest.SerializeToString,
+                response_deserializer=shiftaudit_dot_v1_dot_audit__service__pb2.ListDatasetsResponse.FromString,
+                _registered_method=True)
+        self.DeleteDataset = channel.unary_unary(
+                '/shiftaudit.v1.AuditService/DeleteDataset',
+                request_serializer=shiftaudit_dot_v1_dot_audit__service__pb2.DeleteDatasetRequest.SerializeToString,
+                response_deserializer=shiftaudit_dot_v1_dot_audit__service__pb2.DeleteDatasetResponse.FromString,
+                _registered_method=True)
 
 
 class AuditServiceServicer:
@@ -163,6 +178,27 @@ class AuditServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteAudit(self, request, context):
+        """DeleteAudit removes a finished audit and its report from the server's store.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDatasets(self, request, context):
+        """ListDatasets lists the uploaded datasets this node keeps, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteDataset(self, request, context):
+        """DeleteDataset removes an uploaded dataset no queued or running audit uses.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuditServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -215,6 +251,21 @@ def add_AuditServiceServicer_to_server(servicer, server):
                     servicer.CancelAudit,
                     request_deserializer=shiftaudit_dot_v1_dot_audit__service__pb2.CancelAuditRequest.FromString,
                     response_serializer=shiftaudit_dot_v1_dot_audit__service__pb2.CancelAuditResponse.SerializeToString,
+            ),
+            'DeleteAudit': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteAudit,
+                    request_deserializer=shiftaudit_dot_v1_dot_audit__service__pb2.DeleteAuditRequest.FromString,
+                    response_serializer=shiftaudit_dot_v1_dot_audit__service__pb2.DeleteAuditResponse.SerializeToString,
+            ),
+            'ListDatasets': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDatasets,
+                    request_deserializer=shiftaudit_dot_v1_dot_audit__service__pb2.ListDatasetsRequest.FromString,
+                    response_serializer=shiftaudit_dot_v1_dot_audit__service__pb2.ListDatasetsResponse.SerializeToString,
+            ),
+            'DeleteDataset': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteDataset,
+                    request_deserializer=shiftaudit_dot_v1_dot_audit__service__pb2.DeleteDatasetRequest.FromString,
+                    response_serializer=shiftaudit_dot_v1_dot_audit__service__pb2.DeleteDatasetResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -489,6 +540,87 @@ class AuditService:
             '/shiftaudit.v1.AuditService/CancelAudit',
             shiftaudit_dot_v1_dot_audit__service__pb2.CancelAuditRequest.SerializeToString,
             shiftaudit_dot_v1_dot_audit__service__pb2.CancelAuditResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteAudit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shiftaudit.v1.AuditService/DeleteAudit',
+            shiftaudit_dot_v1_dot_audit__service__pb2.DeleteAuditRequest.SerializeToString,
+            shiftaudit_dot_v1_dot_audit__service__pb2.DeleteAuditResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDatasets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shiftaudit.v1.AuditService/ListDatasets',
+            shiftaudit_dot_v1_dot_audit__service__pb2.ListDatasetsRequest.SerializeToString,
+            shiftaudit_dot_v1_dot_audit__service__pb2.ListDatasetsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteDataset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shiftaudit.v1.AuditService/DeleteDataset',
+            shiftaudit_dot_v1_dot_audit__service__pb2.DeleteDatasetRequest.SerializeToString,
+            shiftaudit_dot_v1_dot_audit__service__pb2.DeleteDatasetResponse.FromString,
             options,
             channel_credentials,
             insecure,

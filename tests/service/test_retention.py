@@ -1,0 +1,92 @@
+"""Nothing is kept forever (issue 10, defect 7): audits and datasets can be deleted, are removed after
+--retain-days, and uploads are bounded in files and bytes, each and in total."""
+from __future__ import annotations
+
+import threading
+
+import grpc
+import pytest
+
+from shiftaudit.client.remote import AuditClient, RemoteError
+from shiftaudit.v1 import audit_service_pb2 as pb
+from tests.support import EXAMPLE_IMAGES, QUICK, SLOW
+from tests.support.server_process import ServerProcess, wait_for
+
+
+def _code(call) -> grpc.StatusCode:
+    with pytest.raises(RemoteError) as e:
+        call()
+    return e.value.code
+
+
+def test_audits_and_datasets_are_listed_and_deleted(roots, tmp_path):
+    models, _ = roots
+    srv = ServerProcess(models, tmp_path / "state").start()
+    ids: list[str] = []
+    try:
+        with AuditClient(srv.target) as client:
+            dataset = client.upload(EXAMPLE_IMAGES)
+            (listed,) = client.datasets()
+            assert (listed.dataset_id, listed.files) == (dataset, 6)
+            assert listed.bytes == sum(p.stat().st_size for p in EXAMPLE_IMAGES.iterdir())
+            client.run("sub/small.onnx", dataset_id=dataset, **QUICK)
+            done = client.list()[0].audit_id
+            busy = threading.Thread(target=lambda: pytest.raises(
+                RemoteError, client.run, "lite0.onnx", dataset_id=dataset, on_accepted=lambda i, q: ids.append(i),
+                **SLOW))
+            busy.start()
+            wait_for(lambda: ids)
+            assert _code(lambda: client.delete_dataset(dataset)) == grpc.StatusCode.FAILED_PRECONDITION
+            assert _code(lambda: client.delete(ids[0])) == grpc.StatusCode.FAILED_PRECONDITION
+            client.cancel(ids[0])
+            busy.join(30)
+            client.delete(done)
+            assert _code(lambda: client.get(done)) == grpc.StatusCode.NOT_FOUND
+            assert _code(lambda: client.delete(done)) == grpc.StatusCode.NOT_FOUND
+            wait_for(lambda: client.get(ids[0]).state == pb.AUDIT_STATE_CANCELLED)
+            client.delete_dataset(dataset)
+            assert client.datasets() == []
+            assert _code(lambda: client.run("sub/small.onnx", dataset_id=dataset, **QUICK)) == grpc.StatusCode.NOT_FOUND
+            assert not (tmp_path / "state" / "uploads" / dataset).exists()
+    finally:
+        srv.stop()
+
+
+def test_old_audits_and_unused_datasets_are_removed(roots, tmp_path):
+    """--retain-days 0.00005 (4.3 s): both go, without a request."""
+    models, _ = roots
+    srv = ServerProcess(models, tmp_path / "state", "--retain-days", "0.00005").start()
+    try:
+        with AuditClient(srv.target) as client:
+            client.run("sub/small.onnx", images=EXAMPLE_IMAGES, **QUICK)
+            assert client.list() and client.datasets()
+            wait_for(lambda: not client.list() and not client.datasets(), timeout=20)
+            assert list((tmp_path / "state" / "uploads").iterdir()) == []
+            assert client.server_info().retain_days == 0.00005
+    finally:
+        srv.stop()
+
+
+def test_uploads_are_bounded_in_files_and_in_what_the_node_keeps(roots, tmp_path):
+    models, _ = roots
+    srv = ServerProcess(models, tmp_path / "state", "--max-upload-files", "4", "--max-state-bytes", "600000").start()
+    try:
+        with AuditClient(srv.target) as client:
+            with pytest.raises(RemoteError) as e:
+                client.upload(EXAMPLE_IMAGES)  # six files
+            assert e.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED and "--max-upload-files" in e.value.details
+            few = tmp_path / "few"
+            few.mkdir()
+            for name in ("coffee_cup.jpg", "cat_chelsea.jpg"):
+                (few / name).write_bytes((EXAMPLE_IMAGES / name).read_bytes())
+            kept = client.upload(few)  # ~170 kB
+            with pytest.raises(RemoteError) as e:
+                for _ in range(4):
+                    client.upload(few)
+            assert e.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED and "--max-state-bytes" in e.value.details
+            info = client.server_info()
+            assert info.state_bytes <= info.max_state_bytes == 600000
+            client.delete_dataset(kept)  # room again
+            client.upload(few)
+    finally:
+        srv.stop()
