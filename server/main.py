@@ -44,9 +44,11 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--data-root", type=Path, help="images may be named relative to this directory")
     ap.add_argument("--listen", default="127.0.0.1:50051", help="HOST:PORT (default 127.0.0.1:50051; port 0 picks one)")
     ap.add_argument("--state-dir", type=Path, default=Path("shiftaudit-state"), help="audit store and uploads")
-    ap.add_argument("--max-concurrent-audits", type=int, default=1)
-    ap.add_argument("--max-queued-audits", type=int, default=8)
-    g = ap.add_argument_group("what the node keeps (a request over a limit is refused with RESOURCE_EXHAUSTED)")
+    ap.add_argument("--max-concurrent-audits", type=int, default=1,
+                    help="audits that run at once, each on a thread of its own (default %(default)s)")
+    ap.add_argument("--max-queued-audits", type=int, default=8,
+                    help="audits that may wait for one to end; more are refused at once (default %(default)s)")
+    g = ap.add_argument_group("what the node keeps (an upload over a limit is refused with RESOURCE_EXHAUSTED)")
     g.add_argument("--max-upload-bytes", type=int, default=UploadLimits.max_bytes,
                    help="bytes of one upload (default %(default)s)")
     g.add_argument("--max-upload-files", type=int, default=UploadLimits.max_files,
@@ -138,6 +140,7 @@ def _account_for_datasets(store: AuditStore, datasets: Datasets) -> None:
     for dataset_id in disk.keys() - rows:
         files, size, modified = disk[dataset_id]
         store.add_dataset(dataset_id, files, size, created_at=modified)
+    datasets.kept = sum(row.bytes for row in store.datasets())
 
 
 async def _serve(args, limits: Limits, catalog: ModelCatalog, store: AuditStore, datasets: Datasets,
@@ -161,7 +164,7 @@ async def _serve(args, limits: Limits, catalog: ModelCatalog, store: AuditStore,
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     background = [asyncio.create_task(watch_store(store, health_servicer, ("", SERVICE)))]
     if limits.retain_days:
-        background.append(asyncio.create_task(keep_for(store, datasets, limits.retain_days, service.datasets_in_use)))
+        background.append(asyncio.create_task(keep_for(store, limits.retain_days, service.delete_dataset)))
     host = args.listen.rsplit(":", 1)[0]
     loopback = host in ("127.0.0.1", "localhost", "[::1]", "::1")
     security = ("TLS" + (" with client certificates" if args.tls_client_ca else "")) if credentials else "plaintext"
@@ -185,6 +188,7 @@ async def _serve(args, limits: Limits, catalog: ModelCatalog, store: AuditStore,
     await health_servicer.enter_graceful_shutdown()
     await server.stop(args.grace)  # refuses new RPCs, gives running ones the grace, then cancels them
     service.stop_all()
+    await service.drain(timeout=30)
     catalog.close()
     store.close()
 

@@ -28,6 +28,7 @@ class _Loaded:
     runner: Runner
     leases: int = 0
     closing: bool = False
+    audited: bool = False  # an audit used it since its memory was last given back
 
 
 class Lease:
@@ -38,9 +39,10 @@ class Lease:
         self.runner = entry.runner
 
     def release(self) -> None:
-        """Idempotent."""
+        """Idempotent, and quick: what follows (closing, giving memory back) happens on the catalog's
+        own thread, so the event loop may call this."""
         if self._entry is not None:
-            self._catalog._release(self._entry)
+            self._catalog._idle.submit(self._catalog._release, self._entry)
             self._entry = None
 
 
@@ -95,9 +97,10 @@ class ModelCatalog:
         """Open the model now (LoadModel: the first audit does not wait for it)."""
         self.lease(f).release()
 
-    def lease(self, f: ModelFile) -> Lease:
+    def lease(self, f: ModelFile, audit: bool = False) -> Lease:
         """The open model, held until the lease is released; opened first if it is not (OverBudget when
-        every open model is held and no more may be open)."""
+        every open model is held and no more may be open). An ``audit``'s lease makes the model give back
+        its engine's memory when the last audit lets go."""
         with self._lock:
             entry = self._loaded.get(f.path)
             if entry is None:
@@ -105,6 +108,7 @@ class ModelCatalog:
                 entry = self._loaded[f.path] = _Loaded(open_runner(f.path, self.options))
             self._loaded.move_to_end(f.path)
             entry.leases += 1
+            entry.audited |= audit
             return Lease(self, entry)
 
     def _make_room(self) -> None:
@@ -124,8 +128,9 @@ class ModelCatalog:
                 return
             if entry.closing:
                 entry.runner.close()
-            else:
-                self._idle.submit(entry.runner.release_memory)
+            elif entry.audited:
+                entry.audited = False
+                entry.runner.release_memory()
 
     def unload(self, f: ModelFile) -> bool:
         """Close the model, once no audit holds it any more (at once when none does)."""

@@ -35,7 +35,8 @@ class Datasets:
         self.data_root = data_root.resolve() if data_root else None
         self.upload_dir = upload_dir
         self.limits = limits
-        self.incoming = 0  # bytes of uploads in progress: they count against the state's limit too
+        self.kept = 0  # bytes of the datasets the store accounts for (set at start, kept up to date)
+        self.incoming = 0  # bytes of uploads in progress, and of complete ones not yet accounted
         upload_dir.mkdir(parents=True, exist_ok=True)
         for cut in upload_dir.glob(f"{INCOMING}*"):  # uploads a crash cut short
             shutil.rmtree(cut, ignore_errors=True)
@@ -66,14 +67,22 @@ class Datasets:
                 out[d.name] = (len(files), sum(p.stat().st_size for p in files), d.stat().st_mtime)
         return out
 
-    def delete(self, dataset_id: str) -> None:
-        shutil.rmtree(self.dataset(dataset_id))
+    def accounted(self, size: int) -> None:
+        """An upload of ``size`` bytes that `receive` completed is now a dataset the store accounts for."""
+        self.incoming -= size
+        self.kept += size
 
-    async def receive(self, chunks: AsyncIterator[tuple[str, bytes]], stored: int) -> tuple[str, int, int]:
+    def forget(self, size: int) -> None:
+        """A complete upload of ``size`` bytes was removed before the store accounted for it."""
+        self.incoming -= size
+
+    async def receive(self, chunks: AsyncIterator[tuple[str, bytes]], database: int) -> tuple[str, int, int]:
         """Store streamed (file name, bytes) chunks as a new dataset; returns (id, files, bytes). The files
         are written off the event loop into a hidden folder, renamed to the dataset's id only when the
-        upload is complete: a cut upload is never a dataset. ``stored``: the bytes the node keeps now;
-        uploads in progress count too, so simultaneous uploads cannot overrun the state's limit."""
+        upload is complete: a cut upload is never a dataset. What the node keeps — ``database`` bytes of
+        reports, the datasets, and uploads in progress — may not go over the state's limit, so
+        simultaneous uploads cannot overrun it. A complete upload stays counted as incoming until the
+        caller says it is `accounted` (or removes it and `forget`s it)."""
         dataset_id = uuid.uuid4().hex
         root = self.upload_dir / f"{INCOMING}{dataset_id}"
         await asyncio.to_thread(root.mkdir)
@@ -101,8 +110,9 @@ class Datasets:
                 if total > limits.max_bytes:
                     raise OverBudget(f"upload larger than this server's limit of {limits.max_bytes} bytes "
                                      "(audit-server --max-upload-bytes)")
-                if stored + self.incoming > limits.max_state_bytes:
-                    raise OverBudget(f"the server keeps {stored} bytes of reports and uploads; this upload would "
+                if database + self.kept + self.incoming > limits.max_state_bytes:
+                    raise OverBudget(f"the server keeps {database + self.kept} bytes of reports and uploads; this "
+                                     "upload would "
                                      f"take it over its limit of {limits.max_state_bytes} (audit-server "
                                      "--max-state-bytes): delete datasets (DeleteDataset) or audits first")
                 if files[name_now] > MAX_BYTES:
@@ -114,9 +124,9 @@ class Datasets:
             await asyncio.to_thread(root.rename, self.upload_dir / dataset_id)
         except BaseException:  # removed in the background: a large cut upload takes a while
             asyncio.get_running_loop().run_in_executor(None, shutil.rmtree, root, True)
+            self.incoming -= total
             raise
         finally:
-            self.incoming -= total
             if out:
                 out.close()
         return dataset_id, len(files), total

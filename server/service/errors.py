@@ -47,12 +47,10 @@ class Errors:
     """``roots``: the server's directories and how a message names them (``<model root>`` ...)."""
 
     def __init__(self, roots: Mapping[Path | None, str]) -> None:
-        paths = {}
-        for root, label in roots.items():
-            if root is not None:
-                paths[str(root)] = label
-                paths[str(root.resolve())] = label
-        self._roots = sorted(paths.items(), key=lambda p: -len(p[0]))  # the longest first: nested roots
+        # absolute paths only, matched as whole path components, the longest first (nested roots)
+        paths = sorted({str(root.resolve()): label for root, label in roots.items() if root is not None}.items(),
+                       key=lambda p: -len(p[0]))
+        self._roots = [(re.compile(re.escape(path) + r"(?=/|\b|$)"), label) for path, label in paths]
 
     def message(self, e: BaseException, code: grpc.StatusCode) -> str:
         if isinstance(e, OSError) and e.strerror:
@@ -64,7 +62,7 @@ class Errors:
         if code == grpc.StatusCode.INTERNAL:
             text = f"internal error: {type(e).__name__}: {text}"
         for path, label in self._roots:
-            text = text.replace(path, label)
+            text = path.sub(label, text)
         text = _LONG_QUOTE.sub(lambda m: f"{m[1]}{m[2][:QUOTED]}…{m[1]}", " ".join(text.split()))
         return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE - 1] + "…"
 

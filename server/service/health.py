@@ -19,7 +19,11 @@ async def watch_store(store: AuditStore, servicer: health.aio.HealthServicer, se
     """Runs until cancelled (at shutdown, before the servicer is told the server stops)."""
     serving = True
     while True:
-        ok = await store.call(store.probe) and await store.call(store.flush_pending)
+        try:
+            ok = await store.call(store.probe) and await store.call(store.flush_pending)
+        except Exception as e:  # whatever it is, the store cannot be trusted now; the watch goes on
+            log.warning("store: %s", e)
+            ok = False
         if ok != serving:
             serving = ok
             log.warning("store: %s", "usable again: serving" if ok else "unusable: not serving")

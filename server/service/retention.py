@@ -6,35 +6,33 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable
 
-from .datasets import Datasets
-from .store import AuditStore, StoreError
+from .store import AuditStore
 
 log = logging.getLogger("shiftaudit.server")
 
 
-async def sweep(store: AuditStore, datasets: Datasets, days: float, in_use: Callable[[], Collection[str]]) -> None:
-    """Once: what is older than ``days`` goes."""
+async def sweep(store: AuditStore, days: float, delete_dataset: Callable[[str], Awaitable[None]]) -> None:
+    """Once: what is older than ``days`` goes (``delete_dataset`` leaves a dataset an audit uses)."""
     cutoff = time.time() - days * 86400
     removed = await store.call(store.delete_finished_before, cutoff)
     for row in await store.call(store.datasets):
-        if row.used_at < cutoff and row.dataset_id not in in_use():
+        if row.used_at < cutoff:
             try:
-                await asyncio.to_thread(datasets.delete, row.dataset_id)
-            except FileNotFoundError:
-                pass  # gone already: only its row is left
-            await store.call(store.remove_dataset, row.dataset_id)
-            removed += 1
+                await delete_dataset(row.dataset_id)
+                removed += 1
+            except Exception as e:  # in use, or gone meanwhile: the next sweep sees
+                log.info("retention: dataset %s stays: %s", row.dataset_id, e)
     if removed:
         log.warning("retention: removed %d audit(s) and dataset(s) older than %g days", removed, days)
 
 
-async def keep_for(store: AuditStore, datasets: Datasets, days: float, in_use: Callable[[], Collection[str]]) -> None:
+async def keep_for(store: AuditStore, days: float, delete_dataset: Callable[[str], Awaitable[None]]) -> None:
     """Sweeps now and then every quarter of ``days`` (at most hourly), until cancelled."""
     while True:
         try:
-            await sweep(store, datasets, days, in_use)
-        except (StoreError, OSError) as e:  # the next sweep tries again; the store's watch reports the store
+            await sweep(store, days, delete_dataset)
+        except Exception as e:  # the next sweep tries again; the store's watch reports the store
             log.warning("retention: %s", e)
         await asyncio.sleep(min(3600.0, days * 86400 / 4))

@@ -8,13 +8,14 @@ import asyncio
 import json
 import logging
 import platform
+import shutil
 import threading
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import grpc
 
@@ -30,7 +31,7 @@ from shiftaudit.server.engine.runners.tensorrt import tensorrt_version
 from shiftaudit.v1 import audit_service_pb2 as pb
 from shiftaudit.v1 import audit_service_pb2_grpc as pb_grpc
 
-from .admission import Admission, Full
+from .admission import Admission, Full, Place
 from .catalog import Lease, ModelCatalog, ModelFile
 from .datasets import Datasets
 from .errors import Errors, status_of
@@ -47,10 +48,34 @@ class Limits:
 
 
 log = logging.getLogger("shiftaudit.server")
+T = TypeVar("T")
 
 
 class Busy(Exception):
     """What the request would remove is in use."""
+
+
+class _Holds:
+    """What one RunAudit holds: its place, its model lease, its mark on a dataset. Given back once, when
+    the handler has ended and its work too (a handler may end while its worker thread still runs: a
+    client gone in the middle of a send closes the handler without waiting)."""
+
+    def __init__(self, place: Place, unmark: Callable[[], None]) -> None:
+        self.place, self.unmark = place, unmark
+        self.lease: Lease | None = None  # set by the preparation thread
+        self.work: asyncio.Future | None = None  # the preparation, then the audit's worker
+
+    def give_back(self) -> None:
+        if self.work is not None and not self.work.done():
+            self.work.add_done_callback(lambda _: self._release())
+        else:
+            self._release()
+
+    def _release(self) -> None:
+        if self.lease:
+            self.lease.release()
+        self.place.leave()
+        self.unmark()
 
 
 class AuditService(pb_grpc.AuditServiceServicer):
@@ -66,6 +91,8 @@ class AuditService(pb_grpc.AuditServiceServicer):
                                              thread_name_prefix="shiftaudit-prepare")
         self._stops: dict[str, tuple[threading.Event, asyncio.Event]] = {}
         self._in_use: Counter[str] = Counter()  # dataset id -> queued and running audits that use it
+        self._deleting: set[str] = set()  # datasets being removed: no audit may take them meanwhile
+        self._workers: set[asyncio.Future] = set()  # audits' work in progress (awaited at shutdown)
         self.shutting_down = False
 
     # --- helpers -------------------------------------------------------------------------------
@@ -74,6 +101,14 @@ class AuditService(pb_grpc.AuditServiceServicer):
         if which is None:
             raise PathError("name the model by path (relative to the model root) or by digest")
         return self.catalog.resolve(path=ref.path) if which == "path" else self.catalog.resolve(digest=ref.digest)
+
+    async def _stored(self, context: grpc.aio.ServicerContext, method: Callable[..., T], *args: Any) -> T:
+        """A store call for a handler: a store that cannot answer ends the call UNAVAILABLE."""
+        try:
+            return await self.store.call(method, *args)
+        except StoreError as e:
+            await self.errors.abort(context, e)
+            raise  # abort raises; this line is for the type checker
 
     def _model_info(self, f: ModelFile) -> pb.ModelInfo:
         return pb.ModelInfo(path=f.relative, digest=f.digest, size_bytes=f.size, loaded=self.catalog.loaded(f))
@@ -93,7 +128,7 @@ class AuditService(pb_grpc.AuditServiceServicer):
             max_concurrent_audits=self.limits.max_concurrent_audits,
             max_queued_audits=self.limits.max_queued_audits, max_upload_bytes=self.datasets.limits.max_bytes,
             max_upload_files=self.datasets.limits.max_files, max_state_bytes=self.datasets.limits.max_state_bytes,
-            state_bytes=await self.store.call(self.store.state_bytes), retain_days=self.limits.retain_days)
+            state_bytes=await self._stored(context, self.store.state_bytes), retain_days=self.limits.retain_days)
 
     async def ListModels(self, request, context):
         files = await asyncio.to_thread(self.catalog.files)
@@ -115,16 +150,19 @@ class AuditService(pb_grpc.AuditServiceServicer):
         return pb.UnloadModelResponse(unloaded=await asyncio.to_thread(self.catalog.unload, f))
 
     async def GetModelMetadata(self, request, context):
+        def describe(f: ModelFile) -> tuple:
+            pre = load_preprocessing(f.path)
+            lease = self.catalog.lease(f)
+            try:
+                return pre, lease.runner.io_tensors(), lease.runner.input_spec().layout, lease.runner.name
+            finally:
+                lease.release()
+
         try:
             f = await asyncio.to_thread(self._model, request.model)
-            lease = await asyncio.to_thread(self.catalog.lease, f)
-            pre = await asyncio.to_thread(load_preprocessing, f.path)
+            pre, io, layout, name = await asyncio.to_thread(describe, f)
         except Exception as e:
             await self.errors.abort(context, e)
-        try:
-            io, layout, name = lease.runner.io_tensors(), lease.runner.input_spec().layout, lease.runner.name
-        finally:
-            lease.release()
         tensors = {kind: [pb.TensorInfo(name=t["name"], shape=t["shape"], dtype=t["dtype"]) for t in io[kind]]
                    for kind in ("inputs", "outputs")}
         return pb.GetModelMetadataResponse(model=self._model_info(f), runner=name, layout=layout,
@@ -137,12 +175,15 @@ class AuditService(pb_grpc.AuditServiceServicer):
                 yield msg.file_name, msg.data
 
         try:
-            dataset_id, files, size = await self.datasets.receive(chunks(), await self.store.call(self.store.state_bytes))
+            dataset_id, files, size = await self.datasets.receive(chunks(),
+                                                                  await self.store.call(self.store.database_bytes))
             try:
                 await self.store.call(self.store.add_dataset, dataset_id, files, size)
             except StoreError:  # a dataset the store does not account for would escape retention and quotas
-                await asyncio.to_thread(self.datasets.delete, dataset_id)
+                await asyncio.to_thread(shutil.rmtree, self.datasets.dataset(dataset_id), True)
+                self.datasets.forget(size)
                 raise
+            self.datasets.accounted(size)
         except Exception as e:
             await self.errors.abort(context, e)
         return pb.UploadImagesResponse(dataset_id=dataset_id, files=files, bytes=size)
@@ -154,12 +195,31 @@ class AuditService(pb_grpc.AuditServiceServicer):
             await self.errors.abort(context, e)
         return pb.ListDatasetsResponse(datasets=[dataset_message(r) for r in rows])
 
+    async def delete_dataset(self, dataset_id: str) -> None:
+        """Remove a dataset no audit uses (Busy otherwise): marked first, so no audit takes it while its
+        files go; its row, then its files. A dataset whose files vanished is still removed from the list."""
+        if self._in_use[dataset_id]:
+            raise Busy(f"dataset {dataset_id} is used by a queued or running audit")
+        if dataset_id in self._deleting:
+            raise FileNotFoundError(f"no dataset {dataset_id}")
+        self._deleting.add(dataset_id)
+        try:
+            try:
+                path = self.datasets.dataset(dataset_id)
+            except FileNotFoundError:
+                path = None
+            size = next((r.bytes for r in await self.store.call(self.store.datasets) if r.dataset_id == dataset_id), 0)
+            if not await self.store.call(self.store.remove_dataset, dataset_id) and path is None:
+                raise FileNotFoundError(f"no dataset {dataset_id}")
+            self.datasets.kept -= size
+            if path:
+                await asyncio.to_thread(shutil.rmtree, path, True)
+        finally:
+            self._deleting.discard(dataset_id)
+
     async def DeleteDataset(self, request, context):
         try:
-            if self._in_use[request.dataset_id]:
-                raise Busy(f"dataset {request.dataset_id} is used by a queued or running audit")
-            await asyncio.to_thread(self.datasets.delete, request.dataset_id)
-            await self.store.call(self.store.remove_dataset, request.dataset_id)
+            await self.delete_dataset(request.dataset_id)
         except Busy as e:
             await self.errors.abort(context, e, grpc.StatusCode.FAILED_PRECONDITION)
         except Exception as e:
@@ -167,9 +227,9 @@ class AuditService(pb_grpc.AuditServiceServicer):
         return pb.DeleteDatasetResponse()
 
     # --- audits --------------------------------------------------------------------------------
-    def _prepare(self, request: pb.RunAuditRequest) -> tuple[ModelFile, Job, Lease]:
-        """The audit a request asks for, ready to run, and its hold on the model (in a preparation thread:
-        it lists files, reads the sidecar and labels, loads the model)."""
+    def _prepare(self, request: pb.RunAuditRequest, holds: _Holds) -> tuple[ModelFile, Job]:
+        """The audit a request asks for, ready to run (in a preparation thread: it lists files, reads the
+        sidecar and labels, loads the model); its hold on the model goes to ``holds``."""
         which = request.WhichOneof("images")
         if which is None:
             raise PathError("name the images: data_path (under the data root) or dataset_id (from UploadImages)")
@@ -180,14 +240,10 @@ class AuditService(pb_grpc.AuditServiceServicer):
                   else self.datasets.dataset(request.dataset_id))
         confine = self.datasets.data_root if which == "data_path" else images
         sources = image_sources(images, confine)
-        lease = self.catalog.lease(f)
-        try:
-            job = Job.prepare(f.path, lease.runner, options, sources, preprocessing=preprocessing,
-                              labels=request.labels_csv or None, budget=self.limits.budget)
-        except BaseException:
-            lease.release()
-            raise
-        return f, job, lease
+        holds.lease = self.catalog.lease(f, audit=True)
+        job = Job.prepare(f.path, holds.lease.runner, options, sources, preprocessing=preprocessing,
+                          labels=request.labels_csv or None, budget=self.limits.budget)
+        return f, job
 
     async def RunAudit(self, request, context):
         try:  # first of all, before any work and before anything awaits: a full server answers at once,
@@ -195,14 +251,19 @@ class AuditService(pb_grpc.AuditServiceServicer):
         except Full as e:
             await self.errors.abort(context, e, grpc.StatusCode.RESOURCE_EXHAUSTED)
         dataset = request.dataset_id if request.WhichOneof("images") == "dataset_id" else None
-        with place, self._using(dataset):  # every way out of this block gives the place back
+        try:
+            holds = _Holds(place, self._use_dataset(dataset))
+        except FileNotFoundError as e:
+            place.leave()
+            await self.errors.abort(context, e)
+        audit_id = uuid.uuid4().hex
+        stop, cancel = threading.Event(), asyncio.Event()
+        try:
             try:
-                model, job, lease = await asyncio.get_running_loop().run_in_executor(self._preparing, self._prepare,
-                                                                                     request)
+                holds.work = asyncio.get_running_loop().run_in_executor(self._preparing, self._prepare, request, holds)
+                model, job = await holds.work
             except Exception as e:
                 await self.errors.abort(context, e)
-            audit_id = uuid.uuid4().hex
-            stop, cancel = threading.Event(), asyncio.Event()
             try:
                 await self.store.call(self.store.create, audit_id, model.relative)
                 self._stops[audit_id] = (stop, cancel)
@@ -210,7 +271,7 @@ class AuditService(pb_grpc.AuditServiceServicer):
                                                                     queue_position=place.position))
                 if not await place.start(cancel):
                     raise Cancelled("cancelled by CancelAudit while queued")
-                async for event in self._execute(audit_id, job, stop):
+                async for event in self._execute(audit_id, job, stop, holds):
                     yield event
             except (asyncio.CancelledError, GeneratorExit):  # the client went away, its deadline expired, or
                 # the server stops: gRPC cancels the handler while it awaits, or closes it while it waits to send
@@ -225,13 +286,13 @@ class AuditService(pb_grpc.AuditServiceServicer):
                 self.store.post(self.store.finish, audit_id, "cancelled" if cancelled else "failed",
                                 self.errors.message(e, code))
                 await self.errors.abort(context, e, code)
-            finally:
-                self._stops.pop(audit_id, None)
-                lease.release()  # the audit's work has ended: its model may close
+        finally:
+            self._stops.pop(audit_id, None)
+            holds.give_back()
 
-    async def _execute(self, audit_id: str, job: Job, stop: threading.Event):
+    async def _execute(self, audit_id: str, job: Job, stop: threading.Event, holds: _Holds):
         """Run the audit in a worker thread, yield its progress, then its report. If this is cancelled,
-        the worker is told to stop and awaited, so its slot is only freed once its work has ended."""
+        the worker is told to stop; what the audit holds is given back once its work has ended."""
         self.store.post(self.store.set_state, audit_id, "running")
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[Progress] = asyncio.Queue()
@@ -240,7 +301,9 @@ class AuditService(pb_grpc.AuditServiceServicer):
             report = job.run(lambda p: loop.call_soon_threadsafe(events.put_nowait, p), stop.is_set)
             return json.dumps(report, allow_nan=False)
 
-        worker = loop.run_in_executor(self._audits, work)
+        worker = holds.work = loop.run_in_executor(self._audits, work)
+        self._workers.add(worker)
+        worker.add_done_callback(self._workers.discard)
         try:
             while not worker.done():
                 getter = asyncio.ensure_future(events.get())
@@ -253,8 +316,7 @@ class AuditService(pb_grpc.AuditServiceServicer):
                     images_done=p.images_done, images_total=p.images_total or 0, frames=p.frames,
                     frames_per_second=p.frames / p.seconds if p.seconds else 0.0, elapsed_seconds=p.seconds))
         except (asyncio.CancelledError, GeneratorExit):
-            stop.set()
-            await asyncio.wait({worker})  # it stops at its next batch
+            stop.set()  # it stops at its next batch
             raise
         text = worker.result()
         try:
@@ -264,7 +326,7 @@ class AuditService(pb_grpc.AuditServiceServicer):
         yield pb.RunAuditResponse(report=pb.AuditReport(audit_id=audit_id, report_json=text))
 
     async def GetAudit(self, request, context):
-        row = await self.store.call(self.store.get, request.audit_id)
+        row = await self._stored(context, self.store.get, request.audit_id)
         if row is None:
             await self.errors.abort(context, LookupError(f"no audit {request.audit_id!r}"), grpc.StatusCode.NOT_FOUND)
         return pb.GetAuditResponse(audit=audit_message(row))
@@ -272,26 +334,27 @@ class AuditService(pb_grpc.AuditServiceServicer):
     async def ListAudits(self, request, context):
         if request.page_size < 0:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "page_size must not be negative")
-        rows = await self.store.call(self.store.list, request.page_size or 100)
+        rows = await self._stored(context, self.store.list, request.page_size or 100)
         return pb.ListAuditsResponse(audits=[audit_message(r) for r in rows])
 
-    @contextmanager
-    def _using(self, dataset_id: str | None) -> Iterator[None]:
-        """The dataset is used by an audit: DeleteDataset and retention leave it alone meanwhile."""
-        if dataset_id:
-            self._in_use[dataset_id] += 1
-            self.store.post(self.store.use_dataset, dataset_id)
-        try:
-            yield
-        finally:
-            if dataset_id:
-                self._in_use[dataset_id] -= 1
+    def _use_dataset(self, dataset_id: str | None) -> Callable[[], None]:
+        """Marks the dataset used by an audit (DeleteDataset and retention leave it alone meanwhile);
+        returns what unmarks it. A dataset being deleted cannot be used."""
+        if not dataset_id:
+            return lambda: None
+        if dataset_id in self._deleting:
+            raise FileNotFoundError(f"no dataset {dataset_id}")
+        self._in_use[dataset_id] += 1
+        self.store.post(self.store.use_dataset, dataset_id)
 
-    def datasets_in_use(self) -> set[str]:
-        return {d for d, n in self._in_use.items() if n}
+        def done() -> None:
+            self._in_use[dataset_id] -= 1
+            if not self._in_use[dataset_id]:
+                del self._in_use[dataset_id]
+        return done
 
     async def DeleteAudit(self, request, context):
-        state = await self.store.call(self.store.delete, request.audit_id)
+        state = await self._stored(context, self.store.delete, request.audit_id)
         if state is None:
             await self.errors.abort(context, LookupError(f"no audit {request.audit_id!r}"), grpc.StatusCode.NOT_FOUND)
         if state in UNFINISHED:
@@ -300,7 +363,7 @@ class AuditService(pb_grpc.AuditServiceServicer):
         return pb.DeleteAuditResponse()
 
     async def CancelAudit(self, request, context):
-        row = await self.store.call(self.store.get, request.audit_id)
+        row = await self._stored(context, self.store.get, request.audit_id)
         if row is None:
             await self.errors.abort(context, LookupError(f"no audit {request.audit_id!r}"), grpc.StatusCode.NOT_FOUND)
         events = self._stops.get(request.audit_id)
@@ -320,3 +383,9 @@ class AuditService(pb_grpc.AuditServiceServicer):
             self.store.post(self.store.finish, audit_id, "interrupted", "the server stopped")
         self._preparing.shutdown(wait=False, cancel_futures=True)
         self._audits.shutdown(wait=False, cancel_futures=True)
+
+    async def drain(self, timeout: float) -> None:
+        """At shutdown, after `stop_all`: wait (at most ``timeout`` seconds) for the audits' work to end
+        (each stops at its next batch), so no model closes under an engine call."""
+        if self._workers:
+            await asyncio.wait(set(self._workers), timeout=timeout)

@@ -7,6 +7,7 @@ kernel when the holder exits, however it exits.
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import socket
@@ -25,7 +26,10 @@ class StateDir:
         self._file = (path / "state.lock").open("a+")
         try:
             fcntl.lockf(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except OSError as e:
+            if e.errno not in (errno.EACCES, errno.EAGAIN):  # no lock could be taken at all (NFS without locks)
+                self._file.close()
+                raise StateDirInUse(f"cannot lock state directory {path}: {e.strerror}") from None
             self._file.seek(0)
             holder = self._file.read().strip() or "another process"
             self._file.close()

@@ -59,18 +59,19 @@ class DatasetRow:
 
 
 class AuditStore:
-    def __init__(self, path: Path) -> None:
-        """Opens (or creates) the database at ``path``; StoreError when it is there but unusable."""
+    def __init__(self, path: Path, busy_ms: int = BUSY_MS) -> None:
+        """Opens (or creates) the database at ``path``; StoreError when it is there but unusable.
+        ``busy_ms``: how long a write waits for a lock another connection holds."""
         if path.exists() and path.stat().st_size == 0:
             raise StoreError(f"{path} is empty (0 bytes): the audit history it held is gone. Move it aside to start "
                              "with an empty store, or restore it from a backup")
         self.path = path
         self._lock = threading.Lock()
-        self._closed = False
         self._pending: dict[str, tuple[str, str, str | None, float]] = {}  # final states not written yet
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shiftaudit-store")
         try:
-            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=BUSY_MS / 1000)
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=busy_ms / 1000)
+            self._busy_ms = busy_ms
             check = self._db.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":
                 raise sqlite3.DatabaseError(f"integrity check: {check}")
@@ -112,21 +113,21 @@ class AuditStore:
                   finished: float | None = None) -> None:
         """Record a transition out of queued or running. A finished state is final: a client that hangs
         up on receiving the report cancels the handler after the report was stored, and that cancel must
-        not turn a success into a cancellation. After close (a handler still unwinding at shutdown) it
-        is ignored."""
+        not turn a success into a cancellation."""
         assert state in STATES
         if finished is None and state not in UNFINISHED:
             finished = time.time()
         with self._using() as db:
-            if self._closed:
-                return
             db.execute("UPDATE audits SET state=?, error=?, report_json=?, finished_at=? "
                        "WHERE audit_id=? AND state IN ('queued', 'running')",
                        (state, error, report_json, finished, audit_id))
 
     def finish(self, audit_id: str, state: str, error: str = "", report_json: str | None = None) -> None:
         """`set_state` for a final state that must not be lost: when the store cannot take it now it is
-        kept (and answered by `get`) until `flush_pending` writes it; the StoreError is raised all the same."""
+        kept (and answered by `get`) until `flush_pending` writes it; the StoreError is raised all the same.
+        The first final state wins, written or kept: a cancel that comes after a kept success is ignored."""
+        if audit_id in self._pending:
+            return
         finished = time.time()
         try:
             self.set_state(audit_id, state, error, report_json, finished)
@@ -149,14 +150,12 @@ class AuditStore:
         at most PROBE_MS for a lock."""
         try:
             with self._using() as db:
-                if self._closed:
-                    return False
                 db.execute(f"PRAGMA busy_timeout={PROBE_MS}")
                 try:
                     db.execute("BEGIN IMMEDIATE")
                     db.execute("ROLLBACK")
                 finally:
-                    db.execute(f"PRAGMA busy_timeout={BUSY_MS}")
+                    db.execute(f"PRAGMA busy_timeout={self._busy_ms}")
             return True
         except StoreError:
             return False
@@ -175,12 +174,14 @@ class AuditStore:
         return [self._with_pending(AuditRow(*r), report=False) for r in rows]
 
     def delete(self, audit_id: str) -> str | None:
-        """Remove a finished audit; its state before (None: no such audit; an unfinished one stays)."""
-        with self._using() as db:
-            row = db.execute("SELECT state FROM audits WHERE audit_id=?", (audit_id,)).fetchone()
-            if row and row[0] not in UNFINISHED:
+        """Remove a finished audit (or one whose final state is kept); its state before (None: no such
+        audit; an unfinished one stays)."""
+        row = self.get(audit_id)
+        if row and row.state not in UNFINISHED:
+            with self._using() as db:
                 db.execute("DELETE FROM audits WHERE audit_id=?", (audit_id,))
-        return row[0] if row else None
+            self._pending.pop(audit_id, None)
+        return row.state if row else None
 
     def delete_finished_before(self, cutoff: float) -> int:
         """Retention: finished audits older than ``cutoff`` (seconds since the epoch) are removed."""
@@ -202,16 +203,18 @@ class AuditStore:
             rows = db.execute("SELECT * FROM datasets ORDER BY created_at DESC").fetchall()
         return [DatasetRow(*r) for r in rows]
 
-    def remove_dataset(self, dataset_id: str) -> None:
+    def remove_dataset(self, dataset_id: str) -> bool:
         with self._using() as db:
-            db.execute("DELETE FROM datasets WHERE dataset_id=?", (dataset_id,))
+            return db.execute("DELETE FROM datasets WHERE dataset_id=?", (dataset_id,)).rowcount > 0
+
+    def database_bytes(self) -> int:
+        """The database's files (the reports are in them)."""
+        files = (self.path, self.path.with_name(self.path.name + "-wal"))
+        return sum(f.stat().st_size for f in files if f.exists())
 
     def state_bytes(self) -> int:
         """What the node keeps: the uploaded datasets' bytes and the database's files."""
-        with self._using() as db:
-            uploads = db.execute("SELECT COALESCE(SUM(bytes), 0) FROM datasets").fetchone()[0]
-        files = (self.path, self.path.with_name(self.path.name + "-wal"))
-        return uploads + sum(f.stat().st_size for f in files if f.exists())
+        return sum(row.bytes for row in self.datasets()) + self.database_bytes()
 
     def _with_pending(self, row: AuditRow, report: bool = True) -> AuditRow:
         """The row as it will be once its kept final state is written."""
@@ -223,8 +226,12 @@ class AuditStore:
                        report_json=report_json if report else None)
 
     async def call(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """``method`` (one of this store's) on the store's thread, awaited."""
-        return await asyncio.wrap_future(self._thread.submit(method, *args, **kwargs))
+        """``method`` (one of this store's) on the store's thread, awaited; StoreError once closed."""
+        try:
+            future = self._thread.submit(method, *args, **kwargs)
+        except RuntimeError:  # the thread was shut down: the server stops
+            raise StoreError("the audit store is closed: the server stops") from None
+        return await asyncio.wrap_future(future)
 
     def post(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         """``method`` on the store's thread, not awaited: after the writes posted or called before it, and
@@ -234,14 +241,16 @@ class AuditStore:
                 method(*args, **kwargs)
             except Exception as e:
                 log.warning("store: %s failed: %s", method.__name__, e)
-        self._thread.submit(run)
+        try:
+            self._thread.submit(run)
+        except RuntimeError:  # closed: a handler unwinding after shutdown (its audit was marked before)
+            log.warning("store: %s after the store closed, not recorded", method.__name__)
 
     def close(self) -> None:
         """After the writes already posted; final states still kept could not be written (a later start
         marks those audits interrupted)."""
         self._thread.shutdown(wait=True)
         with self._lock:
-            self._closed = True
             self._db.close()
         if self._pending:
             log.warning("store: %d finished audit(s) could not be recorded before shutdown", len(self._pending))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import resource
 import shutil
+from pathlib import Path
 
 import grpc
 import pytest
@@ -115,3 +116,17 @@ def test_bad_server_settings_are_refused_at_start(models, tmp_path):
     assert "are not a certificate and its private key" in err
     assert "--grace" in refused_start(models, tmp_path / "s2", "--grace", "-1")
     assert "--max-upload-bytes" in refused_start(models, tmp_path / "s3", "--max-upload-bytes", "-5")
+
+
+def test_messages_name_the_roots_whole_paths_only(tmp_path, monkeypatch):
+    """A relative --state-dir 'state' must not turn '--max-state-bytes' into '--max-<state dir>-bytes', nor
+    a data root /x/data turn /x/data2 into '<data root>2'."""
+    from shiftaudit.server.service.errors import Errors
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    errors = Errors({Path("state"): "<state dir>", tmp_path / "data": "<data root>", None: "<unused>"})
+    text = errors.message(ValueError(f"--max-state-bytes: {tmp_path}/state/uploads/a, {tmp_path}/data/b.jpg, "
+                                     f"{tmp_path}/data2/c.jpg, '{'q' * 500}'"), grpc.StatusCode.INVALID_ARGUMENT)
+    assert text.startswith(f"--max-state-bytes: <state dir>/uploads/a, <data root>/b.jpg, {tmp_path}/data2/c.jpg")
+    assert "q" * 80 + "…'" in text and "q" * 81 not in text

@@ -122,3 +122,31 @@ def test_open_models_are_bounded_and_never_closed_in_use(models, tmp_path):
             assert loaded() == ["small.onnx"]
     finally:
         srv.stop()
+
+
+def test_a_request_cut_short_while_it_is_prepared_holds_no_model(models, tmp_path):
+    """A deadline that expires while the audit is being prepared (its model loading), and metadata of a
+    model whose sidecar is refused: neither may leave the model held, or --max-loaded-models 1 would
+    refuse every other model until a restart."""
+    (models / "bad.json").write_text('{"std": [0, 0, 0]}')
+    cnn(models / "bad.onnx", hw=64, stride=2)
+    srv = ServerProcess(models, tmp_path / "state", "--max-loaded-models", "1").start()
+    try:
+        with AuditClient(srv.target) as client:
+            with pytest.raises(RemoteError) as e:
+                client.model_metadata("bad.onnx")
+            assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT
+            with pytest.raises(RemoteError) as e:
+                client.run("lite0.onnx", AuditOptions(protocols=("crop",)), images=EXAMPLE_IMAGES, timeout=0.3)
+            assert e.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+            def loads_other() -> bool:  # once the preparation went on to its end and let go of lite0
+                try:
+                    client.load_model("small.onnx")
+                    return True
+                except RemoteError as e:
+                    assert e.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+                    return False
+            wait_for(loads_other, timeout=10)
+            assert [m.path for m in client.models() if m.loaded] == ["small.onnx"]
+    finally:
+        srv.stop()

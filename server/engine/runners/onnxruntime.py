@@ -97,11 +97,12 @@ class OnnxRuntimeRunner(Runner):
 
     def _run_bound(self, batch) -> np.ndarray:
         """Inference on a batch where it lies (I/O binding): no copy through the host."""
-        io = self.session.io_binding()
+        session = self.session  # one session for the whole call: `release_memory` may swap it meanwhile
+        io = session.io_binding()
         io.bind_input(self._spec.name, batch.device, 0, batch.dtype, list(batch.shape), batch.address)
         io.bind_output(self._output, "cpu")
         try:
-            self.session.run_with_iobinding(io)
+            session.run_with_iobinding(io)
         except Exception as e:
             raise engine_failure(e, f"ONNX Runtime failed on a bound batch of {batch.shape[0]}") from None
         return io.copy_outputs_to_cpu()[0]

@@ -196,6 +196,8 @@ class TensorRTRunner(Runner):
     def _execute(self, address: int, n: int) -> np.ndarray:
         """One engine call on ``n`` frames at ``address`` (device memory), on our stream."""
         s, ctx, d = self._spec, self._context, self.gpu.driver
+        if ctx is None:
+            raise ModelError("the TensorRT engine was closed (unloaded, or the server stops)")
         shape = (n, 3, s.height, s.width) if s.layout == "NCHW" else (n, s.height, s.width, 3)
         self.gpu.activate()
         if not ctx.set_input_shape(s.name, shape):
@@ -218,6 +220,8 @@ class TensorRTRunner(Runner):
     def _run(self, batch: np.ndarray) -> np.ndarray:
         batch = np.ascontiguousarray(batch, dtype=self._spec.dtype)
         with self._lock:
+            if self._context is None:
+                raise ModelError("the TensorRT engine was closed (unloaded, or the server stops)")
             self.gpu.activate()
             cuda_call(self.gpu.driver.cuMemcpyHtoDAsync(self._input, batch.ctypes.data, batch.nbytes, self.stream))
             return self._execute(int(self._input), len(batch))
@@ -225,6 +229,8 @@ class TensorRTRunner(Runner):
     def close(self) -> None:
         """After the engine call in progress, if any (the lock it holds): its buffers are freed here."""
         with self._lock:
+            if self._context is None:
+                return
             d = self.gpu.driver
             self.gpu.activate()
             self._context = self._engine = None  # the context goes before the engine, before the runtime
