@@ -20,7 +20,7 @@ from .store import StoreError
 
 MAX_MESSAGE = 1000  # characters: status details travel in a trailer that clients cap at 16 KiB
 QUOTED = 80  # characters of a quoted input a message echoes (a 20 kB name stays readable, and small)
-_LONG_QUOTE = re.compile(r"""(['"])([^'"]{%d,})\1""" % (QUOTED + 1))
+_LONG_QUOTE = re.compile(r"""(?<!\w)(['"])([^'"]{%d,})\1(?!\w)""" % (QUOTED + 1))  # quoted, not an apostrophe
 NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 

@@ -130,3 +130,5 @@ def test_messages_name_the_roots_whole_paths_only(tmp_path, monkeypatch):
                                      f"{tmp_path}/data2/c.jpg, '{'q' * 500}'"), grpc.StatusCode.INVALID_ARGUMENT)
     assert text.startswith(f"--max-state-bytes: <state dir>/uploads/a, <data root>/b.jpg, {tmp_path}/data2/c.jpg")
     assert "q" * 80 + "…'" in text and "q" * 81 not in text
+    prose = "the server's " + "word " * 30 + "isn't cut"
+    assert errors.message(ValueError(prose), grpc.StatusCode.INVALID_ARGUMENT) == prose
