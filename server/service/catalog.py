@@ -61,6 +61,7 @@ class ModelCatalog:
         self.max_loaded = max_loaded
         self._digests: dict[Path, tuple[tuple[int, int], str]] = {}
         self._loaded: OrderedDict[Path, _Loaded] = OrderedDict()  # least recently used first
+        self._closing: list[_Loaded] = []  # unloaded, but an audit still holds them: they count too
         self._lock = threading.Lock()
         self._idle = ThreadPoolExecutor(1, thread_name_prefix="shiftaudit-idle")
 
@@ -112,10 +113,10 @@ class ModelCatalog:
             return Lease(self, entry)
 
     def _make_room(self) -> None:
-        while len(self._loaded) >= self.max_loaded:
+        while len(self._loaded) + len(self._closing) >= self.max_loaded:
             idle = next((path for path, e in self._loaded.items() if not e.leases), None)
             if idle is None:
-                raise OverBudget(f"{len(self._loaded)} models are open and in use by audits, the most this server "
+                raise OverBudget(f"{len(self._loaded) + len(self._closing)} models are open and in use by audits, the most this server "
                                  "keeps (audit-server --max-loaded-models); retry when an audit ends")
             self._loaded.pop(idle).runner.close()
 
@@ -127,6 +128,7 @@ class ModelCatalog:
             if entry.leases:
                 return
             if entry.closing:
+                self._closing.remove(entry)
                 entry.runner.close()
             elif entry.audited:
                 entry.audited = False
@@ -139,7 +141,9 @@ class ModelCatalog:
             if entry is None:
                 return False
             entry.closing = True
-            if not entry.leases:
+            if entry.leases:
+                self._closing.append(entry)
+            else:
                 entry.runner.close()
             return True
 

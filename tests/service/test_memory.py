@@ -39,6 +39,16 @@ def models(roots, tmp_path_factory):
     return root
 
 
+def _loads(client: AuditClient, model: str) -> bool:
+    """Whether the model could be opened now (False: every open model is held, the most the server keeps)."""
+    try:
+        client.load_model(model)
+        return True
+    except RemoteError as e:
+        assert e.code == grpc.StatusCode.RESOURCE_EXHAUSTED, e
+        return False
+
+
 def test_batches_and_canvases_over_the_budget_are_refused_naming_the_limit(models, tmp_path):
     srv = ServerProcess(models, tmp_path / "state").start()
     try:
@@ -118,7 +128,7 @@ def test_open_models_are_bounded_and_never_closed_in_use(models, tmp_path):
             assert client.get(ids[0]).state == pb.AUDIT_STATE_RUNNING  # its audit still holds it
             client.cancel(ids[0])
             busy.join(30)
-            client.load_model("small.onnx")
+            wait_for(lambda: _loads(client, "small.onnx"), timeout=10)  # once the audit's work let go
             assert loaded() == ["small.onnx"]
     finally:
         srv.stop()
@@ -139,14 +149,7 @@ def test_a_request_cut_short_while_it_is_prepared_holds_no_model(models, tmp_pat
             with pytest.raises(RemoteError) as e:
                 client.run("lite0.onnx", AuditOptions(protocols=("crop",)), images=EXAMPLE_IMAGES, timeout=0.3)
             assert e.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
-            def loads_other() -> bool:  # once the preparation went on to its end and let go of lite0
-                try:
-                    client.load_model("small.onnx")
-                    return True
-                except RemoteError as e:
-                    assert e.code == grpc.StatusCode.RESOURCE_EXHAUSTED
-                    return False
-            wait_for(loads_other, timeout=10)
+            wait_for(lambda: _loads(client, "small.onnx"), timeout=10)  # once the preparation let go of lite0
             assert [m.path for m in client.models() if m.loaded] == ["small.onnx"]
     finally:
         srv.stop()
