@@ -67,9 +67,16 @@ class _Holds:
 
     def give_back(self) -> None:
         if self.work is not None and not self.work.done():
-            self.work.add_done_callback(lambda _: self._release())
+            self.work.add_done_callback(self._work_ended)
         else:
             self._release()
+
+    def _work_ended(self, work: asyncio.Future) -> None:
+        """The work of a handler that ended first: its outcome (a Cancelled, most often) is nobody's to
+        report any more; reading it keeps asyncio from logging it as never retrieved."""
+        if not work.cancelled():
+            work.exception()
+        self._release()
 
     def _release(self) -> None:
         if self.lease:
