@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import signal
 import ssl
 import sys
@@ -20,6 +19,7 @@ from grpc_reflection.v1alpha import reflection
 
 from shiftaudit.server.engine.budget import MemoryBudget
 from shiftaudit.server.engine.runners import EngineOptions
+from shiftaudit.server.service import logs
 from shiftaudit.server.service.auth import TokenAuth
 from shiftaudit.server.service.catalog import ModelCatalog
 from shiftaudit.server.service.datasets import Datasets, UploadLimits
@@ -31,7 +31,6 @@ from shiftaudit.server.service.store import AuditStore, StoreError
 from shiftaudit.v1 import audit_service_pb2 as pb
 from shiftaudit.v1 import audit_service_pb2_grpc as pb_grpc
 
-log = logging.getLogger("shiftaudit.server")
 SERVICE = pb.DESCRIPTOR.services_by_name["AuditService"].full_name
 MAX_RECEIVE = 8 << 20  # upload chunks are 1 MiB; anything near this is a mistake or an attack
 MAX_SEND = 256 << 20  # a report with per-image records of a large audit
@@ -186,7 +185,10 @@ async def _serve(args, limits: Limits, catalog: ModelCatalog, store: AuditStore,
     for task in background:
         task.cancel()
     await health_servicer.enter_graceful_shutdown()
-    await server.stop(args.grace)  # refuses new RPCs, gives running ones the grace, then cancels them
+    stopped = asyncio.ensure_future(server.stop(args.grace))  # refuses new RPCs, gives running ones the grace
+    await service.idle(args.grace)  # ...which only audits and uploads need: an open Health.Watch does not
+    await server.stop(0)  # cancels what is left
+    await stopped
     service.stop_all()
     await service.drain(timeout=30)
     catalog.close()
@@ -195,7 +197,7 @@ async def _serve(args, limits: Limits, catalog: ModelCatalog, store: AuditStore,
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
+    logs.configure()
     try:
         asyncio.run(serve(args))
     except (OSError, ValueError, StoreError, StateDirInUse) as e:

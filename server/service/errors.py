@@ -15,6 +15,7 @@ from shiftaudit.server.engine.budget import OverBudget
 from shiftaudit.server.engine.files import PathError
 from shiftaudit.server.engine.runners import EngineOutOfMemory, ModelError
 
+from . import logs
 from .datasets import UploadError
 from .store import StoreError
 
@@ -70,4 +71,6 @@ class Errors:
                     code: grpc.StatusCode | None = None) -> None:
         """End the call with ``e``'s status (or ``code``) and its message."""
         code = code or status_of(e)
-        await context.abort(code, self.message(e, code))
+        message = self.message(e, code)
+        logs.event("error", code=code.name, error=message)
+        await context.abort(code, message)

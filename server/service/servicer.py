@@ -31,6 +31,7 @@ from shiftaudit.server.engine.runners.tensorrt import tensorrt_version
 from shiftaudit.v1 import audit_service_pb2 as pb
 from shiftaudit.v1 import audit_service_pb2_grpc as pb_grpc
 
+from . import logs
 from .admission import Admission, Full, Place
 from .catalog import Lease, ModelCatalog, ModelFile
 from .datasets import Datasets
@@ -100,6 +101,7 @@ class AuditService(pb_grpc.AuditServiceServicer):
         self._in_use: Counter[str] = Counter()  # dataset id -> queued and running audits that use it
         self._deleting: set[str] = set()  # datasets being removed: no audit may take them meanwhile
         self._workers: set[asyncio.Future] = set()  # audits' work in progress (awaited at shutdown)
+        self._uploads = 0  # in progress
         self.shutting_down = False
 
     # --- helpers -------------------------------------------------------------------------------
@@ -181,6 +183,7 @@ class AuditService(pb_grpc.AuditServiceServicer):
             async for msg in request_iterator:
                 yield msg.file_name, msg.data
 
+        self._uploads += 1
         try:
             dataset_id, files, size = await self.datasets.receive(chunks(),
                                                                   await self.store.call(self.store.database_bytes))
@@ -193,6 +196,8 @@ class AuditService(pb_grpc.AuditServiceServicer):
             self.datasets.accounted(size)
         except Exception as e:
             await self.errors.abort(context, e)
+        finally:
+            self._uploads -= 1
         return pb.UploadImagesResponse(dataset_id=dataset_id, files=files, bytes=size)
 
     async def ListDatasets(self, request, context):
@@ -274,39 +279,45 @@ class AuditService(pb_grpc.AuditServiceServicer):
             try:
                 await self.store.call(self.store.create, audit_id, model.relative)
                 self._stops[audit_id] = (stop, cancel)
+                about = {"audit_id": audit_id, "model": model.relative, "model_sha256": model.digest}
+                logs.event("accepted", **about, queue_position=place.position)
                 yield pb.RunAuditResponse(accepted=pb.AuditAccepted(audit_id=audit_id,
                                                                     queue_position=place.position))
                 if not await place.start(cancel):
                     raise Cancelled("cancelled by CancelAudit while queued")
-                async for event in self._execute(audit_id, job, stop, holds):
+                logs.event("started", **about)
+                async for event in self._execute(audit_id, job, stop, holds, about):
                     yield event
             except (asyncio.CancelledError, GeneratorExit):  # the client went away, its deadline expired, or
                 # the server stops: gRPC cancels the handler while it awaits, or closes it while it waits to send
                 stop.set()
-                self.store.post(self.store.finish, audit_id, "interrupted" if self.shutting_down else "cancelled",
-                                "the server stopped" if self.shutting_down else "client cancelled or deadline expired")
+                state, why = (("interrupted", "the server stopped") if self.shutting_down
+                              else ("cancelled", "client cancelled or deadline expired"))
+                self.store.post(self.store.finish, audit_id, state, why)
+                logs.event(state, audit_id=audit_id, error=why)
                 raise
             except Exception as e:
                 stop.set()
                 cancelled = isinstance(e, Cancelled)
                 code = grpc.StatusCode.CANCELLED if cancelled else status_of(e)
-                self.store.post(self.store.finish, audit_id, "cancelled" if cancelled else "failed",
-                                self.errors.message(e, code))
+                message = self.errors.message(e, code)
+                self.store.post(self.store.finish, audit_id, "cancelled" if cancelled else "failed", message)
+                logs.event("cancelled" if cancelled else "failed", audit_id=audit_id, code=code.name, error=message)
                 await self.errors.abort(context, e, code)
         finally:
             self._stops.pop(audit_id, None)
             holds.give_back()
 
-    async def _execute(self, audit_id: str, job: Job, stop: threading.Event, holds: _Holds):
+    async def _execute(self, audit_id: str, job: Job, stop: threading.Event, holds: _Holds, about: dict):
         """Run the audit in a worker thread, yield its progress, then its report. If this is cancelled,
         the worker is told to stop; what the audit holds is given back once its work has ended."""
         self.store.post(self.store.set_state, audit_id, "running")
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[Progress] = asyncio.Queue()
 
-        def work() -> str:  # the report as strict JSON text, serialised here rather than on the event loop
+        def work() -> tuple[str, int, float]:  # the report as strict JSON text, serialised here, not on the loop
             report = job.run(lambda p: loop.call_soon_threadsafe(events.put_nowait, p), stop.is_set)
-            return json.dumps(report, allow_nan=False)
+            return json.dumps(report, allow_nan=False), report["frames"], report["seconds"]
 
         worker = holds.work = loop.run_in_executor(self._audits, work)
         self._workers.add(worker)
@@ -325,7 +336,8 @@ class AuditService(pb_grpc.AuditServiceServicer):
         except (asyncio.CancelledError, GeneratorExit):
             stop.set()  # it stops at its next batch
             raise
-        text = worker.result()
+        text, frames, seconds = worker.result()
+        logs.event("finished", **about, frames=frames, seconds=seconds)
         try:
             await self.store.call(self.store.finish, audit_id, "succeeded", report_json=text)
         except StoreError as e:  # the store keeps it and writes it when it can: the client gets its report now
@@ -390,6 +402,14 @@ class AuditService(pb_grpc.AuditServiceServicer):
             self.store.post(self.store.finish, audit_id, "interrupted", "the server stopped")
         self._preparing.shutdown(wait=False, cancel_futures=True)
         self._audits.shutdown(wait=False, cancel_futures=True)
+
+    async def idle(self, timeout: float) -> None:
+        """At shutdown: wait (at most ``timeout`` seconds) until no audit is queued or running and no
+        upload in progress; nothing else (an open Health.Watch stream) needs the grace period."""
+        end = asyncio.get_running_loop().time() + timeout
+        while (self.admission.running or self.admission.queued or self._uploads) and \
+                asyncio.get_running_loop().time() < end:
+            await asyncio.sleep(0.05)
 
     async def drain(self, timeout: float) -> None:
         """At shutdown, after `stop_all`: wait (at most ``timeout`` seconds) for the audits' work to end

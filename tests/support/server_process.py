@@ -1,10 +1,12 @@
 """Start a real ``audit-server`` process on a free loopback port, for the service tests."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -35,7 +37,17 @@ class ServerProcess:
             raise RuntimeError(f"audit-server did not start: {line}{self.proc.stderr.read()}")
         self.target = line.split("listening on ")[1].split()[0]
         self.banner = line
+        self.stdout: list[str] = []
+        self.stderr: list[str] = []  # read as it comes: a full pipe would block the server's writes
+        self._readers = [threading.Thread(target=lambda s=s, into=into: into.extend(s), daemon=True)
+                         for s, into in ((self.proc.stdout, self.stdout), (self.proc.stderr, self.stderr))]
+        for reader in self._readers:
+            reader.start()
         return self
+
+    def log(self) -> list[dict]:
+        """The server's log so far: one JSON object a line."""
+        return [json.loads(line) for line in list(self.stderr)]
 
     def healthy(self, creds: grpc.ChannelCredentials | None = None, timeout: float = 5) -> int:
         channel = grpc.secure_channel(self.target, creds) if creds else grpc.insecure_channel(self.target)
@@ -53,8 +65,8 @@ class ServerProcess:
             self.proc.kill()
             return self.proc.wait()
         finally:
-            self.proc.stdout.close()
-            self.proc.stderr.close()
+            for reader in self._readers:
+                reader.join(5)
 
 
 def refused_start(model_root: Path, state_dir: Path, *extra: str) -> str:

@@ -1,0 +1,57 @@
+"""Operating the service (issue 11, in part): the log is one JSON object a line, one per audit event
+and per error answered; a cancelled call leaves no traceback; an open Health.Watch stream does not hold
+the shutdown for the grace period."""
+from __future__ import annotations
+
+import signal
+import threading
+import time
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from shiftaudit.client import AuditOptions
+from shiftaudit.client.remote import AuditClient, RemoteError
+from tests.support import QUICK, SLOW
+from tests.support.server_process import ServerProcess, wait_for
+
+
+def test_the_log_is_a_json_line_per_audit_event_and_error(roots, tmp_path):
+    models, data = roots
+    srv = ServerProcess(models, tmp_path / "state", "--data-root", str(data)).start()
+    ids: list[str] = []
+    try:
+        with AuditClient(srv.target) as client:
+            report = client.run("sub/small.onnx", data_path="photos", **QUICK)
+            with pytest.raises(RemoteError):
+                client.run("sub/small.onnx", data_path="photos", options=AuditOptions(size=1000))
+            with pytest.raises(RemoteError):  # cut by its deadline: no traceback on the server
+                client.run("lite0.onnx", data_path="photos", timeout=2, on_accepted=lambda i, q: ids.append(i),
+                           **SLOW)
+            wait_for(lambda: any(line.get("event") == "cancelled" for line in srv.log()))
+    finally:
+        assert srv.stop() == 0
+    log = srv.log()  # every line parses as one JSON object
+    events = {(line["event"], line.get("audit_id")) for line in log if "event" in line}
+    done = next(line for line in log if line.get("event") == "finished")
+    assert done["frames"] == report["frames"] and done["model_sha256"] == report["model"]["sha256"]
+    assert {("accepted", done["audit_id"]), ("started", done["audit_id"])} <= events
+    assert ("cancelled", ids[0]) in events
+    assert any(line.get("event") == "error" and line["code"] == "INVALID_ARGUMENT" and "embedded size" in line["error"]
+               for line in log)
+    assert not any("exception" in line or "Traceback" in line["message"] for line in log)
+
+
+def test_an_open_health_watch_does_not_hold_the_shutdown(roots, tmp_path):
+    models, _ = roots
+    srv = ServerProcess(models, tmp_path / "state", "--grace", "20").start()
+    channel = grpc.insecure_channel(srv.target)
+    watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest())
+    assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
+    reader = threading.Thread(target=lambda: pytest.raises(grpc.RpcError, list, watch), daemon=True)
+    reader.start()
+    start = time.monotonic()
+    assert srv.stop(signal.SIGTERM) == 0
+    assert time.monotonic() - start < 5  # not the 20 s grace: no audit needed it
+    channel.close()
