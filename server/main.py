@@ -73,6 +73,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--tls-key", type=Path)
     ap.add_argument("--tls-client-ca", type=Path, help="require client certificates signed by this CA (mTLS)")
     ap.add_argument("--token-file", type=Path, help="require 'authorization: Bearer <token>' with this token")
+    ap.add_argument("--metrics-listen", metavar="HOST:PORT",
+                    help="serve Prometheus metrics at http://HOST:PORT/metrics (port 0 picks one; default: off)")
     ap.add_argument("--grace", type=float, default=30.0, help="seconds running audits get at shutdown")
     ap.add_argument("--allow-engine-host-code", action="store_true",
                     help="let TensorRT engines that carry host code load (deserialising runs it: only for engines "
@@ -167,10 +169,14 @@ async def _serve(args, limits: Limits, catalog: ModelCatalog, store: AuditStore,
     host = args.listen.rsplit(":", 1)[0]
     loopback = host in ("127.0.0.1", "localhost", "[::1]", "::1")
     security = ("TLS" + (" with client certificates" if args.tls_client_ca else "")) if credentials else "plaintext"
-    # The test harness and operators read this line: the port actually bound (with --listen ...:0).
+    metrics = ""
+    if args.metrics_listen:
+        metrics_host = args.metrics_listen.rpartition(":")[0] or "127.0.0.1"
+        metrics = f"; metrics on http://{metrics_host}:{service.metrics.serve(args.metrics_listen)}/metrics"
+    # The test harness and operators read this line: the ports actually bound (with --listen ...:0).
     print(f"audit-server listening on {host}:{port} ({security}{', token required' if token else ''}); "
-          f"model root {catalog.root}" + (f"; {interrupted} audit(s) marked interrupted" if interrupted else ""),
-          flush=True)
+          f"model root {catalog.root}" + (f"; {interrupted} audit(s) marked interrupted" if interrupted else "")
+          + metrics, flush=True)
     if not loopback and not (credentials or token):
         print("audit-server: warning: listening beyond loopback without TLS or token; anyone who can reach "
               "this port can run audits", file=sys.stderr, flush=True)

@@ -165,18 +165,29 @@ def run_audit(runner: Runner, sources: Sequence[ImageSource] | Iterable[ImageSou
     total = len(sources) if isinstance(sources, Sequence) else None
     start = time.perf_counter()
 
+    stages = {"render": 0.0, "infer": 0.0, "score": 0.0}  # seconds in each (an operator's metrics)
+
     def render(frames: list[Frame]) -> Batch:
         """A batch the engine will not read where it lies is copied to the host here, in the producer,
         so the copy overlaps inference too."""
+        begin = time.perf_counter()
         batch = renderer.render(frames, norm, spec.layout, spec.dtype)
-        return batch if runner.reads_in_place(batch) else HostBatch(batch.to_host())
+        batch = batch if runner.reads_in_place(batch) else HostBatch(batch.to_host())
+        stages["render"] += time.perf_counter() - begin
+        return batch
 
     with closing(render_ahead(audit.frames(sources), options.batch, render, should_stop,
                               max_source_bytes=max_source_bytes)) as batches:
         for batch, units in batches:
-            audit.score(runner.infer(batch), units)
+            begin = time.perf_counter()
+            out = runner.infer(batch)
+            scored = time.perf_counter()
+            audit.score(out, units)
+            stages["infer"] += scored - begin
+            stages["score"] += time.perf_counter() - scored
             if progress:
-                progress(Progress(audit.images_done, total, audit.result.frames, time.perf_counter() - start))
+                progress(Progress(audit.images_done, total, audit.result.frames, time.perf_counter() - start,
+                                  *stages.values()))
     result = audit.result
     result.seconds = time.perf_counter() - start
     if not result.images:

@@ -11,3 +11,7 @@ class Progress:
     images_total: int | None  # None: not known in advance
     frames: int
     seconds: float
+    # time so far in each stage (rendering runs ahead, in its own thread: the stages overlap)
+    render_seconds: float = 0.0
+    infer_seconds: float = 0.0
+    score_seconds: float = 0.0

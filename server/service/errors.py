@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import errno
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import grpc
@@ -47,7 +47,9 @@ def status_of(e: BaseException) -> grpc.StatusCode:
 class Errors:
     """``roots``: the server's directories and how a message names them (``<model root>`` ...)."""
 
-    def __init__(self, roots: Mapping[Path | None, str]) -> None:
+    def __init__(self, roots: Mapping[Path | None, str], on_error: Callable[[str], None] = lambda code: None) -> None:
+        """``on_error`` is told the status name of every error answered (the metrics count them)."""
+        self._on_error = on_error
         # absolute paths only, matched as whole path components, the longest first (nested roots)
         paths = sorted({str(root.resolve()): label for root, label in roots.items() if root is not None}.items(),
                        key=lambda p: -len(p[0]))
@@ -73,4 +75,5 @@ class Errors:
         code = code or status_of(e)
         message = self.message(e, code)
         logs.event("error", code=code.name, error=message)
+        self._on_error(code.name)
         await context.abort(code, message)

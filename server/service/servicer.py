@@ -36,6 +36,7 @@ from .admission import Admission, Full, Place
 from .catalog import Lease, ModelCatalog, ModelFile
 from .datasets import Datasets
 from .errors import Errors, status_of
+from .metrics import Metrics
 from .store import UNFINISHED, AuditStore, StoreError
 from .wire import audit_message, dataset_message, options_from_proto, preprocessing_from_proto
 
@@ -90,8 +91,10 @@ class AuditService(pb_grpc.AuditServiceServicer):
     def __init__(self, catalog: ModelCatalog, datasets: Datasets, store: AuditStore, limits: Limits) -> None:
         self.catalog, self.datasets, self.store, self.limits = catalog, datasets, store, limits
         self.admission = Admission(limits.max_concurrent_audits, limits.max_queued_audits)
+        self.metrics = Metrics(self.admission)
         self.errors = Errors({catalog.root: "<model root>", datasets.data_root: "<data root>",
-                              store.path.parent: "<state dir>"})
+                              store.path.parent: "<state dir>"},
+                             on_error=lambda code: self.metrics.errors.labels(code).inc())
         # Audits, and the preparation of audits (listing images, loading models), have threads of their own:
         # however many run, the default pool stays free for the control plane (ListModels, metadata...).
         self._audits = ThreadPoolExecutor(limits.max_concurrent_audits, thread_name_prefix="shiftaudit-audit")
@@ -110,6 +113,11 @@ class AuditService(pb_grpc.AuditServiceServicer):
         if which is None:
             raise PathError("name the model by path (relative to the model root) or by digest")
         return self.catalog.resolve(path=ref.path) if which == "path" else self.catalog.resolve(digest=ref.digest)
+
+    def _event(self, name: str, **fields: Any) -> None:
+        """An audit event: a log line, and a count by state (``finished`` counts as succeeded)."""
+        logs.event(name, **fields)
+        self.metrics.audits.labels("succeeded" if name == "finished" else name).inc()
 
     async def _stored(self, context: grpc.aio.ServicerContext, method: Callable[..., T], *args: Any) -> T:
         """A store call for a handler: a store that cannot answer ends the call UNAVAILABLE."""
@@ -280,12 +288,12 @@ class AuditService(pb_grpc.AuditServiceServicer):
                 await self.store.call(self.store.create, audit_id, model.relative)
                 self._stops[audit_id] = (stop, cancel)
                 about = {"audit_id": audit_id, "model": model.relative, "model_sha256": model.digest}
-                logs.event("accepted", **about, queue_position=place.position)
+                self._event("accepted", **about, queue_position=place.position)
                 yield pb.RunAuditResponse(accepted=pb.AuditAccepted(audit_id=audit_id,
                                                                     queue_position=place.position))
                 if not await place.start(cancel):
                     raise Cancelled("cancelled by CancelAudit while queued")
-                logs.event("started", **about)
+                self._event("started", **about)
                 async for event in self._execute(audit_id, job, stop, holds, about):
                     yield event
             except (asyncio.CancelledError, GeneratorExit):  # the client went away, its deadline expired, or
@@ -294,7 +302,7 @@ class AuditService(pb_grpc.AuditServiceServicer):
                 state, why = (("interrupted", "the server stopped") if self.shutting_down
                               else ("cancelled", "client cancelled or deadline expired"))
                 self.store.post(self.store.finish, audit_id, state, why)
-                logs.event(state, audit_id=audit_id, error=why)
+                self._event(state, audit_id=audit_id, error=why)
                 raise
             except Exception as e:
                 stop.set()
@@ -302,7 +310,7 @@ class AuditService(pb_grpc.AuditServiceServicer):
                 code = grpc.StatusCode.CANCELLED if cancelled else status_of(e)
                 message = self.errors.message(e, code)
                 self.store.post(self.store.finish, audit_id, "cancelled" if cancelled else "failed", message)
-                logs.event("cancelled" if cancelled else "failed", audit_id=audit_id, code=code.name, error=message)
+                self._event("cancelled" if cancelled else "failed", audit_id=audit_id, code=code.name, error=message)
                 await self.errors.abort(context, e, code)
         finally:
             self._stops.pop(audit_id, None)
@@ -320,6 +328,7 @@ class AuditService(pb_grpc.AuditServiceServicer):
             return json.dumps(report, allow_nan=False), report["frames"], report["seconds"]
 
         worker = holds.work = loop.run_in_executor(self._audits, work)
+        last: Progress | None = None
         self._workers.add(worker)
         worker.add_done_callback(self._workers.discard)
         try:
@@ -330,6 +339,8 @@ class AuditService(pb_grpc.AuditServiceServicer):
                     getter.cancel()
                     continue
                 p = getter.result()
+                self.metrics.progressed(last, p)
+                last = p
                 yield pb.RunAuditResponse(progress=pb.AuditProgress(
                     images_done=p.images_done, images_total=p.images_total or 0, frames=p.frames,
                     frames_per_second=p.frames / p.seconds if p.seconds else 0.0, elapsed_seconds=p.seconds))
@@ -337,7 +348,7 @@ class AuditService(pb_grpc.AuditServiceServicer):
             stop.set()  # it stops at its next batch
             raise
         text, frames, seconds = worker.result()
-        logs.event("finished", **about, frames=frames, seconds=seconds)
+        self._event("finished", **about, frames=frames, seconds=seconds)
         try:
             await self.store.call(self.store.finish, audit_id, "succeeded", report_json=text)
         except StoreError as e:  # the store keeps it and writes it when it can: the client gets its report now

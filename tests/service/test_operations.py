@@ -1,11 +1,15 @@
-"""Operating the service (issue 11, in part): the log is one JSON object a line, one per audit event
-and per error answered; a cancelled call leaves no traceback; an open Health.Watch stream does not hold
-the shutdown for the grace period."""
+"""Operating the service (issue 11, in part): Prometheus metrics that Prometheus' own checker accepts;
+the log is one JSON object a line, one per audit event and per error answered; a cancelled call leaves
+no traceback; an open Health.Watch stream does not hold the shutdown for the grace period."""
 from __future__ import annotations
 
+import os
+import shutil
 import signal
+import subprocess
 import threading
 import time
+import urllib.request
 
 import grpc
 import pytest
@@ -55,3 +59,31 @@ def test_an_open_health_watch_does_not_hold_the_shutdown(roots, tmp_path):
     assert srv.stop(signal.SIGTERM) == 0
     assert time.monotonic() - start < 5  # not the 20 s grace: no audit needed it
     channel.close()
+
+
+def _promtool() -> str | None:
+    return os.environ.get("PROMTOOL") or shutil.which("promtool")
+
+
+@pytest.mark.skipif(not _promtool(), reason="needs promtool (Debian's prometheus package; .ci/run fetches it)")
+def test_metrics_pass_prometheus_own_checker_and_count_the_audits(roots, tmp_path):
+    models, data = roots
+    srv = ServerProcess(models, tmp_path / "state", "--data-root", str(data), "--metrics-listen", "127.0.0.1:0").start()
+    try:
+        url = srv.banner.split("metrics on ")[1].split()[0]
+        with AuditClient(srv.target) as client:
+            report = client.run("sub/small.onnx", data_path="photos", **QUICK)
+            with pytest.raises(RemoteError):
+                client.run("sub/small.onnx", data_path="photos", options=AuditOptions(size=1000))
+        text = urllib.request.urlopen(url, timeout=5).read().decode()
+    finally:
+        srv.stop()
+    check = subprocess.run([_promtool(), "check", "metrics"], input=text, capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    values = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+              if line and not line.startswith("#")}
+    assert values['shiftaudit_audits_total{state="succeeded"}'] == 1
+    assert values['shiftaudit_errors_total{code="INVALID_ARGUMENT"}'] == 1
+    assert values["shiftaudit_frames_total"] == report["frames"]
+    assert values['shiftaudit_stage_seconds_total{stage="infer"}'] > 0
+    assert values["shiftaudit_audits_running"] == 0 and values["process_resident_memory_bytes"] > 0
