@@ -73,6 +73,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--tls-key", type=Path)
     ap.add_argument("--tls-client-ca", type=Path, help="require client certificates signed by this CA (mTLS)")
     ap.add_argument("--token-file", type=Path, help="require 'authorization: Bearer <token>' with this token")
+    ap.add_argument("--max-concurrent-rpcs", type=int,
+                    help="calls of any kind in progress at once, streams included; more are refused with "
+                         "RESOURCE_EXHAUSTED by gRPC itself (default: no limit)")
     ap.add_argument("--metrics-listen", metavar="HOST:PORT",
                     help="serve Prometheus metrics at http://HOST:PORT/metrics (port 0 picks one; default: off)")
     ap.add_argument("--grace", type=float, default=30.0, help="seconds running audits get at shutdown")
@@ -112,6 +115,8 @@ async def serve(args) -> None:
         raise ValueError("--max-upload-bytes, --max-upload-files and --max-state-bytes must be >= 1")
     if not args.grace >= 0 or not limits.retain_days >= 0:
         raise ValueError("--grace and --retain-days must be >= 0")
+    if args.max_concurrent_rpcs is not None and args.max_concurrent_rpcs < 1:
+        raise ValueError("--max-concurrent-rpcs must be >= 1")
     catalog = ModelCatalog(args.model_root, EngineOptions(allow_engine_host_code=args.allow_engine_host_code,
                                                           onnx_tensorrt=args.onnx_tensorrt), args.max_loaded_models)
     if args.data_root and not args.data_root.is_dir():
@@ -148,7 +153,7 @@ async def _serve(args, limits: Limits, catalog: ModelCatalog, store: AuditStore,
                  token: str | None, credentials: grpc.ServerCredentials | None, interrupted: int) -> None:
 
     server = grpc.aio.server(
-        interceptors=[TokenAuth(token)] if token else [],
+        interceptors=[TokenAuth(token)] if token else [], maximum_concurrent_rpcs=args.max_concurrent_rpcs,
         options=[("grpc.max_receive_message_length", MAX_RECEIVE), ("grpc.max_send_message_length", MAX_SEND),
                  ("grpc.so_reuseport", 0)])
     service = AuditService(catalog, datasets, store, limits)

@@ -87,3 +87,33 @@ def test_metrics_pass_prometheus_own_checker_and_count_the_audits(roots, tmp_pat
     assert values["shiftaudit_frames_total"] == report["frames"]
     assert values['shiftaudit_stage_seconds_total{stage="infer"}'] > 0
     assert values["shiftaudit_audits_running"] == 0 and values["process_resident_memory_bytes"] > 0
+
+
+def test_calls_in_progress_are_bounded(roots, tmp_path):
+    """--max-concurrent-rpcs 2: two open Health.Watch streams take both; a third call is refused at once."""
+    models, _ = roots
+    srv = ServerProcess(models, tmp_path / "state", "--max-concurrent-rpcs", "2").start()
+    channel = grpc.insecure_channel(srv.target)
+    try:
+        stub = health_pb2_grpc.HealthStub(channel)
+        watches = [stub.Watch(health_pb2.HealthCheckRequest()) for _ in range(2)]
+        for watch in watches:
+            next(watch)
+        with AuditClient(srv.target) as client, pytest.raises(RemoteError) as e:
+            client.models()
+        assert e.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+        for watch in watches:
+            watch.cancel()
+        wait_for(lambda: _answers(srv.target), timeout=10)
+    finally:
+        channel.close()
+        srv.stop()
+
+
+def _answers(target: str) -> bool:
+    with AuditClient(target) as client:
+        try:
+            client.models()
+            return True
+        except RemoteError:
+            return False
