@@ -228,10 +228,10 @@ class AuditService(pb_grpc.AuditServiceServicer):
                 path = self.datasets.dataset(dataset_id)
             except FileNotFoundError:
                 path = None
-            size = next((r.bytes for r in await self.store.call(self.store.datasets) if r.dataset_id == dataset_id), 0)
-            if not await self.store.call(self.store.remove_dataset, dataset_id) and path is None:
+            size = await self.store.call(self.store.remove_dataset, dataset_id)
+            if size is None and path is None:
                 raise FileNotFoundError(f"no dataset {dataset_id}")
-            self.datasets.kept -= size
+            self.datasets.kept -= size or 0
             if path:
                 await asyncio.to_thread(shutil.rmtree, path, True)
         finally:

@@ -203,9 +203,11 @@ class AuditStore:
             rows = db.execute("SELECT * FROM datasets ORDER BY created_at DESC").fetchall()
         return [DatasetRow(*r) for r in rows]
 
-    def remove_dataset(self, dataset_id: str) -> bool:
+    def remove_dataset(self, dataset_id: str) -> int | None:
+        """The removed dataset's bytes; None when the store had no such dataset."""
         with self._using() as db:
-            return db.execute("DELETE FROM datasets WHERE dataset_id=?", (dataset_id,)).rowcount > 0
+            rows = db.execute("DELETE FROM datasets WHERE dataset_id=? RETURNING bytes", (dataset_id,)).fetchall()
+        return rows[0][0] if rows else None
 
     def database_bytes(self) -> int:
         """The database's files (the reports are in them)."""
