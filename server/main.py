@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import signal
 import ssl
 import sys
@@ -182,16 +183,19 @@ async def _serve(args, limits: Limits, catalog: ModelCatalog, store: AuditStore,
     print(f"audit-server listening on {host}:{port} ({security}{', token required' if token else ''}); "
           f"model root {catalog.root}" + (f"; {interrupted} audit(s) marked interrupted" if interrupted else "")
           + metrics, flush=True)
+    logs.event("listening", listen=f"{host}:{port}", security=security, token=bool(token),
+               model_root=str(catalog.root), interrupted=interrupted, metrics=metrics.removeprefix("; metrics on ") or None)
     if not loopback and not (credentials or token):
-        print("audit-server: warning: listening beyond loopback without TLS or token; anyone who can reach "
-              "this port can run audits", file=sys.stderr, flush=True)
+        logs.event("insecure_listen", level=logging.WARNING, listen=args.listen,
+                   message="listening beyond loopback without TLS or token; anyone who can reach this port can "
+                           "run audits")
 
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
     await stopping.wait()
-    print("audit-server: shutting down", flush=True)
+    logs.event("shutting_down", grace_seconds=args.grace)
     service.shutting_down = True  # audits cut short from now on are stored as interrupted
     for task in background:
         task.cancel()
@@ -204,6 +208,7 @@ async def _serve(args, limits: Limits, catalog: ModelCatalog, store: AuditStore,
     await service.drain(timeout=30)
     catalog.close()
     store.close()
+    logs.event("stopped")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -212,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         asyncio.run(serve(args))
     except (OSError, ValueError, StoreError, StateDirInUse) as e:
-        print(f"audit-server: error: {e}", file=sys.stderr)
+        logs.event("start_refused", level=logging.ERROR, message=f"audit-server: error: {e}")
         return 2
     return 0
 

@@ -29,6 +29,7 @@ def configure() -> None:
     log.setLevel(logging.INFO)
 
 
-def event(name: str, **fields: Any) -> None:
-    """One audit event (or error): ``event`` and the fields, in one line."""
-    log.info(name, extra={"fields": {"event": name, **fields}})
+def event(name: str, *, level: int = logging.INFO, message: str | None = None, **fields: Any) -> None:
+    """One event (an audit's, an error answered, the server's own): ``event`` and the fields, in one
+    line; ``message`` is for people, the event's name when not given."""
+    log.log(level, message or name, extra={"fields": {"event": name, **fields}})

@@ -3,6 +3,7 @@ the log is one JSON object a line, one per audit event and per error answered; a
 no traceback; an open Health.Watch stream does not hold the shutdown for the grace period."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -18,7 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from shiftaudit.client import AuditOptions
 from shiftaudit.client.remote import AuditClient, RemoteError
 from tests.support import QUICK, SLOW
-from tests.support.server_process import ServerProcess, wait_for
+from tests.support.server_process import ServerProcess, refused_start, wait_for
 
 
 def test_the_log_is_a_json_line_per_audit_event_and_error(roots, tmp_path):
@@ -45,6 +46,13 @@ def test_the_log_is_a_json_line_per_audit_event_and_error(roots, tmp_path):
     assert any(line.get("event") == "error" and line["code"] == "INVALID_ARGUMENT" and "embedded size" in line["error"]
                for line in log)
     assert not any("exception" in line or "Traceback" in line["message"] for line in log)
+    assert [line["event"] for line in log if line.get("event") in ("listening", "shutting_down", "stopped")] == [
+        "listening", "shutting_down", "stopped"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "audits.sqlite").write_bytes(b"")
+    refused = json.loads(refused_start(models, empty))  # a start refused is one JSON line too
+    assert refused["level"] == "error" and "is empty (0 bytes)" in refused["message"]
 
 
 def test_an_open_health_watch_does_not_hold_the_shutdown(roots, tmp_path):
