@@ -12,17 +12,22 @@ from shiftaudit.server.engine.progress import Progress
 from shiftaudit.server.engine.runners import EngineOptions, open_runner
 
 
-def audit(engine: str | Path, images: str | Path, options: AuditOptions | None = None, *,
+def audit(engine: str | Path, images: str | Path, options: AuditOptions | Mapping[str, Any] | None = None, *,
           preprocessing: Mapping[str, Any] | None = None, labels: str | Path | None = None,
           progress: Callable[[Progress], None] | None = None, should_stop: Callable[[], bool] | None = None,
           device: str = "auto", allow_engine_host_code: bool = False, onnx_tensorrt: bool = False) -> dict:
     """Audit the model file ``engine`` on every image below the directory ``images``; returns the
-    ``shiftaudit.report/v1`` report. ``options`` (`AuditOptions`: protocols, size, shift, seed, ...; the
-    canvas defaults to the model's input size), ``preprocessing`` overrides the sidecar's values
+    ``shiftaudit.report/v1`` report. ``options`` (`AuditOptions`, or a mapping of its fields: protocols,
+    size, shift, seed, ...; the canvas defaults to the model's input size), ``preprocessing`` overrides the sidecar's values
     (`Preprocessing` fields), ``labels`` is a file of ``image,label`` lines, ``device`` (auto, cuda, cpu)
     says where frames are rendered and ONNX models run; ``allow_engine_host_code`` lets TensorRT engines
     with host code load (deserialising runs it: only for engines you trust); ``onnx_tensorrt`` runs ONNX
-    models through ONNX Runtime's TensorRT provider."""
+    models through ONNX Runtime's TensorRT provider.
+
+    Raises `InputError` (its subclass `OptionError` for a misspelt or out-of-range option), `ModelError`,
+    `DeviceError` or `Cancelled`, all `AuditError`s exported by ``shiftaudit.client``."""
+    if isinstance(options, Mapping):
+        options = AuditOptions(**options)
     engine = Path(engine)
     sources = image_sources(Path(images))
     with open_runner(engine, EngineOptions(device, allow_engine_host_code, onnx_tensorrt)) as runner:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .errors import InputError
 from .images import ImageError, ImageSource, SourceImage
 from .labels import label_for
 from .metrics import ProtocolStats
@@ -26,10 +27,6 @@ from .render import Batch, Frame, HostBatch, Renderer
 from .render.cpu import CpuRenderer
 from .runners import Runner
 from .score import detect_output_kind, probabilities, score_unit
-
-
-class InputError(ValueError):
-    """Bad input in strict mode, or no usable input at all."""
 
 
 @dataclass

@@ -11,8 +11,10 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path, PurePosixPath
 
+from .errors import InputError
 
-class PathError(ValueError):
+
+class PathError(InputError):
     """A client-supplied path that is not inside its root."""
 
 

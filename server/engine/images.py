@@ -20,12 +20,13 @@ os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_PIXELS))
 import cv2  # noqa: E402  (after the limit above)
 import numpy as np  # noqa: E402
 
+from .errors import InputError  # noqa: E402
 from .files import image_files, inside  # noqa: E402
 
 _ALPHA_FORMATS = (b"\x89PNG", b"RIFF", b"II*\x00", b"MM\x00*")  # PNG, WebP, TIFF may carry alpha
 
 
-class ImageError(ValueError):
+class ImageError(InputError):
     """An input that is not a usable image; the message names the problem."""
 
 

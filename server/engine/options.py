@@ -8,10 +8,13 @@ from the model (its input size; a TensorRT profile's largest batch).
 """
 from __future__ import annotations
 
+import difflib
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
+from .errors import OptionError
 from .geometry import FILTERS
 from .protocols import MAX_PAIRS_PER_IMAGE, MAX_SWEEP_FRAMES, PAIR_PROTOCOLS, PROTOCOLS
 
@@ -38,7 +41,7 @@ class Numbers:
         except ValueError:
             values = ()
         if len(values) != self.n:
-            raise ValueError(f"expected {self.n} numbers separated by {self.sep!r}, got {text!r}")
+            raise OptionError(f"expected {self.n} numbers separated by {self.sep!r}, got {text!r}")
         return values
 
     def format(self, value: tuple) -> str:
@@ -80,6 +83,30 @@ def options_of(cls: type) -> list[tuple[str, Option, Any]]:
     return [(f.name, f.metadata["option"], f.default) for f in fields(cls) if "option" in f.metadata]
 
 
+def check_names(names: Any, valid: list[str], what: str) -> None:
+    """A misspelt name is an OptionError that suggests the nearest valid one and lists them all (rather
+    than Python's "unexpected keyword argument")."""
+    for name in names:
+        if name not in valid:
+            near = difflib.get_close_matches(name, valid, n=1)
+            raise OptionError(f"unknown {what} {name!r}" + (f" (did you mean {near[0]!r}?)" if near else "")
+                              + f"; valid: {', '.join(valid)}")
+
+
+def named_options(cls: type) -> type:
+    """Class decorator for an options dataclass: keyword arguments are checked by `check_names` first."""
+    init, valid = cls.__init__, [name for name, _, _ in options_of(cls)]
+
+    @functools.wraps(init)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        check_names([k for k in kwargs if k not in {f.name for f in fields(cls)}], valid, "option")
+        init(self, *args, **kwargs)
+
+    cls.__init__ = __init__
+    return cls
+
+
+@named_options
 @dataclass(frozen=True)
 class AuditOptions:
     """Field order is the order of the report's ``config`` (and of the flags in ``--help``)."""
@@ -106,6 +133,8 @@ class AuditOptions:
     strict: bool = option(False, "a bad or too small image is an error, not a skip", group="output and gates")
 
     def __post_init__(self) -> None:
+        if isinstance(self.protocols, str):  # protocols="crop" is one protocol, not the protocols c, r, o, p
+            object.__setattr__(self, "protocols", (self.protocols,))
         for f in fields(self):  # lists (JSON, a caller) become tuples; protocols lose repeats
             value = getattr(self, f.name)
             if isinstance(value, list):
@@ -113,36 +142,36 @@ class AuditOptions:
         object.__setattr__(self, "protocols", tuple(dict.fromkeys(self.protocols)))
         unknown = [p for p in self.protocols if p not in PROTOCOLS]
         if unknown or not self.protocols:
-            raise ValueError(f"unknown protocol {', '.join(unknown) or '(none)'}; choose from {', '.join(PROTOCOLS)}")
+            raise OptionError(f"unknown protocol {', '.join(unknown) or '(none)'}; choose from {', '.join(PROTOCOLS)}")
         if self.batch is not None and not 1 <= self.batch <= MAX_BATCH:
-            raise ValueError(f"batch must lie in 1..{MAX_BATCH}")
+            raise OptionError(f"batch must lie in 1..{MAX_BATCH}")
         if self.shift == (0, 0):
-            raise ValueError("shift must not be 0,0")
+            raise OptionError("shift must not be 0,0")
         if not 1 <= self.pairs_per_image <= MAX_PAIRS_PER_IMAGE:
-            raise ValueError(f"pairs per image must lie in 1..{MAX_PAIRS_PER_IMAGE}")
+            raise OptionError(f"pairs per image must lie in 1..{MAX_PAIRS_PER_IMAGE}")
         if self.filter not in ("auto", *FILTERS):
-            raise ValueError(f"unknown filter {self.filter!r}; choose one of auto, {', '.join(FILTERS)}")
+            raise OptionError(f"unknown filter {self.filter!r}; choose one of auto, {', '.join(FILTERS)}")
         steps = self.sweep_pixels / self.sweep_step if self.sweep_step > 0 else -1
         if self.sweep_pixels < 1 or not 0 < self.sweep_step <= self.sweep_pixels:
-            raise ValueError("sweep needs 1 <= pixels and 0 < step <= pixels")
+            raise OptionError("sweep needs 1 <= pixels and 0 < step <= pixels")
         if abs(steps - round(steps)) > 1e-9 or round(steps) > MAX_SWEEP_FRAMES - 1:
-            raise ValueError(f"sweep step {self.sweep_step} must divide {self.sweep_pixels} pixels into at most "
+            raise OptionError(f"sweep step {self.sweep_step} must divide {self.sweep_pixels} pixels into at most "
                              f"{MAX_SWEEP_FRAMES - 1} steps")
         lo, hi, step = self.size_sweep
         if lo < 4 or step < 1 or (hi and hi < lo):
-            raise ValueError(f"size sweep {lo}..{hi} step {step} is not a valid range")
+            raise OptionError(f"size sweep {lo}..{hi} step {step} is not a valid range")
 
     def _check_canvas(self) -> None:
         """What depends on the canvas, checked once it is final (`resolved`)."""
         h, w = self.canvas
         if not 8 <= h <= MAX_CANVAS or not 8 <= w <= MAX_CANVAS:
-            raise ValueError(f"canvas {h}x{w} must lie in 8..{MAX_CANVAS} pixels a side")
+            raise OptionError(f"canvas {h}x{w} must lie in 8..{MAX_CANVAS} pixels a side")
         room = min(h, w) - max(map(abs, self.shift))
         if not 4 <= self.size <= room:
-            raise ValueError(f"embedded size {self.size} must lie in 4..{room} for a {h}x{w} canvas and shift "
+            raise OptionError(f"embedded size {self.size} must lie in 4..{room} for a {h}x{w} canvas and shift "
                              f"{self.shift}")
         if self.sweep_pixels > min(h, w) // 2:
-            raise ValueError(f"sweep needs 1 <= pixels <= {min(h, w) // 2} on a {h}x{w} canvas")
+            raise OptionError(f"sweep needs 1 <= pixels <= {min(h, w) // 2} on a {h}x{w} canvas")
 
     def resolved(self, spec: InputSpec) -> AuditOptions:
         """The options for this model: the canvas is its input size (another --canvas is an error) unless
@@ -151,7 +180,7 @@ class AuditOptions:
         model_hw = (spec.height, spec.width)
         if None not in model_hw:
             if canvas not in (None, model_hw):
-                raise ValueError(f"canvas {canvas} differs from the model's fixed input {model_hw}")
+                raise OptionError(f"canvas {canvas} differs from the model's fixed input {model_hw}")
             canvas = model_hw
         batch = self.batch or (min(spec.max_batch, MAX_BATCH) if spec.max_batch else DEFAULT_BATCH)
         resolved = replace(self, canvas=canvas or DEFAULT_CANVAS, batch=batch)

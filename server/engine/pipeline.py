@@ -10,13 +10,10 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
+from .errors import Cancelled
 from .render import Batch, Frame
 
 T = TypeVar("T")
-
-
-class Cancelled(Exception):
-    """The caller asked the audit to stop."""
 
 
 def render_ahead(groups: Iterable[Iterable[tuple[Frame, T]]], size: int, render: Callable[[list[Frame]], Batch],

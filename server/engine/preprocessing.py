@@ -7,19 +7,21 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from shiftaudit.kernels.tables import Normalisation
 
-from .options import Numbers, option
+from .errors import OptionError
+from .options import Numbers, check_names, named_options, option, options_of
 
 OUTPUT_KINDS = ("auto", "logits", "probabilities")
 MIN_STD = 1e-4  # below it a pixel's step is 10^4 of the model's units: a typo, not a preprocessing
 
 
+@named_options
 @dataclass(frozen=True)
 class Preprocessing:
     mean: tuple[float, float, float] = option((0.485, 0.456, 0.406), "per-channel mean, model channel order "
@@ -33,21 +35,22 @@ class Preprocessing:
     output: str = option("auto", "what the model outputs (auto: detected from the first batch)",
                          flag="--output-kind", choices=OUTPUT_KINDS, wire=("output_kind",), group="model")
     labels: str | None = None  # class-names file, relative to the sidecar (sidecar only)
-    source: str = field(default="defaults", compare=False)  # where the values came from
+    source: str = field(default="defaults", compare=False)  # the sidecar's path, or "defaults"
+    origins: dict[str, str] = field(default_factory=dict, compare=False)  # per value: default, sidecar or options
 
     def __post_init__(self) -> None:
         if len(self.mean) != 3 or len(self.std) != 3:
-            raise ValueError("mean and std need three values each")
+            raise OptionError("mean and std need three values each")
         if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in (*self.mean, *self.std)):
-            raise ValueError(f"mean and std must be finite numbers, not {list(self.mean)} and {list(self.std)}")
+            raise OptionError(f"mean and std must be finite numbers, not {list(self.mean)} and {list(self.std)}")
         if not all(s >= MIN_STD for s in self.std):
-            raise ValueError(f"std must be at least {MIN_STD} in every channel, not {list(self.std)}")
+            raise OptionError(f"std must be at least {MIN_STD} in every channel, not {list(self.std)}")
         if self.pixel_range not in (1, 1.0, 255, 255.0):
-            raise ValueError(f"pixel_range must be 1 or 255, not {self.pixel_range}")
+            raise OptionError(f"pixel_range must be 1 or 255, not {self.pixel_range}")
         if self.channel_order not in ("RGB", "BGR"):
-            raise ValueError(f"channel_order must be RGB or BGR, not {self.channel_order!r}")
+            raise OptionError(f"channel_order must be RGB or BGR, not {self.channel_order!r}")
         if self.output not in OUTPUT_KINDS:
-            raise ValueError(f"output must be one of {', '.join(OUTPUT_KINDS)}, not {self.output!r}")
+            raise OptionError(f"output must be one of {', '.join(OUTPUT_KINDS)}, not {self.output!r}")
 
     def normalisation(self) -> Normalisation:
         std = np.asarray(self.std, np.float32)
@@ -61,7 +64,9 @@ class Preprocessing:
         return d
 
 
-SIDECAR_KEYS = {f.name for f in fields(Preprocessing)} - {"source"}
+VALUES = [name for name, _, _ in options_of(Preprocessing)]
+SIDECAR_KEYS = {*VALUES, "labels"}
+REPORT_SCHEMA = "shiftaudit.report/"  # what a report's "schema" starts with (report.py)
 
 
 def sidecar_path(model: Path) -> Path:
@@ -69,24 +74,33 @@ def sidecar_path(model: Path) -> Path:
 
 
 def load_preprocessing(model: Path, **overrides) -> Preprocessing:
-    """The sidecar's values (if the file exists) with explicit, non-None overrides on top."""
-    base = Preprocessing()
+    """The sidecar's values (if the file exists) with explicit, non-None overrides on top; ``origins``
+    says where each value came from, so a report can warn about defaults."""
+    check_names(overrides, VALUES, "preprocessing value")
+    base, origins = Preprocessing(), dict.fromkeys(VALUES, "default")
     side = sidecar_path(model)
     if side.is_file():
         try:
             data = json.loads(side.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise ValueError(f"sidecar {side}: not valid JSON ({e})") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise OptionError(f"sidecar {side}: not valid JSON ({e})") from None
+        if isinstance(data, dict) and str(data.get("schema", "")).startswith(REPORT_SCHEMA):
+            raise OptionError(f"{side} is an audit report, not the preprocessing sidecar of {model.name}: move it "
+                              "away (audit-client no longer writes a report where a model's sidecar belongs)")
+        if not isinstance(data, dict):
+            raise OptionError(f"sidecar {side}: not a JSON object")
         unknown = set(data) - SIDECAR_KEYS
         if unknown:
-            raise ValueError(f"sidecar {side}: unknown keys {sorted(unknown)}")
+            raise OptionError(f"sidecar {side}: unknown keys {sorted(unknown)}; valid: {', '.join(sorted(SIDECAR_KEYS))}")
         try:
             base = Preprocessing(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()},
                                  source=str(side))
         except (TypeError, ValueError) as e:
-            raise ValueError(f"sidecar {side}: {e}") from None
+            raise OptionError(f"sidecar {side}: {e}") from None
+        origins.update(dict.fromkeys(set(data) & set(VALUES), "sidecar"))
     given = {k: v for k, v in overrides.items() if v is not None}
-    return replace(base, **given, source=base.source + (" + options" if given else "")) if given else base
+    origins.update(dict.fromkeys(given, "options"))
+    return replace(base, **given, origins=origins)
 
 
 def class_names(model: Path, pre: Preprocessing) -> list[str] | None:
@@ -97,4 +111,4 @@ def class_names(model: Path, pre: Preprocessing) -> list[str] | None:
     try:
         return [line.strip() for line in path.read_text().splitlines() if line.strip()]
     except OSError as e:
-        raise ValueError(f"class names file {path}: {e.strerror}") from None
+        raise OptionError(f"class names file {path}: {e.strerror}") from None

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .errors import InputError
 from .geometry import Placement, resolve_filter
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ MAX_PAIRS_PER_IMAGE = 10_000  # bounds what one request can ask a server to plan
 MAX_SWEEP_FRAMES = 257
 
 
-class TooSmall(ValueError):
+class TooSmall(InputError):
     """The image cannot be used by this protocol at the requested size (it would be upscaled)."""
 
 

@@ -15,6 +15,8 @@ import numpy as np
 
 from shiftaudit.kernels.tables import Normalisation
 
+from ..errors import DeviceError
+
 if TYPE_CHECKING:  # this module stays light: runners import the batch contract from here
     from ..geometry import Placement
     from ..images import SourceImage
@@ -72,10 +74,6 @@ class Renderer(Protocol):
     device: str  # where its batches lie
 
     def render(self, frames: Sequence[Frame], norm: Normalisation, layout: str, dtype: np.dtype) -> Batch: ...
-
-
-class DeviceError(RuntimeError):
-    """``--device cuda`` was asked for and cannot be had here."""
 
 
 @lru_cache(maxsize=1)

@@ -12,13 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import ModelError
 from ..render import Batch, HostBatch
 
 FLOATS = (np.dtype(np.float32), np.dtype(np.float16))
-
-
-class ModelError(RuntimeError):
-    """The model cannot be audited as it is (not a single-input image classifier, unloadable...)."""
 
 
 class EngineOutOfMemory(ModelError):
