@@ -1,35 +1,35 @@
-"""``audit-client``: audit a model for one-pixel shift sensitivity, with gates for CI pipelines.
-``audit-client build-engine`` and ``audit-client inspect`` make and check TensorRT engines.
-
-Exit codes: 0 every gate passed, 1 a gate failed, 2 usage or input error, 3 the model or engine
-could not do the job. Every error is one line on stderr; set SHIFTAUDIT_DEBUG=1 for tracebacks.
-"""
+"""``audit-client``: the command line of an audit (`DESCRIPTION`), and the dispatch to the engine tools."""
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
 
 import grpc
 
-from shiftaudit.server.engine.audit import InputError
+from shiftaudit.server.engine.errors import AuditError, InputError
 from shiftaudit.server.engine.options import AuditOptions
-from shiftaudit.server.engine.pipeline import Cancelled
-from shiftaudit.server.engine.preprocessing import Preprocessing
-from shiftaudit.server.engine.render import DEVICES, DeviceError
-from shiftaudit.server.engine.runners import ModelError
+from shiftaudit.server.engine.preprocessing import Preprocessing, sidecar_path
+from shiftaudit.server.engine.render import DEVICES
+from shiftaudit.server.engine.runners.manifest import manifest_path
 
-from . import engine_tools
+from . import engine_tools, outputs
 from .api import audit
 from .fanout import run_sharded
-from .flags import add_flags, given
+from .flags import Parser, add_flags, given
 from .gates import evaluate
+from .outputs import STDOUT, Output
 from .progress import ProgressBar
 from .remote import AuditClient, RemoteError
 from .table import format_table
 
+DESCRIPTION = """audit-client: audit a model for one-pixel shift sensitivity, with gates for CI pipelines.
+audit-client build-engine and audit-client inspect make and check TensorRT engines.
+
+Exit codes: 0 every gate passed, 1 a gate failed, 2 usage or input error (or an output that could not be
+written: the report is then saved at a path the error names), 3 the model or engine could not do the job.
+Every error is one line on stderr; set SHIFTAUDIT_DEBUG=1 for tracebacks."""
 EXIT_PASS, EXIT_GATE, EXIT_USAGE, EXIT_ENGINE = 0, 1, 2, 3
 TOOLS = {"build-engine": engine_tools.build, "inspect": engine_tools.inspect}
 # what the caller can fix; every other status means the server could not do the job (exit 3)
@@ -38,8 +38,7 @@ _USAGE_CODES = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND, grp
 
 
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="audit-client", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = Parser(prog="audit-client", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--engine", required=True, type=Path,
                     help="model file (.onnx, or a TensorRT engine .plan/.engine); with --server, its path under the "
                          "server's model root or sha256:DIGEST")
@@ -65,7 +64,8 @@ def parser() -> argparse.ArgumentParser:
                    "execution provider; in-process only")
     g.add_argument("--labels", type=Path, help="file of 'image,label' lines, for accuracy")
     g = groups["output and gates"]
-    g.add_argument("--json", type=Path, help="write the report here")
+    g.add_argument("--json", type=Path, help="write the report here (- : standard output, the table then goes "
+                   "to stderr)")
     g.add_argument("--no-progress", action="store_true")
     g.add_argument("--max-p-top1-change", type=float, help="gate: fail (exit 1) above this P(top-1 change)")
     g.add_argument("--max-mac", type=float, help="gate: fail (exit 1) above this MAC")
@@ -89,8 +89,11 @@ def _audit(args: argparse.Namespace, progress: ProgressBar | None) -> dict:
     if len(args.server) > 1 and args.data_path:
         raise ValueError("several --server need --images DIR: the client shards the images by content and "
                          "uploads each shard to its server")
-    token = args.token_file.read_text().strip() if args.token_file else None
-    labels = args.labels.read_text() if args.labels else ""
+    token = _read(args.token_file, "--token-file").strip() if args.token_file else None
+    for path, flag in ((args.tls_ca, "--tls-ca"), (args.tls_cert, "--tls-cert"), (args.tls_key, "--tls-key")):
+        if path:
+            _read(path, flag)
+    labels = _read(args.labels, "--labels") if args.labels else ""
 
     def connect(target: str) -> AuditClient:
         return AuditClient(target, token=token, tls_ca=args.tls_ca, tls_cert=args.tls_cert, tls_key=args.tls_key)
@@ -103,19 +106,48 @@ def _audit(args: argparse.Namespace, progress: ProgressBar | None) -> dict:
                           preprocessing=preprocessing, labels_csv=labels, timeout=args.timeout, progress=progress)
 
 
+def _read(path: Path, flag: str) -> str:
+    """A file the user named, or an error that names the flag."""
+    try:
+        return path.read_text()
+    except UnicodeDecodeError:
+        raise InputError(f"{flag} {path}: not a text file (UTF-8)") from None
+    except OSError as e:
+        raise InputError(f"{flag} {path}: {e.strerror}") from None
+
+
+def _outputs(args: argparse.Namespace) -> list[Output]:
+    return [Output("--json", args.json, outputs.report_json)] if args.json else []
+
+
+def _inputs(args: argparse.Namespace) -> dict[Path, str]:
+    """The files this audit reads, which no output may overwrite."""
+    inputs = {args.labels: "the labels file"} if args.labels else {}
+    if not args.server:  # the model is a local file
+        inputs |= {args.engine: "the model", sidecar_path(args.engine): "the model's preprocessing sidecar",
+                   manifest_path(args.engine): "the engine's manifest"}
+    return inputs
+
+
 def run(args: argparse.Namespace) -> int:
+    wanted = _outputs(args)
+    outputs.check(wanted, _inputs(args))
     bar = None if args.no_progress else ProgressBar()
     try:
         report = _audit(args, bar)
     finally:
         if bar:
             bar.close()
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=1, allow_nan=False) + "\n")  # strict JSON
     limits = {"max_p_top1_change": args.max_p_top1_change, "max_mac": args.max_mac}
     gated = any(v is not None for v in limits.values())
     verdicts = evaluate(report, limits, args.gate_on) if gated else None
-    print(format_table(report, verdicts))
+    to_stdout = any(o.path == STDOUT for o in wanted)
+    print(format_table(report, verdicts), file=sys.stderr if to_stdout else sys.stdout, flush=True)
+    failed = outputs.write(wanted, report)
+    for line in failed:
+        print(f"audit-client: error: {line}", file=sys.stderr)
+    if failed:
+        return EXIT_USAGE
     return EXIT_GATE if verdicts and any(verdicts.values()) else EXIT_PASS
 
 
@@ -131,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"server: {e}", EXIT_USAGE if e.code in _USAGE_CODES else EXIT_ENGINE)
     except OSError as e:
         return _fail(e, EXIT_USAGE)
-    except (ModelError, Cancelled, DeviceError) as e:
+    except AuditError as e:  # the model, the device, a cancelled audit
         return _fail(e, EXIT_ENGINE)
     except KeyboardInterrupt:
         return _fail("interrupted", EXIT_ENGINE)

@@ -22,6 +22,8 @@ from shiftaudit.server.engine.runners.manifest import (
 )
 from shiftaudit.server.engine.runners.tensorrt import build_engine, import_tensorrt, open_gpu
 
+from .flags import Parser
+
 
 class Tool(NamedTuple):
     parser: Callable[[], argparse.ArgumentParser]
@@ -29,7 +31,7 @@ class Tool(NamedTuple):
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="audit-client build-engine",
+    ap = Parser(prog="audit-client build-engine",
                                  description="Build a TensorRT engine from an ONNX model on this GPU, with its manifest.")
     ap.add_argument("onnx", type=Path, help="the ONNX model")
     ap.add_argument("-o", "--output", type=Path, help="the engine (default: the model's name with .plan)")
@@ -60,7 +62,7 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _inspect_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="audit-client inspect",
+    ap = Parser(prog="audit-client inspect",
                                  description="Show a TensorRT engine's manifest and whether this node can run it "
                                              "(exit 0: it can, 3: it cannot).")
     ap.add_argument("engine", type=Path)

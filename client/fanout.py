@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from shiftaudit.server.engine.files import file_sha256, image_files
+from shiftaudit.server.engine.labels import SHOWN, unknown_names
 from shiftaudit.server.engine.options import AuditOptions
 from shiftaudit.server.engine.progress import Progress
 from shiftaudit.server.engine.report import merge_reports
@@ -91,4 +92,23 @@ def run_sharded(targets: list[str], connect: Callable[[str], AuditClient], model
     finally:
         for client in clients.values():
             client.close()
-    return merge_reports(reports, {name: i for i, name in enumerate(names)}, time.perf_counter() - start)
+    order = {name: i for i, name in enumerate(names)}
+    merged = merge_reports(reports, order, time.perf_counter() - start)
+    if labels_csv:
+        merged["labels"] = merge_labels([r["labels"] for _, r in reports], unknown_names(labels_csv, names), order)
+    return merged
+
+
+def merge_labels(shards: list[dict], unknown: list[str], order: dict[str, int]) -> dict:
+    """The labels summary of the whole audit from its shards' (each server had the whole labels text but
+    only its shard's images): what depends on the text alone is the same in every shard; the images'
+    counts add up, and their first few are the first in the audit's ``order`` (each shard lists its
+    images in that order, so those are among its first few); names that match no image at all are found
+    here, where every image name is known."""
+    merged = dict(shards[0])
+    merged["labelled_images"] = sum(s["labelled_images"] for s in shards)
+    unlabelled = sorted((n for s in shards for n in s["unlabelled_images"]["first"]), key=order.__getitem__)
+    merged["unlabelled_images"] = {"count": sum(s["unlabelled_images"]["count"] for s in shards),
+                                   "first": unlabelled[:SHOWN]}
+    merged["unknown_names"] = {"count": len(unknown), "first": unknown[:SHOWN]}
+    return merged

@@ -9,6 +9,13 @@ from typing import Any
 from shiftaudit.server.engine.options import options_of
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with a usage error as one line and a hint, not the whole usage (18 lines) before it."""
+
+    def error(self, message: str):  # noqa: ANN201 (argparse's signature)
+        self.exit(2, f"{self.prog}: error: {message}\n{self.prog}: see {self.prog} --help\n")
+
+
 def add_flags(ap: argparse.ArgumentParser, cls: type, groups: dict[str, Any]) -> None:
     """A flag for every option of ``cls``, in the argument group its option names (made on first use)."""
     for name, opt, default in options_of(cls):

@@ -1,5 +1,9 @@
-"""The readable table printed at the end of a run."""
+"""The readable summary printed at the end of a run: a row per protocol, then the run, the
+preprocessing in force and where it came from, accuracy when labels were given, and the skips counted
+by reason."""
 from __future__ import annotations
+
+from collections import Counter
 
 
 def _metric(m: dict) -> str:
@@ -7,6 +11,43 @@ def _metric(m: dict) -> str:
         return "-"
     lo, hi = m["ci95"]
     return f"{m['value']:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def _preprocessing(pre: dict) -> list[str]:
+    """What the model was fed, and a warning when any of it is a guess (the defaults are ImageNet's)."""
+    origins = pre.get("origins", {})
+    given = "; ".join(f"{origin}: {', '.join(k for k, o in origins.items() if o == origin)}"
+                      for origin in ("sidecar", "options") if origin in origins.values())
+    line = (f"preprocessing: mean {pre['mean']} std {pre['std']} on 0-{pre['pixel_range']:g} "
+            f"{pre['channel_order']}, output {pre['output']}" + (f" ({given})" if given else ""))
+    defaults = [k for k, o in origins.items() if o == "default"]
+    if not defaults:
+        return [line]
+    return [line, f"warning: {', '.join(defaults)} not given (neither sidecar nor flag): defaults used; if the "
+                  "model was trained otherwise, the numbers above are not its own"]
+
+
+def _labels(labels: dict) -> str:
+    """How the labels met the images; what may be an oversight, with the first few names."""
+    parts = [f"labels: {labels['labelled_images']} of "
+             f"{labels['labelled_images'] + labels['unlabelled_images']['count']} images labelled"]
+    for key, what in (("unknown_names", "names matching no image"), ("repeated_lines", "repeated lines"),
+                      ("beyond_outputs", "labels beyond the model's outputs")):
+        few = labels[key]
+        if few["count"]:
+            parts.append(f"{what}: {few['count']} ({', '.join(few['first'])}"
+                         + (", ..." if few["count"] > len(few["first"]) else "") + ")")
+    return "; ".join(parts)
+
+
+def _skipped(skipped: list[dict]) -> str:
+    reasons = Counter("unusable" if s["protocol"] is None else f"too small for {s['protocol']}" for s in skipped)
+    first = "; ".join(s["reason"] for s in skipped[:3]) + (" ..." if len(skipped) > 3 else "")
+    return f"skipped {', '.join(f'{n} {why}' for why, n in reasons.items())}: {first}"
 
 
 def format_table(report: dict, verdicts: dict[str, list[str]] | None = None) -> str:
@@ -21,13 +62,18 @@ def format_table(report: dict, verdicts: dict[str, list[str]] | None = None) -> 
         for s in p.get("by_size", []) if name == "size-sweep" else []:
             lines.append(f"  size-sweep S={s['size']:<4} pairs {s['pairs']:<5} "
                          f"P(top-1 change) {_metric(s['p_top1_change'])}")
+    accuracy = next((p["accuracy"] for p in report["protocols"].values() if "accuracy" in p), None)
+    if accuracy:
+        lines.append(f"accuracy (first frames, labelled images) {_metric(accuracy['first_frame'])}")
     m = report["model"]
     fps = report["frames"] / report["seconds"] if report["seconds"] else 0.0
     d = report["device"]
-    lines.append(f"{len(report['images'])} images, {report['frames']} frames in {report['seconds']:.1f} s "
-                 f"({fps:.1f} frames/s); rendered on {d['render']}, inferred on {d['inference']}; "
-                 f"output read as {m['output_kind']}")
+    lines.append(f"{plural(len(report['images']), 'image')}, {plural(report['frames'], 'frame')} in "
+                 f"{report['seconds']:.1f} s ({fps:.1f} frames/s); rendered on {d['render']}, inferred on "
+                 f"{d['inference']}; output read as {m['output_kind']}")
+    lines += _preprocessing(m["preprocessing"])
+    if "labels" in report:
+        lines.append(_labels(report["labels"]))
     if report["skipped"]:
-        lines.append(f"skipped {len(report['skipped'])}: " + "; ".join(s["reason"] for s in report["skipped"][:5])
-                     + (" ..." if len(report["skipped"]) > 5 else ""))
+        lines.append(_skipped(report["skipped"]))
     return "\n".join(lines)

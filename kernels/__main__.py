@@ -21,6 +21,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--arch", action="append", help="cubin target (default sm_80 and sm_90)")
     ap.add_argument("--device", action="store_true", help="also run the checks on the GPU")
     args = ap.parse_args(argv)
+    try:
+        nvrtc_version()
+    except ImportError as e:  # the gpu extra is what brings NVRTC; a GPU is needed only with --device
+        print(f"{ap.prog}: error: the checks compile with NVRTC, which is not installed ({e}): "
+              "pip install 'shiftaudit[gpu]' (no GPU needed)", file=sys.stderr)
+        return 2
     archs = args.arch or ["sm_80", "sm_90"]
     from .memory import DeviceMemory, HostMemory
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from .errors import InputError
 from .images import ImageError, ImageSource, SourceImage
-from .labels import label_for
+from .labels import Labels
 from .metrics import ProtocolStats
 from .options import AuditOptions
 from .pipeline import render_ahead
@@ -38,6 +38,7 @@ class AuditResult:
     skipped: list[dict] = field(default_factory=list)
     frames: int = 0
     output_kind: str | None = None
+    classes: int | None = None  # the model's outputs per frame, as the first batch showed them
     seconds: float = 0.0
 
     def merge(self, other: AuditResult) -> None:
@@ -47,6 +48,7 @@ class AuditResult:
         self.skipped += other.skipped
         self.frames += other.frames
         self.output_kind = self.output_kind or other.output_kind
+        self.classes = self.classes or other.classes
         self.seconds = max(self.seconds, other.seconds)
 
 
@@ -70,7 +72,7 @@ class _Unit:
 class Audit:
     """One audit's state: the images it planned or skipped, the units in flight, the statistics."""
 
-    def __init__(self, options: AuditOptions, output: str = "auto", labels: dict[str, int] | None = None) -> None:
+    def __init__(self, options: AuditOptions, output: str = "auto", labels: Labels | None = None) -> None:
         self.options, self.output, self.labels = options, output, labels
         self.result = AuditResult(stats={p: ProtocolStats("sequence" if p in SEQUENCE_PROTOCOLS else "pair")
                                          for p in options.protocols})
@@ -113,13 +115,14 @@ class Audit:
                 self._skip(name, f"{name}: {e}", protocol)
         if not units:
             return None
-        label = label_for(name, self.labels) if self.labels else None
+        label = self.labels.label_for(name) if self.labels else None
         return image, units, {"image": name, "sha256": image.digest, "size": list(image.size), "label": label,
                               "units": []}
 
     def score(self, out: np.ndarray, units: list[_Unit]) -> None:
         """The engine's outputs for one batch (a row per frame, in order)."""
         if self.result.output_kind is None:
+            self.result.classes = out.shape[1]
             self.result.output_kind = self.output if self.output != "auto" else detect_output_kind(out)
         self.result.frames += len(units)
         for row, pending in zip(probabilities(out, self.result.output_kind), units):  # a unit's frames in order
@@ -146,7 +149,7 @@ class Audit:
 
 
 def run_audit(runner: Runner, sources: Sequence[ImageSource] | Iterable[ImageSource], pre: Preprocessing,
-              options: AuditOptions, labels: dict[str, int] | None = None,
+              options: AuditOptions, labels: Labels | None = None,
               progress: Callable[[Progress], None] | None = None,
               should_stop: Callable[[], bool] | None = None, renderer: Renderer | None = None,
               max_source_bytes: int | None = None) -> AuditResult:

@@ -14,7 +14,7 @@ from .audit import run_audit
 from .budget import MemoryBudget
 from .files import file_sha256
 from .images import ImageSource
-from .labels import load_labels, parse_labels
+from .labels import Labels, load_labels, parse_labels
 from .options import AuditOptions
 from .preprocessing import Preprocessing, class_names, load_preprocessing
 from .progress import Progress
@@ -33,7 +33,7 @@ class Job:
     preprocessing: Preprocessing
     options: AuditOptions  # resolved against the runner's model
     sources: list[ImageSource]
-    labels: dict[str, int] | None = None
+    labels: Labels | None = None
     device: str = "auto"  # where frames are rendered (render.DEVICES)
     budget: MemoryBudget | None = None  # what the audit may hold (a server's); None: no limit
 
@@ -64,6 +64,8 @@ class Job:
                  "preprocessing": self.preprocessing.to_json(), "classes": len(names) if names else None}
         report = build_report(tool_versions(), model, self.options, result, {"render": renderer.name,
                                                             "inference": inference_site(renderer, self.runner)})
+        if self.labels is not None:
+            report["labels"] = self.labels.summary([name for name, _ in self.sources], result.classes)
         if names:
             for record in report["images"]:
                 for unit in record["units"]:

@@ -2,43 +2,114 @@
 
 The separator is a comma, a tab or spaces; the image is named as the audit names it (its path
 relative to the image directory) or by its file name; the label is a class index or a class name.
+A first line whose label is neither (``image,label``) is a header; ``#`` starts a comment line.
+What cannot be meant is an error naming the line: a label that is no class, an index outside the
+class names, one image given two labels. What may be an oversight is counted in the report's
+``labels`` (`Labels.summary`): names that match no audited image, repeated lines, images left
+without a label, and indices beyond the model's output when no class names tell its size before.
 """
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import InputError
 
-def load_labels(path: Path, class_names: list[str] | None) -> dict[str, int]:
+SHOWN = 5  # names a summary lists of each kind
+
+
+@dataclass
+class Labels:
+    by_image: dict[str, int] = field(default_factory=dict)
+    repeated: list[str] = field(default_factory=list)  # images named again with the same label
+
+    def __bool__(self) -> bool:
+        return bool(self.by_image)
+
+    def label_for(self, name: str) -> int | None:
+        """The label of an image named by its relative path, falling back to its file name."""
+        if name in self.by_image:
+            return self.by_image[name]
+        return self.by_image.get(Path(name).name)
+
+    def summary(self, images: list[str], classes: int | None) -> dict:
+        """How the labels met the audit's ``images`` (every name listed, skipped ones included) and a
+        model of ``classes`` outputs: counts, with the first few names of each kind."""
+        names = set(images) | {Path(n).name for n in images}
+        unknown = [n for n in self.by_image if n not in names]
+        labelled = [n for n in images if self.label_for(n) is not None]
+        beyond = [n for n, c in self.by_image.items() if classes is not None and c >= classes]
+        return {"given": len(self.by_image), "labelled_images": len(labelled),
+                "unlabelled_images": _few([n for n in images if self.label_for(n) is None]),
+                "unknown_names": _few(unknown), "repeated_lines": _few(self.repeated),
+                "beyond_outputs": _few(beyond)}
+
+
+def _few(names: list[str]) -> dict:
+    return {"count": len(names), "first": names[:SHOWN]}
+
+
+def load_labels(path: Path, class_names: list[str] | None) -> Labels:
     try:
-        text = path.read_text()
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise InputError(f"labels file {path}: not UTF-8 text (byte {e.start})") from None
     except OSError as e:
-        raise ValueError(f"labels file {path}: {e.strerror}") from None
+        raise InputError(f"labels file {path}: {e.strerror}") from None
     return parse_labels(text, class_names, f"labels file {path}")
 
 
-def parse_labels(text: str, class_names: list[str] | None, source: str = "labels") -> dict[str, int]:
-    index = {n: i for i, n in enumerate(class_names or [])}
-    labels: dict[str, int] = {}
+def label_lines(text: str) -> list[tuple[int, str, str]]:
+    """(line number, image, label) of every line that is not blank or a comment, the header included."""
+    lines = []
     for n, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
         parts = re.split(r"\s*[,\t]\s*|\s+", line, maxsplit=1)
         if len(parts) != 2:
-            raise ValueError(f"{source}, line {n}: expected 'image,label'")
-        name, label = parts
+            raise InputError(f"line {n}: expected 'image,label', got {line[:80]!r}")
+        lines.append((n, *parts))
+    return lines
+
+
+def unknown_names(text: str, images: list[str]) -> list[str]:
+    """The image names of the labels that match none of ``images`` (the first line left out when its
+    label is not an index: a header, or a class name, which this light check cannot tell apart)."""
+    names = set(images) | {Path(n).name for n in images}
+    lines = label_lines(text)
+    return [name for i, (_, name, label) in enumerate(lines)
+            if name not in names and not (i == 0 and not label.lstrip("-").isdigit())]
+
+
+def parse_labels(text: str, class_names: list[str] | None, source: str = "labels") -> Labels:
+    index = {n: i for i, n in enumerate(class_names or [])}
+    labels = Labels()
+    try:
+        lines = label_lines(text)
+    except InputError as e:
+        raise InputError(f"{source}, {e}") from None
+    for i, (n, name, label) in enumerate(lines):
         if label.lstrip("-").isdigit():
-            labels[name] = int(label)
+            value = int(label)
+            if value < 0:
+                raise InputError(f"{source}, line {n}: class index {value} is negative")
+            if class_names and value >= len(class_names):
+                raise InputError(f"{source}, line {n}: class index {value} is beyond the {len(class_names)} class "
+                                 "names")
         elif label in index:
-            labels[name] = index[label]
+            value = index[label]
+        elif i == 0:  # a header line: image,label
+            continue
         else:
-            raise ValueError(f"{source}, line {n}: {label!r} is neither a class index nor a class name")
+            raise InputError(f"{source}, line {n}: {label[:80]!r} is neither a class index nor a class name")
+        if name in labels.by_image:
+            if labels.by_image[name] != value:
+                raise InputError(f"{source}, line {n}: {name[:80]!r} is labelled again, as {label[:80]!r}, "
+                                 f"not {labels.by_image[name]} as before")
+            labels.repeated.append(name)
+        labels.by_image[name] = value
+    if not labels:
+        raise InputError(f"{source}: no 'image,label' lines")
     return labels
-
-
-def label_for(name: str, labels: dict[str, int]) -> int | None:
-    """The label of an image named by its relative path, falling back to its file name."""
-    if name in labels:
-        return labels[name]
-    return labels.get(Path(name).name)

@@ -154,9 +154,14 @@ class AuditOptions:
         steps = self.sweep_pixels / self.sweep_step if self.sweep_step > 0 else -1
         if self.sweep_pixels < 1 or not 0 < self.sweep_step <= self.sweep_pixels:
             raise OptionError("sweep needs 1 <= pixels and 0 < step <= pixels")
-        if abs(steps - round(steps)) > 1e-9 or round(steps) > MAX_SWEEP_FRAMES - 1:
-            raise OptionError(f"sweep step {self.sweep_step} must divide {self.sweep_pixels} pixels into at most "
-                             f"{MAX_SWEEP_FRAMES - 1} steps")
+        if abs(steps - round(steps)) > 1e-9:
+            near = sorted((k for k in (self.sweep_pixels / n for n in range(1, MAX_SWEEP_FRAMES)) if round(k, 3) == k),
+                          key=lambda k: abs(k - self.sweep_step))[:2]
+            raise OptionError(f"sweep step {self.sweep_step:g} does not divide {self.sweep_pixels} pixels into whole "
+                              f"steps: try {' or '.join(f'{k:g}' for k in sorted(near))}")
+        if round(steps) > MAX_SWEEP_FRAMES - 1:
+            raise OptionError(f"sweep step {self.sweep_step:g} makes {round(steps)} steps of {self.sweep_pixels} "
+                              f"pixels; at most {MAX_SWEEP_FRAMES - 1}")
         lo, hi, step = self.size_sweep
         if lo < 4 or step < 1 or (hi and hi < lo):
             raise OptionError(f"size sweep {lo}..{hi} step {step} is not a valid range")
@@ -169,7 +174,7 @@ class AuditOptions:
         room = min(h, w) - max(map(abs, self.shift))
         if not 4 <= self.size <= room:
             raise OptionError(f"embedded size {self.size} must lie in 4..{room} for a {h}x{w} canvas and shift "
-                             f"{self.shift}")
+                              f"{self.shift}")
         if self.sweep_pixels > min(h, w) // 2:
             raise OptionError(f"sweep needs 1 <= pixels <= {min(h, w) // 2} on a {h}x{w} canvas")
 

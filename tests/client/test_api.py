@@ -3,7 +3,6 @@ that says where each preprocessing value came from, and a report never taken for
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 

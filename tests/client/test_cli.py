@@ -73,7 +73,7 @@ def test_bad_images_are_skipped_and_listed_or_fatal_when_strict(small_model, exa
     assert "smaller than the embedded size 40" in reasons["tiny.png"]
     assert r["protocols"]["crop"]["pairs"] == 7  # tiny.png still serves the crop protocol
     assert r["protocols"]["embed-black"]["pairs"] == 6
-    assert "skipped 4" in out
+    assert "skipped 3 unusable, 1 too small for embed-black: " in out  # counted by reason
     code, _, err = _cli(capsys, "--engine", small_model, "--images", example_images, "--size", "40", "--strict")
     assert code == 2 and err.count("\n") == 1 and "broken.jpg" in err
 
@@ -136,9 +136,37 @@ def test_labels_give_accuracy_and_softmax_heads_are_detected(tmp_path, example_i
     assert r["model"]["output_kind"] == "probabilities"
     acc = r["protocols"]["embed-black"]["accuracy"]["first_frame"]
     assert 0 <= acc["value"] <= 1 and r["protocols"]["embed-black"]["by_first_frame"]
-    labels.write_text("cat_chelsea.jpg,not-a-class\n")
+    labels.write_text("cat_chelsea.jpg,3\ncoffee_cup.jpg,not-a-class\n")
     code, _, err = _cli(capsys, "--engine", model, "--images", example_images, "--labels", labels)
-    assert code == 2 and "neither a class index" in err
+    assert code == 2 and "line 2: 'not-a-class' is neither a class index" in err
+
+
+def test_labels_that_may_be_oversights_are_counted_and_named(tmp_path, example_images, capsys):
+    """A header is accepted; names that match no image, repeated lines, images left unlabelled and indices
+    beyond the model's outputs are counted in the report and named in the table; what cannot be meant
+    (one image, two labels; a file that is not text) is an error naming the line or the file."""
+    model = cnn(tmp_path / "m.onnx", hw=64, classes=10)
+    labels = tmp_path / "labels.csv"
+    labels.write_text("image,label\ncat_chelsea.jpg,3\ncoffee_cup.jpg,4\ncoffee_cup.jpg,4\nnot_here.jpg,1\n"
+                      "rocket_falcon9_launch.jpg,12\n")
+    out_json = tmp_path / "r.json"
+    code, out, err = _cli(capsys, "--engine", model, "--images", example_images, "--size", "40", "--protocol",
+                          "crop", "--labels", labels, "--json", out_json)
+    assert code == 0, err
+    summary = json.loads(out_json.read_text())["labels"]
+    assert summary["given"] == 4 and summary["labelled_images"] == 3
+    assert summary["unknown_names"] == {"count": 1, "first": ["not_here.jpg"]}
+    assert summary["repeated_lines"] == {"count": 1, "first": ["coffee_cup.jpg"]}
+    assert summary["beyond_outputs"] == {"count": 1, "first": ["rocket_falcon9_launch.jpg"]}
+    assert summary["unlabelled_images"]["count"] == 3
+    assert ("labels: 3 of 6 images labelled; names matching no image: 1 (not_here.jpg); repeated lines: 1 "
+            "(coffee_cup.jpg); labels beyond the model's outputs: 1 (rocket_falcon9_launch.jpg)") in out
+    labels.write_text("cat_chelsea.jpg,3\ncat_chelsea.jpg,5\n")
+    code, _, err = _cli(capsys, "--engine", model, "--images", example_images, "--labels", labels)
+    assert code == 2 and "line 2: 'cat_chelsea.jpg' is labelled again" in err
+    labels.write_bytes("caf\xe9.jpg,3\n".encode("latin-1"))
+    code, _, err = _cli(capsys, "--engine", model, "--images", example_images, "--labels", labels)
+    assert code == 2 and f"labels file {labels}: not UTF-8 text" in err and err.count("\n") == 1
 
 
 def test_a_gate_on_a_protocol_that_measured_nothing_fails(small_model, tmp_path, capsys):

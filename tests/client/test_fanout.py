@@ -63,11 +63,16 @@ def test_shards_depend_on_content_only(images):
 
 
 def test_sharded_audit_equals_the_single_server_audit(tmp_path, fleet, images):
-    code, single = _run(tmp_path, images, [fleet[0].target])
+    labels = tmp_path / "labels.csv"  # a header, a class name, a repeated line, a name matching no image
+    labels.write_text("image,label\nphotos/cat_chelsea.jpg,tabby\ncoffee_cup.jpg,504\ncoffee_cup.jpg,504\n"
+                      "missing.jpg,1\n")
+    code, single = _run(tmp_path, images, [fleet[0].target], "--labels", str(labels))
     assert code == 0
-    code, merged = _run(tmp_path, images, [s.target for s in fleet[:3]])
+    code, merged = _run(tmp_path, images, [s.target for s in fleet[:3]], "--labels", str(labels))
     assert code == 0
-    assert {k: merged[k] for k in SAME} == {k: single[k] for k in SAME}
+    assert {k: merged[k] for k in (*SAME, "labels")} == {k: single[k] for k in (*SAME, "labels")}
+    assert single["labels"]["unknown_names"] == {"count": 1, "first": ["missing.jpg"]}
+    assert single["labels"]["labelled_images"] == 2 and single["labels"]["repeated_lines"]["count"] == 1
     assert sum(s["images"] for s in merged["shards"]) == len(single["images"]) == 7
     assert len(merged["shards"]) >= 2  # the seven images really were spread over several servers
     assert [s["image"] for s in merged["skipped"]] == ["notes.txt"]

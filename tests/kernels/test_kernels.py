@@ -112,3 +112,12 @@ def test_device_batches_return_to_the_pool_from_any_thread():
         memory.finish()
         sizes.append(int(memory.driver.cuMemPoolGetAttribute(memory.pool, reserved)[1]))
     assert sizes[-1] == sizes[5], sizes  # nothing grows after the first few batches
+
+
+def test_check_command_without_nvrtc_says_what_to_install():
+    """Without the gpu extra (here: `cuda` made unimportable, as in an environment that lacks it)."""
+    hide = ("import runpy, sys; sys.modules['cuda'] = None; sys.argv = ['x', '--check']; "
+            "runpy.run_module('shiftaudit.kernels', run_name='__main__')")
+    run = subprocess.run([sys.executable, "-c", hide], capture_output=True, text=True, check=False)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert "pip install 'shiftaudit[gpu]' (no GPU needed)" in run.stderr and run.stderr.count("\n") == 1

@@ -74,7 +74,7 @@ def test_long_inputs_are_not_echoed_whole(client):
     then saw RESOURCE_EXHAUSTED instead of the real error."""
     e = _refused(lambda: client.load_model("x/" * 10_000 + "m.onnx"))
     assert e.code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND)
-    e = _refused(lambda: client.run("small.onnx", images=EXAMPLE_IMAGES, labels_csv="a.jpg," + "z" * 20_000,
+    e = _refused(lambda: client.run("small.onnx", images=EXAMPLE_IMAGES, labels_csv="b.jpg,1\na.jpg," + "z" * 20_000,
                                     **QUICK))
     assert e.code == grpc.StatusCode.INVALID_ARGUMENT and "neither a class index" in e.details
 

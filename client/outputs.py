@@ -1,0 +1,100 @@
+"""Where audit-client writes what it made, so that an audit is never lost to a typo: every output path is
+checked before the audit starts (its folder exists and takes a file, it is no other output's path, and it
+is none of the files the audit reads: the model, its sidecar, its manifest, the labels), each is written
+atomically (a temporary file beside it, then renamed), and a write that still fails afterwards leaves the
+report at a fallback path that the error names. ``-`` writes to standard output (one output at most)."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from shiftaudit.server.engine.errors import InputError
+
+STDOUT = Path("-")
+
+
+@dataclass(frozen=True)
+class Output:
+    flag: str  # the option that asked for it, for messages
+    path: Path  # STDOUT: standard output
+    render: Callable[[dict], str]  # the report as this output's text
+
+
+def report_json(report: dict) -> str:
+    return json.dumps(report, indent=1, allow_nan=False) + "\n"  # strict JSON: NaN never reaches a file
+
+
+def check(outputs: list[Output], inputs: dict[Path, str]) -> None:
+    """Refuse, before any work, an output that could not be written or would overwrite an input
+    (``inputs``: path → what it is, e.g. "the model's preprocessing sidecar")."""
+    if sum(o.path == STDOUT for o in outputs) > 1:
+        raise InputError("only one output can go to standard output ('-')")
+    seen: dict[Path, str] = {}
+    protected = {p.resolve(): what for p, what in inputs.items()}
+    for o in outputs:
+        if o.path == STDOUT:
+            continue
+        where = o.path.resolve()
+        if where in seen:
+            raise InputError(f"{o.flag} and {seen[where]} name the same file {o.path}")
+        seen[where] = o.flag
+        if where in protected:
+            raise InputError(f"{o.flag} {o.path} is {protected[where]}: choose another name")
+        parent = where.parent
+        if not parent.is_dir():
+            raise InputError(f"{o.flag} {o.path}: folder {parent} does not exist")
+        if where.is_dir():
+            raise InputError(f"{o.flag} {o.path} is a folder, not a file")
+        try:  # os.access says yes to root on a read-only mount: make a file to know
+            tempfile.TemporaryFile(dir=parent).close()
+        except OSError as e:
+            raise InputError(f"{o.flag} {o.path}: cannot write in {parent} ({e.strerror})") from None
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """``text`` at ``path`` whole or not at all: a reader never sees half a report."""
+    fd, tmp = tempfile.mkstemp(dir=path.resolve().parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write(outputs: list[Output], report: dict) -> list[str]:
+    """Write every output; the errors, one line each. If any failed, the report is also saved at a
+    fallback path (the current folder, else the temporary one), which the last error names."""
+    errors = []
+    for o in outputs:
+        try:
+            text = o.render(report)
+            if o.path == STDOUT:
+                sys.stdout.write(text)
+                sys.stdout.flush()
+            else:
+                write_atomic(o.path, text)
+        except OSError as e:
+            errors.append(f"{o.flag} {o.path}: {e.strerror or e}")
+    if errors:
+        name = f"shiftaudit-report-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.json"
+        for folder in (Path.cwd(), Path(tempfile.gettempdir())):
+            try:
+                write_atomic(folder / name, report_json(report))
+                errors.append(f"the report is saved at {folder / name}")
+                break
+            except OSError:
+                continue
+        else:
+            errors.append("the report could not be saved anywhere")
+    return errors
