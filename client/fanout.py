@@ -58,8 +58,11 @@ def run_sharded(targets: list[str], connect: Callable[[str], AuditClient], model
             def report(p: Progress) -> None:
                 with lock:
                     latest[target] = p
+                    expected = [q.frames_total for q in latest.values()]
                     total = Progress(sum(q.images_done for q in latest.values()), len(files),
-                                     sum(q.frames for q in latest.values()), time.perf_counter() - start)
+                                     sum(q.frames for q in latest.values()), time.perf_counter() - start,
+                                     frames_total=sum(expected) if len(expected) == len(parts) and all(expected)
+                                     else None)
                 if progress:
                     progress(total)
             return report

@@ -114,7 +114,8 @@ class AuditClient:
                     on_accepted(event.accepted.audit_id, event.accepted.queue_position)
                 elif kind == "progress" and progress:
                     p = event.progress
-                    progress(Progress(p.images_done, p.images_total or None, p.frames, p.elapsed_seconds))
+                    progress(Progress(p.images_done, p.images_total or None, p.frames, p.elapsed_seconds,
+                                      frames_total=p.frames_total or None))
                 elif kind == "report":
                     return json.loads(event.report.report_json)
         except grpc.RpcError as e:

@@ -3,7 +3,12 @@ preprocessing in force and where it came from, accuracy when labels were given, 
 by reason."""
 from __future__ import annotations
 
+import io
 from collections import Counter
+
+from rich import box
+from rich.console import Console
+from rich.table import Column, Table
 
 
 def _metric(m: dict) -> str:
@@ -50,18 +55,27 @@ def _skipped(skipped: list[dict]) -> str:
     return f"skipped {', '.join(f'{n} {why}' for why, n in reasons.items())}: {first}"
 
 
+def _render(table: Table) -> list[str]:
+    console = Console(file=io.StringIO(), width=1000, color_system=None, highlight=False)
+    console.print(table)
+    return [line.rstrip() for line in console.file.getvalue().splitlines() if line.strip()]
+
+
 def format_table(report: dict, verdicts: dict[str, list[str]] | None = None) -> str:
-    rows = [("protocol", "pairs", "P(top-1 change) [95% CI]", "MAC [95% CI]", "gate")]
+    numbers = [Column(h, justify="right") for h in ("pairs", "P(top-1 change) [95% CI]", "MAC [95% CI]")]
+    table = Table("protocol", *numbers, *(["gate"] if verdicts is not None else []), box=box.SIMPLE_HEAD,
+                  pad_edge=False)
     for name, p in report["protocols"].items():
-        gate = "" if verdicts is None else ("FAIL: " + "; ".join(verdicts[name]) if verdicts[name] else "pass")
-        rows.append((name, str(p["pairs"]), _metric(p["p_top1_change"]), _metric(p["mac"]), gate))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) if i in (0, 4) else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
-             for r in rows]
-    for name, p in report["protocols"].items():
-        for s in p.get("by_size", []) if name == "size-sweep" else []:
-            lines.append(f"  size-sweep S={s['size']:<4} pairs {s['pairs']:<5} "
-                         f"P(top-1 change) {_metric(s['p_top1_change'])}")
+        gate = [] if verdicts is None else ["FAIL: " + "; ".join(verdicts[name]) if verdicts[name] else "pass"]
+        table.add_row(name, str(p["pairs"]), _metric(p["p_top1_change"]), _metric(p["mac"]), *gate)
+    lines = _render(table)
+    by_size = report["protocols"].get("size-sweep", {}).get("by_size", [])
+    if by_size:  # the paper's Fig. 6 as numbers: sensitivity against the embedded size
+        sizes = Table(*(Column(h, justify="right") for h in ("size-sweep S", "pairs", "P(top-1 change) [95% CI]",
+                                                            "MAC [95% CI]")), box=box.SIMPLE_HEAD, pad_edge=False)
+        for s in by_size:
+            sizes.add_row(str(s["size"]), str(s["pairs"]), _metric(s["p_top1_change"]), _metric(s["mac"]))
+        lines += _render(sizes)
     accuracy = next((p["accuracy"] for p in report["protocols"].values() if "accuracy" in p), None)
     if accuracy:
         lines.append(f"accuracy (first frames, labelled images) {_metric(accuracy['first_frame'])}")

@@ -77,6 +77,15 @@ class Audit:
         self.result = AuditResult(stats={p: ProtocolStats("sequence" if p in SEQUENCE_PROTOCOLS else "pair")
                                          for p in options.protocols})
         self.images_done = 0
+        self.images_planned = self.frames_planned = 0  # planning runs ahead of inference
+
+    def frames_expected(self, images_total: int | None) -> int | None:
+        """The frames the audit will infer: those planned, and as many again per image left as the
+        images planned so far had (skipped ones count with none)."""
+        if not images_total or not self.images_planned:
+            return None
+        left = images_total - self.images_planned
+        return self.frames_planned + round(self.frames_planned / self.images_planned * left)
 
     def frames(self, sources: Iterable[ImageSource]) -> Iterator[Iterator[tuple[Frame, _Unit]]]:
         """Per image, its frames to render with their units; nothing is decoded before they are asked for."""
@@ -85,9 +94,11 @@ class Audit:
 
     def _image_frames(self, name: str, load: Callable[[], SourceImage]) -> Iterator[tuple[Frame, _Unit]]:
         planned = self._plan(name, load)
+        self.images_planned += 1
         if planned is None:
             return
         image, units, record = planned
+        self.frames_planned += sum(len(unit.frames) for unit in units)
         entry = _Image(record, len(units))
         for unit in units:
             pending = _Unit(unit, entry)
@@ -187,7 +198,7 @@ def run_audit(runner: Runner, sources: Sequence[ImageSource] | Iterable[ImageSou
             stages["score"] += time.perf_counter() - scored
             if progress:
                 progress(Progress(audit.images_done, total, audit.result.frames, time.perf_counter() - start,
-                                  *stages.values()))
+                                  *stages.values(), frames_total=audit.frames_expected(total)))
     result = audit.result
     result.seconds = time.perf_counter() - start
     if not result.images:

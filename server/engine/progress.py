@@ -15,3 +15,4 @@ class Progress:
     render_seconds: float = 0.0
     infer_seconds: float = 0.0
     score_seconds: float = 0.0
+    frames_total: int | None = None  # expected: exact once every image is planned; None: not known yet

@@ -343,7 +343,8 @@ class AuditService(pb_grpc.AuditServiceServicer):
                 last = p
                 yield pb.RunAuditResponse(progress=pb.AuditProgress(
                     images_done=p.images_done, images_total=p.images_total or 0, frames=p.frames,
-                    frames_per_second=p.frames / p.seconds if p.seconds else 0.0, elapsed_seconds=p.seconds))
+                    frames_per_second=p.frames / p.seconds if p.seconds else 0.0, elapsed_seconds=p.seconds,
+                    frames_total=p.frames_total or 0))
         except (asyncio.CancelledError, GeneratorExit):
             stop.set()  # it stops at its next batch
             raise

@@ -4,6 +4,9 @@ errors are one line and a hint; the table says what the model was fed and where 
 from __future__ import annotations
 
 import json
+import os
+import pty
+import re
 import shutil
 import subprocess
 import sys
@@ -122,3 +125,29 @@ def test_the_table_says_what_the_model_was_fed_and_warns_about_defaults(tmp_path
     assert ("preprocessing: mean [127.0, 127.0, 127.0] std [64.0, 64.0, 64.0] on 0-255 RGB, output logits "
             "(sidecar: mean, pixel_range, channel_order, output; options: std)") in out
     assert "warning" not in out
+
+
+def test_progress_counts_frames_in_a_log_and_draws_a_bar_on_a_terminal(tmp_path):
+    model = cnn(tmp_path / "m.onnx", hw=64)
+    command = [Path(sys.executable).with_name("audit-client"), "--engine", model, "--images", EXAMPLE_IMAGES,
+               "--size", "40", "--protocol", "crop", "--protocol", "embed-black"]
+    log = subprocess.run(command, capture_output=True, text=True)  # stderr is a pipe: plain lines
+    assert log.returncode == 0, log.stderr
+    lines = log.stderr.splitlines()
+    assert re.match(r"\d+/24 frames \(\d+ %\), \d/6 images, [\d.]+ frames/s", lines[0])
+    assert lines[-1].startswith("done: 24/24 frames (100 %), 6/6 images")
+    leader, follower = pty.openpty()  # stderr a terminal: rich's bar, redrawn in place
+    with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=follower) as proc:
+        os.close(follower)
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # the terminal closed with the process
+                break
+            if not chunk:
+                break
+            seen += chunk
+    os.close(leader)
+    screen = seen.decode(errors="replace")
+    assert proc.returncode == 0 and "24/24" in screen and "frames/s" in screen and "\x1b[" in screen

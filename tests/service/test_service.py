@@ -38,7 +38,9 @@ def test_remote_report_equals_the_in_process_report(client, roots):
     models, data = roots
     local = audit(models / "lite0.onnx", EXAMPLE_IMAGES, **QUICK)
     uploaded = client.run("lite0.onnx", images=EXAMPLE_IMAGES, **QUICK)
-    by_path = client.run("lite0.onnx", data_path="photos", **QUICK)
+    seen = []
+    by_path = client.run("lite0.onnx", data_path="photos", progress=seen.append, **QUICK)
+    assert seen[-1].frames == seen[-1].frames_total == local["frames"]  # progress in frames, of frames expected
     for remote in (uploaded, by_path):
         assert remote["schema"] == "shiftaudit.report/v1"
         assert remote["protocols"] == local["protocols"]

@@ -260,18 +260,20 @@ class AuditAccepted(_message.Message):
     def __init__(self, audit_id: _Optional[str] = ..., queue_position: _Optional[int] = ...) -> None: ...
 
 class AuditProgress(_message.Message):
-    __slots__ = ("images_done", "images_total", "frames", "frames_per_second", "elapsed_seconds")
+    __slots__ = ("images_done", "images_total", "frames", "frames_per_second", "elapsed_seconds", "frames_total")
     IMAGES_DONE_FIELD_NUMBER: _ClassVar[int]
     IMAGES_TOTAL_FIELD_NUMBER: _ClassVar[int]
     FRAMES_FIELD_NUMBER: _ClassVar[int]
     FRAMES_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
     ELAPSED_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_TOTAL_FIELD_NUMBER: _ClassVar[int]
     images_done: int
     images_total: int
     frames: int
     frames_per_second: float
     elapsed_seconds: float
-    def __init__(self, images_done: _Optional[int] = ..., images_total: _Optional[int] = ..., frames: _Optional[int] = ..., frames_per_second: _Optional[float] = ..., elapsed_seconds: _Optional[float] = ...) -> None: ...
+    frames_total: int
+    def __init__(self, images_done: _Optional[int] = ..., images_total: _Optional[int] = ..., frames: _Optional[int] = ..., frames_per_second: _Optional[float] = ..., elapsed_seconds: _Optional[float] = ..., frames_total: _Optional[int] = ...) -> None: ...
 
 class AuditReport(_message.Message):
     __slots__ = ("audit_id", "report_json")
