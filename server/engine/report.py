@@ -3,6 +3,8 @@ from an audit's result, or merged from the reports of an audit's shards. Plain d
 reports with this module and loads no engine."""
 from __future__ import annotations
 
+import json
+from importlib.resources import files
 from typing import TYPE_CHECKING
 
 from .metrics import ProtocolStats
@@ -12,6 +14,11 @@ if TYPE_CHECKING:  # merging reports (the client's fan-out) needs neither the au
     from .options import AuditOptions
 
 SCHEMA = "shiftaudit.report/v1"
+
+
+def json_schema() -> dict:
+    """The JSON Schema of the report (``report.schema.json``, shipped in the package; docs/report.md)."""
+    return json.loads(files(__package__).joinpath("report.schema.json").read_text())
 
 
 def build_report(tool: dict, model: dict, options: AuditOptions, result: AuditResult, device: dict) -> dict:

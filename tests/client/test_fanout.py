@@ -10,7 +10,7 @@ import pytest
 from shiftaudit.client.cli import main
 from shiftaudit.client.fanout import shards
 from shiftaudit.server.engine.files import image_files
-from tests.support import EXAMPLE_IMAGES, EXAMPLE_MODEL
+from tests.support import EXAMPLE_IMAGES, EXAMPLE_MODEL, assert_valid_report
 from tests.support.models import cnn
 from tests.support.server_process import ServerProcess
 
@@ -71,6 +71,7 @@ def test_sharded_audit_equals_the_single_server_audit(tmp_path, fleet, images):
     code, merged = _run(tmp_path, images, [s.target for s in fleet[:3]], "--labels", str(labels))
     assert code == 0
     assert {k: merged[k] for k in (*SAME, "labels")} == {k: single[k] for k in (*SAME, "labels")}
+    assert_valid_report(merged)
     assert single["labels"]["unknown_names"] == {"count": 1, "first": ["missing.jpg"]}
     assert single["labels"]["labelled_images"] == 2 and single["labels"]["repeated_lines"]["count"] == 1
     assert sum(s["images"] for s in merged["shards"]) == len(single["images"]) == 7

@@ -19,7 +19,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoRe
 from shiftaudit.client import AuditOptions, audit
 from shiftaudit.client.remote import AuditClient, RemoteError
 from shiftaudit.v1 import audit_service_pb2 as pb
-from tests.support import EXAMPLE_IMAGES, QUICK, SLOW
+from tests.support import EXAMPLE_IMAGES, QUICK, SLOW, assert_valid_report
 from tests.support.server_process import ServerProcess, wait_for
 from tests.support.tls import certificates
 
@@ -42,7 +42,7 @@ def test_remote_report_equals_the_in_process_report(client, roots):
     by_path = client.run("lite0.onnx", data_path="photos", progress=seen.append, **QUICK)
     assert seen[-1].frames == seen[-1].frames_total == local["frames"]  # progress in frames, of frames expected
     for remote in (uploaded, by_path):
-        assert remote["schema"] == "shiftaudit.report/v1"
+        assert_valid_report(remote)
         assert remote["protocols"] == local["protocols"]
         assert remote["images"] == local["images"]
 

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from functools import cache
+
 import cv2
+import jsonschema
 import numpy as np
 
 from shiftaudit.server.engine.options import AuditOptions
+from shiftaudit.server.engine.report import json_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_MODEL = ROOT / "examples" / "efficientnet_lite0.onnx"
@@ -23,3 +27,16 @@ def write_image(path: Path, pixels: np.ndarray) -> Path:
     assert ok
     path.write_bytes(buf.tobytes())
     return path
+
+
+@cache
+def _report_validator() -> jsonschema.Draft202012Validator:
+    schema = json_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+def assert_valid_report(report: dict) -> None:
+    """The report follows the shipped JSON Schema (every error listed, with where it is)."""
+    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message[:200]}" for e in _report_validator().iter_errors(report)]
+    assert not errors, "\n".join(errors)
