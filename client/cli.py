@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -12,13 +13,15 @@ from shiftaudit.server.engine.errors import AuditError, InputError
 from shiftaudit.server.engine.options import AuditOptions
 from shiftaudit.server.engine.preprocessing import Preprocessing, sidecar_path
 from shiftaudit.server.engine.render import DEVICES
+from shiftaudit.server.engine.report import SCHEMA
 from shiftaudit.server.engine.runners.manifest import manifest_path
+from shiftaudit.v1 import audit_service_pb2 as pb
 
-from . import engine_tools, outputs
+from . import engine_tools, junit, markdown, outputs
 from .api import audit
 from .fanout import run_sharded
 from .flags import Parser, add_flags, given
-from .gates import evaluate
+from .gates import add_gate_flags, checks, verdicts
 from .outputs import STDOUT, Output
 from .progress import ProgressBar
 from .remote import AuditClient, RemoteError
@@ -31,7 +34,6 @@ Exit codes: 0 every gate passed, 1 a gate failed, 2 usage or input error (or an 
 written: the report is then saved at a path the error names), 3 the model or engine could not do the job.
 Every error is one line on stderr; set SHIFTAUDIT_DEBUG=1 for tracebacks."""
 EXIT_PASS, EXIT_GATE, EXIT_USAGE, EXIT_ENGINE = 0, 1, 2, 3
-TOOLS = {"build-engine": engine_tools.build, "inspect": engine_tools.inspect}
 # what the caller can fix; every other status means the server could not do the job (exit 3)
 _USAGE_CODES = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNAUTHENTICATED,
                 grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.OUT_OF_RANGE}
@@ -47,10 +49,7 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--server", action="append", help="HOST:PORT of an audit-server; repeat to shard the images "
                    "over several servers (by content) and merge their statistics exactly")
     g.add_argument("--data-path", help="with --server: images under the server's data root, instead of --images")
-    g.add_argument("--token-file", type=Path, help="bearer token for the server")
-    g.add_argument("--tls-ca", type=Path, help="CA certificate to verify the server (enables TLS)")
-    g.add_argument("--tls-cert", type=Path, help="client certificate, for servers that require one")
-    g.add_argument("--tls-key", type=Path, help="client private key")
+    _connection_flags(g)
     g.add_argument("--timeout", type=float, help="deadline of the remote audit, seconds")
     groups = {name: ap.add_argument_group(name) for name in ("frames", "model", "output and gates")}
     add_flags(ap, AuditOptions, groups)
@@ -64,14 +63,41 @@ def parser() -> argparse.ArgumentParser:
                    "execution provider; in-process only")
     g.add_argument("--labels", type=Path, help="file of 'image,label' lines, for accuracy")
     g = groups["output and gates"]
-    g.add_argument("--json", type=Path, help="write the report here (- : standard output, the table then goes "
-                   "to stderr)")
+    _output_flags(g)
     g.add_argument("--no-progress", action="store_true")
-    g.add_argument("--max-p-top1-change", type=float, help="gate: fail (exit 1) above this P(top-1 change)")
-    g.add_argument("--max-mac", type=float, help="gate: fail (exit 1) above this MAC")
-    g.add_argument("--gate-on", choices=("value", "upper"), default="value",
-                   help="gate the estimate or the upper end of its 95%% interval")
+    add_gate_flags(g)
     return ap
+
+
+def _connection_flags(g: argparse._ArgumentGroup) -> None:
+    g.add_argument("--token-file", type=Path, help="bearer token for the server")
+    g.add_argument("--tls-ca", type=Path, help="CA certificate to verify the server (enables TLS)")
+    g.add_argument("--tls-cert", type=Path, help="client certificate, for servers that require one")
+    g.add_argument("--tls-key", type=Path, help="client private key")
+
+
+def _output_flags(g: argparse._ArgumentGroup) -> None:
+    """The views of a report; each FILE may be - (standard output; the table then goes to stderr)."""
+    g.add_argument("--json", type=Path, metavar="FILE", help="the report (docs/report.md)")
+    g.add_argument("--markdown", type=Path, metavar="FILE",
+                   help="a Markdown summary: a CI step summary, a pull-request comment")
+    g.add_argument("--junit", type=Path, metavar="FILE", help="JUnit XML: a test case per protocol and gate")
+
+
+def _outputs(args: argparse.Namespace) -> list[Output]:
+    views = {"json": outputs.report_json,
+             "markdown": lambda r: markdown.render(r, checks(r, args)),
+             "junit": lambda r: junit.render(r, checks(r, args))}
+    return [Output(f"--{name}", getattr(args, name), view) for name, view in views.items() if getattr(args, name)]
+
+
+def _client(args: argparse.Namespace, target: str) -> AuditClient:
+    """A connection to ``target`` with the user's token and TLS files, each read or named in the error."""
+    token = _read(args.token_file, "--token-file").strip() if args.token_file else None
+    for path, flag in ((args.tls_ca, "--tls-ca"), (args.tls_cert, "--tls-cert"), (args.tls_key, "--tls-key")):
+        if path:
+            _read(path, flag)
+    return AuditClient(target, token=token, tls_ca=args.tls_ca, tls_cert=args.tls_cert, tls_key=args.tls_key)
 
 
 def _audit(args: argparse.Namespace, progress: ProgressBar | None) -> dict:
@@ -89,14 +115,10 @@ def _audit(args: argparse.Namespace, progress: ProgressBar | None) -> dict:
     if len(args.server) > 1 and args.data_path:
         raise ValueError("several --server need --images DIR: the client shards the images by content and "
                          "uploads each shard to its server")
-    token = _read(args.token_file, "--token-file").strip() if args.token_file else None
-    for path, flag in ((args.tls_ca, "--tls-ca"), (args.tls_cert, "--tls-cert"), (args.tls_key, "--tls-key")):
-        if path:
-            _read(path, flag)
     labels = _read(args.labels, "--labels") if args.labels else ""
 
     def connect(target: str) -> AuditClient:
-        return AuditClient(target, token=token, tls_ca=args.tls_ca, tls_cert=args.tls_cert, tls_key=args.tls_key)
+        return _client(args, target)
 
     if len(args.server) > 1:
         return run_sharded(args.server, connect, args.engine.as_posix(), args.images, options,
@@ -114,10 +136,6 @@ def _read(path: Path, flag: str) -> str:
         raise InputError(f"{flag} {path}: not a text file (UTF-8)") from None
     except OSError as e:
         raise InputError(f"{flag} {path}: {e.strerror}") from None
-
-
-def _outputs(args: argparse.Namespace) -> list[Output]:
-    return [Output("--json", args.json, outputs.report_json)] if args.json else []
 
 
 def _inputs(args: argparse.Namespace) -> dict[Path, str]:
@@ -138,21 +156,78 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if bar:
             bar.close()
-    limits = {"max_p_top1_change": args.max_p_top1_change, "max_mac": args.max_mac}
-    gated = any(v is not None for v in limits.values())
-    verdicts = evaluate(report, limits, args.gate_on) if gated else None
+    return _finish(report, args, wanted)
+
+
+def _finish(report: dict, args: argparse.Namespace, wanted: list[Output]) -> int:
+    """The table (on stderr when a view goes to stdout), the views written, and the exit status: 2 when
+    a view could not be written (the report is then saved at a fallback path), else the gates'."""
+    found = checks(report, args)
     to_stdout = any(o.path == STDOUT for o in wanted)
-    print(format_table(report, verdicts), file=sys.stderr if to_stdout else sys.stdout, flush=True)
+    print(format_table(report, verdicts(report, found)), file=sys.stderr if to_stdout else sys.stdout, flush=True)
     failed = outputs.write(wanted, report)
     for line in failed:
         print(f"audit-client: error: {line}", file=sys.stderr)
     if failed:
         return EXIT_USAGE
-    return EXIT_GATE if verdicts and any(verdicts.values()) else EXIT_PASS
+    return EXIT_GATE if found and any(c.failed for c in found) else EXIT_PASS
+
+
+def _report_parser() -> argparse.ArgumentParser:
+    ap = Parser(prog="audit-client report", description="Render a stored report again: the table, and its views "
+                "as files (gates may be applied anew).")
+    ap.add_argument("report", type=Path, help="a report written by --json (- : standard input)")
+    g = ap.add_argument_group("output and gates")
+    _output_flags(g)
+    add_gate_flags(g)
+    return ap
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    text = sys.stdin.read() if args.report == STDOUT else _read(args.report, "report")
+    try:
+        report = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(f"{args.report}: not JSON ({e})") from None
+    if not isinstance(report, dict) or report.get("schema") != SCHEMA:
+        raise InputError(f"{args.report}: not a {SCHEMA} report")
+    wanted = _outputs(args)
+    outputs.check(wanted, {} if args.report == STDOUT else {args.report: "the report being rendered"})
+    return _finish(report, args, wanted)
+
+
+def _get_parser() -> argparse.ArgumentParser:
+    ap = Parser(prog="audit-client get", description="Fetch a finished audit's report from a server: the table, "
+                "and its views as files.")
+    ap.add_argument("audit_id", help="the id RunAudit answered (ListAudits lists them)")
+    ap.add_argument("--server", required=True, help="HOST:PORT of the audit-server")
+    _connection_flags(ap.add_argument_group("connection"))
+    g = ap.add_argument_group("output and gates")
+    _output_flags(g)
+    add_gate_flags(g)
+    return ap
+
+
+def _run_get(args: argparse.Namespace) -> int:
+    wanted = _outputs(args)
+    outputs.check(wanted, {})
+    with _client(args, args.server) as client:
+        audit = client.get(args.audit_id)
+    if audit.state != pb.AUDIT_STATE_SUCCEEDED:
+        state = pb.AuditState.Name(audit.state).removeprefix("AUDIT_STATE_").lower()
+        raise InputError(f"audit {args.audit_id} is {state}" + (f": {audit.error}" if audit.error else "")
+                         + ": it has no report")
+    return _finish(json.loads(audit.report_json), args, wanted)
+
+
+TOOLS = {"build-engine": engine_tools.build, "inspect": engine_tools.inspect,
+         "report": engine_tools.Tool(_report_parser, _run_report), "get": engine_tools.Tool(_get_parser, _run_get)}
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if len(argv) > 2 and argv[0] == "--server" and argv[2] == "get":  # audit-client --server S get ID
+        argv = ["get", *argv[:2], *argv[3:]]
     tool = TOOLS.get(argv[0]) if argv else None
     args = (tool.parser() if tool else parser()).parse_args(argv[1:] if tool else argv)
     try:

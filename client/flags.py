@@ -4,9 +4,11 @@ what the user gave (an option left out keeps its default, or the model's)."""
 from __future__ import annotations
 
 import argparse
+import shlex
 from typing import Any
 
-from shiftaudit.server.engine.options import options_of
+from shiftaudit.server.engine.options import AuditOptions, Numbers, options_of
+from shiftaudit.server.engine.preprocessing import Preprocessing
 
 
 class Parser(argparse.ArgumentParser):
@@ -48,3 +50,28 @@ def _parser(flag: str, parse):
             raise argparse.ArgumentTypeError(str(e)) from None
     convert.__name__ = flag
     return convert
+
+
+def command_line(report: dict, images: str = "IMAGES") -> str:
+    """The audit-client command that audits this report's model again with the very options (every
+    option of ``config`` as its flag, and the preprocessing values that came from options)."""
+    args = ["audit-client", "--engine", report["model"]["path"], "--images", images]
+    if "labels" in report:
+        args += ["--labels", "LABELS"]
+    pre = report["model"]["preprocessing"]
+    given = [(AuditOptions, report["config"]),
+             (Preprocessing, {k: v for k, v in pre.items() if pre.get("origins", {}).get(k) == "options"})]
+    for cls, values in given:
+        for name, opt, default in options_of(cls):
+            if name not in values or values[name] is None:
+                continue
+            value, flag = values[name], opt.flag or "--" + name.replace("_", "-")
+            if opt.repeat:
+                args += [a for v in value for a in (flag, str(v))]
+            elif isinstance(default, bool):
+                args += [flag] if value else []
+            elif isinstance(opt.parse, Numbers):
+                args += [flag, opt.parse.format(tuple(value))]
+            else:
+                args += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+    return shlex.join(args)

@@ -3,9 +3,8 @@ small ONNX models (`models`), a real audit-server process (`server_process`), en
 (`engines`)."""
 from __future__ import annotations
 
-from pathlib import Path
-
 from functools import cache
+from pathlib import Path
 
 import cv2
 import jsonschema
