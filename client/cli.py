@@ -17,7 +17,7 @@ from shiftaudit.server.engine.report import SCHEMA
 from shiftaudit.server.engine.runners.manifest import manifest_path
 from shiftaudit.v1 import audit_service_pb2 as pb
 
-from . import engine_tools, junit, markdown, outputs
+from . import engine_tools, html, junit, markdown, outputs
 from .api import audit
 from .fanout import run_sharded
 from .flags import Parser, add_flags, given
@@ -82,12 +82,17 @@ def _output_flags(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--markdown", type=Path, metavar="FILE",
                    help="a Markdown summary: a CI step summary, a pull-request comment")
     g.add_argument("--junit", type=Path, metavar="FILE", help="JUnit XML: a test case per protocol and gate")
+    g.add_argument("--html", type=Path, metavar="FILE", help="one self-contained page (no network): plots, the "
+                   "most sensitive pairs, what was audited")
+    g.add_argument("--no-thumbnails", action="store_true", help="--html without pictures of the images (for data "
+                   "that must not leave the machine)")
 
 
 def _outputs(args: argparse.Namespace) -> list[Output]:
     views = {"json": outputs.report_json,
              "markdown": lambda r: markdown.render(r, checks(r, args)),
-             "junit": lambda r: junit.render(r, checks(r, args))}
+             "junit": lambda r: junit.render(r, checks(r, args)),
+             "html": lambda r: html.render(r, checks(r, args), getattr(args, "images", None), not args.no_thumbnails)}
     return [Output(f"--{name}", getattr(args, name), view) for name, view in views.items() if getattr(args, name)]
 
 
@@ -177,6 +182,7 @@ def _report_parser() -> argparse.ArgumentParser:
     ap = Parser(prog="audit-client report", description="Render a stored report again: the table, and its views "
                 "as files (gates may be applied anew).")
     ap.add_argument("report", type=Path, help="a report written by --json (- : standard input)")
+    ap.add_argument("--images", type=Path, help="the audited images, for --html's pictures of the pairs")
     g = ap.add_argument_group("output and gates")
     _output_flags(g)
     add_gate_flags(g)
@@ -201,6 +207,7 @@ def _get_parser() -> argparse.ArgumentParser:
                 "and its views as files.")
     ap.add_argument("audit_id", help="the id RunAudit answered (ListAudits lists them)")
     ap.add_argument("--server", required=True, help="HOST:PORT of the audit-server")
+    ap.add_argument("--images", type=Path, help="the audited images, for --html's pictures of the pairs")
     _connection_flags(ap.add_argument_group("connection"))
     g = ap.add_argument_group("output and gates")
     _output_flags(g)

@@ -6,13 +6,16 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
 from shiftaudit.client.cli import main
 from shiftaudit.client.remote import AuditClient
-from tests.support import EXAMPLE_IMAGES, QUICK
+from tests.support import EXAMPLE_IMAGES, EXAMPLE_MODEL, QUICK
 
 JUNIT_XSD = os.environ.get("JUNIT_XSD")
 
@@ -95,3 +98,20 @@ def test_get_fetches_a_finished_audit_from_the_server(server, tmp_path, capsys):
     assert json.loads(out.read_text()) == report and "`small.onnx`" in md.read_text()
     assert main(["get", "no-such-audit", "--server", server.target]) == 2
     assert "NOT_FOUND" in capsys.readouterr().err
+
+
+def test_a_newcomer_gets_all_three_from_the_example_audit(tmp_path):
+    """The README's first command with the three views, through the installed console script."""
+    files = {"--html": tmp_path / "report.html", "--markdown": tmp_path / "summary.md", "--junit": tmp_path / "junit.xml"}
+    run = subprocess.run([Path(sys.executable).with_name("audit-client"), "--engine", EXAMPLE_MODEL, "--images",
+                          EXAMPLE_IMAGES, *(a for flag, path in files.items() for a in (flag, path))],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert files["--html"].read_text().count('src="data:image/jpeg') > 0
+    assert files["--markdown"].read_text().startswith("## shiftaudit: `efficientnet_lite0.onnx`")
+    suite = ET.fromstring(files["--junit"].read_text()).find("testsuite")
+    assert suite.get("tests") == "5" and suite.get("failures") == "0"  # the five default protocols, no gate
+    if JUNIT_XSD:
+        import xmlschema
+
+        xmlschema.XMLSchema(JUNIT_XSD).validate(files["--junit"].read_text())
