@@ -9,6 +9,7 @@ from pathlib import Path
 
 import grpc
 
+from shiftaudit.server.engine.compare import COMPARE_SCHEMA, compare_reports
 from shiftaudit.server.engine.errors import AuditError, InputError
 from shiftaudit.server.engine.options import AuditOptions
 from shiftaudit.server.engine.preprocessing import Preprocessing, sidecar_path
@@ -17,11 +18,12 @@ from shiftaudit.server.engine.report import SCHEMA
 from shiftaudit.server.engine.runners.manifest import manifest_path
 from shiftaudit.v1 import audit_service_pb2 as pb
 
-from . import engine_tools, html, junit, markdown, outputs
+from . import comparison, engine_tools, html, junit, markdown, outputs
 from .api import audit
+from .comparison import format_comparison
 from .fanout import run_sharded
 from .flags import Parser, add_flags, given
-from .gates import add_gate_flags, checks, verdicts
+from .gates import Check, add_gate_flags, add_increase_flags, checks, increase_checks, verdicts
 from .outputs import STDOUT, Output
 from .progress import ProgressBar
 from .remote import AuditClient, RemoteError
@@ -39,11 +41,14 @@ _USAGE_CODES = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND, grp
                 grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.OUT_OF_RANGE}
 
 
-def parser() -> argparse.ArgumentParser:
-    ap = Parser(prog="audit-client", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--engine", required=True, type=Path,
-                    help="model file (.onnx, or a TensorRT engine .plan/.engine); with --server, its path under the "
-                         "server's model root or sha256:DIGEST")
+def parser(compare: bool = False) -> argparse.ArgumentParser:
+    """audit-client's flags; ``compare``: audit-client compare's, the same with --engine given twice."""
+    ap = Parser(prog="audit-client compare" if compare else "audit-client",
+                description=COMPARE if compare else DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--engine", required=True, type=Path, action="append" if compare else "store",
+                    help=("twice: engine A (the baseline), then engine B; " if compare else "")
+                    + "model file (.onnx, or a TensorRT engine .plan/.engine); with --server, its path under the "
+                      "server's model root or sha256:DIGEST")
     ap.add_argument("--images", type=Path, help="directory of images (searched recursively); uploaded with --server")
     g = ap.add_argument_group("remote audit (without --server the audit runs in this process)")
     g.add_argument("--server", action="append", help="HOST:PORT of an audit-server; repeat to shard the images "
@@ -66,6 +71,12 @@ def parser() -> argparse.ArgumentParser:
     _output_flags(g)
     g.add_argument("--no-progress", action="store_true")
     add_gate_flags(g)
+    if compare:
+        g.add_argument("--class-map", type=Path, help="lines 'A_index,B_index' when the engines' classes differ")
+    else:
+        g.add_argument("--baseline", type=Path, metavar="REPORT", help="a report of the model shipped today, with "
+                       "the same options and images: the audit is compared with it pair by pair")
+    add_increase_flags(g)
     return ap
 
 
@@ -88,11 +99,20 @@ def _output_flags(g: argparse._ArgumentGroup) -> None:
                    "that must not leave the machine)")
 
 
+def _checks(report: dict, args: argparse.Namespace) -> list[Check] | None:
+    """The gates on the report, and with --baseline the gates on the increase over the baseline."""
+    found = checks(report, args)
+    baseline = getattr(args, "baseline_report", None)
+    if baseline is None:
+        return found
+    return (found or []) + increase_checks(compare_reports(baseline, report), args)
+
+
 def _outputs(args: argparse.Namespace) -> list[Output]:
     views = {"json": outputs.report_json,
-             "markdown": lambda r: markdown.render(r, checks(r, args)),
-             "junit": lambda r: junit.render(r, checks(r, args)),
-             "html": lambda r: html.render(r, checks(r, args), getattr(args, "images", None), not args.no_thumbnails)}
+             "markdown": lambda r: markdown.render(r, _checks(r, args)),
+             "junit": lambda r: junit.render(r, _checks(r, args)),
+             "html": lambda r: html.render(r, _checks(r, args), getattr(args, "images", None), not args.no_thumbnails)}
     return [Output(f"--{name}", getattr(args, name), view) for name, view in views.items() if getattr(args, name)]
 
 
@@ -154,7 +174,8 @@ def _inputs(args: argparse.Namespace) -> dict[Path, str]:
 
 def run(args: argparse.Namespace) -> int:
     wanted = _outputs(args)
-    outputs.check(wanted, _inputs(args))
+    outputs.check(wanted, _inputs(args) | ({args.baseline: "the baseline report"} if args.baseline else {}))
+    args.baseline_report = _load_report(args.baseline, "--baseline") if args.baseline else None  # a typo costs no audit
     bar = None if args.no_progress else ProgressBar()
     try:
         report = _audit(args, bar)
@@ -167,9 +188,13 @@ def run(args: argparse.Namespace) -> int:
 def _finish(report: dict, args: argparse.Namespace, wanted: list[Output]) -> int:
     """The table (on stderr when a view goes to stdout), the views written, and the exit status: 2 when
     a view could not be written (the report is then saved at a fallback path), else the gates'."""
-    found = checks(report, args)
+    found = _checks(report, args)
     to_stdout = any(o.path == STDOUT for o in wanted)
-    print(format_table(report, verdicts(report, found)), file=sys.stderr if to_stdout else sys.stdout, flush=True)
+    table = format_table(report, verdicts(report, found))
+    if getattr(args, "baseline_report", None) is not None:
+        against = compare_reports(args.baseline_report, report)
+        table += "\nagainst the baseline:\n" + format_comparison(against, increase_checks(against, args))
+    print(table, file=sys.stderr if to_stdout else sys.stdout, flush=True)
     failed = outputs.write(wanted, report)
     for line in failed:
         print(f"audit-client: error: {line}", file=sys.stderr)
@@ -189,14 +214,20 @@ def _report_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _run_report(args: argparse.Namespace) -> int:
-    text = sys.stdin.read() if args.report == STDOUT else _read(args.report, "report")
+def _load_report(path: Path, flag: str = "report") -> dict:
+    """A stored report (- : standard input), or an error naming the file (and the flag that named it)."""
+    text = sys.stdin.read() if path == STDOUT else _read(path, flag)
     try:
         report = json.loads(text)
     except json.JSONDecodeError as e:
-        raise InputError(f"{args.report}: not JSON ({e})") from None
+        raise InputError(f"{path}: not JSON ({e})") from None
     if not isinstance(report, dict) or report.get("schema") != SCHEMA:
-        raise InputError(f"{args.report}: not a {SCHEMA} report")
+        raise InputError(f"{path}: not a {SCHEMA} report")
+    return report
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    report = _load_report(args.report)
     wanted = _outputs(args)
     outputs.check(wanted, {} if args.report == STDOUT else {args.report: "the report being rendered"})
     return _finish(report, args, wanted)
@@ -227,8 +258,88 @@ def _run_get(args: argparse.Namespace) -> int:
     return _finish(json.loads(audit.report_json), args, wanted)
 
 
+def _diff_parser() -> argparse.ArgumentParser:
+    ap = Parser(prog="audit-client diff", description="Compare two stored reports of the same audit (options, seed, "
+                "images) made by two engines, pair by pair: A is the baseline, B the candidate.")
+    ap.add_argument("a", type=Path, help="report of engine A (the baseline)")
+    ap.add_argument("b", type=Path, help="report of engine B")
+    ap.add_argument("--class-map", type=Path, help="lines 'A_index,B_index' when the engines' classes differ")
+    g = ap.add_argument_group("output and gates")
+    g.add_argument("--json", type=Path, metavar="FILE", help=f"the comparison ({COMPARE_SCHEMA}; docs/compare.md)")
+    g.add_argument("--markdown", type=Path, metavar="FILE", help="a Markdown summary")
+    g.add_argument("--junit", type=Path, metavar="FILE", help="JUnit XML: a test case per protocol and gate")
+    add_increase_flags(g)
+    return ap
+
+
+def _class_map(path: Path | None) -> dict[int, int] | None:
+    if path is None:
+        return None
+    pairs = {}
+    for n, line in enumerate(_read(path, "--class-map").splitlines(), 1):
+        if line.strip() and not line.startswith("#"):
+            try:
+                a, b = (int(v) for v in line.replace("\t", ",").split(","))
+            except ValueError:
+                raise InputError(f"--class-map {path}, line {n}: expected 'A_index,B_index'") from None
+            pairs[a] = b
+    return pairs
+
+
+def _finish_comparison(comparison: dict, args: argparse.Namespace, wanted: list[Output]) -> int:
+    found = increase_checks(comparison, args)
+    to_stdout = any(o.path == STDOUT for o in wanted)
+    print(format_comparison(comparison, found), file=sys.stderr if to_stdout else sys.stdout, flush=True)
+    failed = outputs.write(wanted, comparison)
+    for line in failed:
+        print(f"audit-client: error: {line}", file=sys.stderr)
+    if failed:
+        return EXIT_USAGE
+    return EXIT_GATE if any(c.failed for c in found) else EXIT_PASS
+
+
+def _comparison_outputs(args: argparse.Namespace) -> list[Output]:
+    views = {"json": outputs.report_json, "markdown": lambda c: comparison.markdown(c, increase_checks(c, args)),
+             "junit": lambda c: comparison.junit(c, increase_checks(c, args))}
+    return [Output(f"--{name}", getattr(args, name), view) for name, view in views.items() if getattr(args, name, None)]
+
+
+def _run_diff(args: argparse.Namespace) -> int:
+    wanted = _comparison_outputs(args)
+    outputs.check(wanted, {args.a: "report A", args.b: "report B"})
+    return _finish_comparison(compare_reports(_load_report(args.a), _load_report(args.b), _class_map(args.class_map)),
+                              args, wanted)
+
+
+def _run_compare(args: argparse.Namespace) -> int:
+    """Two audits with the same options, seed and images, then their comparison (as ``diff``)."""
+    if len(args.engine) != 2:
+        raise InputError("audit-client compare needs --engine twice: A (the baseline), then B")
+    wanted = _comparison_outputs(args)
+    engines = args.engine
+    outputs.check(wanted, {p: "a model" for p in engines} if not args.server else {})
+    class_map = _class_map(args.class_map)
+    reports = []
+    for engine in engines:
+        args.engine = engine
+        bar = None if args.no_progress else ProgressBar()
+        try:
+            reports.append(_audit(args, bar))
+        finally:
+            if bar:
+                bar.close()
+    return _finish_comparison(compare_reports(*reports, class_map), args, wanted)
+
+
+COMPARE = """audit-client compare: two engines audited on identical frames (same options, seed and images), then
+compared pair by pair: each engine's sensitivity, the paired increase B - A with McNemar's exact test,
+and how often the two agree on a frame. Exit codes as audit-client's; the gates are --max-increase-*."""
+
+
 TOOLS = {"build-engine": engine_tools.build, "inspect": engine_tools.inspect,
-         "report": engine_tools.Tool(_report_parser, _run_report), "get": engine_tools.Tool(_get_parser, _run_get)}
+         "report": engine_tools.Tool(_report_parser, _run_report), "get": engine_tools.Tool(_get_parser, _run_get),
+         "diff": engine_tools.Tool(_diff_parser, _run_diff),
+         "compare": engine_tools.Tool(lambda: parser(compare=True), _run_compare)}
 
 
 def main(argv: list[str] | None = None) -> int:

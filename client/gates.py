@@ -6,7 +6,9 @@ import argparse
 from dataclasses import dataclass
 
 GATED = {"p_top1_change": "max_p_top1_change", "mac": "max_mac"}
-NAMES = {"p_top1_change": "P(top-1 change)", "mac": "MAC"}
+INCREASES = {"p_top1_change_increase": "max_increase_p_top1_change", "mac_increase": "max_increase_mac"}
+NAMES = {"p_top1_change": "P(top-1 change)", "mac": "MAC", "p_top1_change_increase": "increase of P(top-1 change)",
+         "mac_increase": "increase of MAC"}
 
 
 @dataclass(frozen=True)
@@ -61,3 +63,22 @@ def verdicts(report: dict, found: list[Check] | None) -> dict[str, list[str]] | 
     if found is None:
         return None
     return {name: [c.reason for c in found if c.protocol == name and c.failed] for name in report["protocols"]}
+
+
+def add_increase_flags(group: argparse._ArgumentGroup) -> None:
+    group.add_argument("--max-increase-p-top1-change", type=float, metavar="D", help="gate against the baseline: "
+                       "fail (exit 1) when the upper end of the paired increase's 95%% interval exceeds D")
+    group.add_argument("--max-increase-mac", type=float, metavar="D", help="the same for MAC")
+
+
+def increase_checks(comparison: dict, args: argparse.Namespace) -> list[Check]:
+    """Non-inferiority gates: the candidate (B) may not be measurably more sensitive than the baseline
+    (A): the upper end of the paired difference's 95 % interval must stay at or below D."""
+    out = []
+    for name, proto in comparison["protocols"].items():
+        for metric, option in INCREASES.items():
+            limit = getattr(args, option, None)
+            if limit is not None:
+                m = proto[metric]
+                out.append(Check(name, metric, limit, "upper", None if m["value"] is None else m["ci95"][1]))
+    return out

@@ -36,7 +36,7 @@ from shiftaudit.server.engine.protocols import plan  # noqa: E402
 from shiftaudit.server.engine.render.cpu import render_frames  # noqa: E402
 
 from .flags import command_line  # noqa: E402
-from .gates import NAMES, Check  # noqa: E402
+from .gates import GATED, NAMES, Check  # noqa: E402
 from .table import plural  # noqa: E402
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
@@ -81,7 +81,7 @@ def _protocols_plot(report: dict, found: list[Check] | None) -> str:
     names = list(report["protocols"])
     fig, axes = plt.subplots(1, 2, figsize=(10, 0.5 * len(names) + 1.6), sharey=True)
     y = np.arange(len(names))
-    for ax, metric in zip(axes, NAMES):
+    for ax, metric in zip(axes, GATED):
         ests = [report["protocols"][n][metric] for n in names]
         pts = [(yi, e) for yi, e in zip(y, ests) if e["value"] is not None]
         if pts:
@@ -139,7 +139,7 @@ def _size_plot(by_size: list[dict]) -> str:
     """Fig. 6: sensitivity against the embedded size, with the intervals as bands."""
     fig, ax = plt.subplots(figsize=(8, 3.2))
     sizes = np.array([s["size"] for s in by_size])
-    for metric, color in zip(NAMES, ("#1f4e79", "#e07b00")):
+    for metric, color in zip(GATED, ("#1f4e79", "#e07b00")):
         rows = [(s["size"], s[metric]) for s in by_size if s[metric]["value"] is not None]
         if not rows:
             continue

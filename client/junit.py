@@ -7,13 +7,13 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 
-from .gates import NAMES, Check
+from .gates import GATED, NAMES, Check
 
 
 def _numbers(proto: dict) -> str:
     lines = [f"pairs: {proto['pairs']}"]
-    for metric, name in NAMES.items():
-        m = proto[metric]
+    for metric in GATED:
+        name, m = NAMES[metric], proto[metric]
         value = "not measured" if m["value"] is None else f"{m['value']:.4f} (95% CI {m['ci95'][0]:.4f}-{m['ci95'][1]:.4f})"
         lines.append(f"{name}: {value}")
     return "\n".join(lines)

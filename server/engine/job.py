@@ -61,7 +61,8 @@ class Job:
                            max_source_bytes=self.budget.source_bytes if self.budget else None)
         names = class_names(self.model, self.preprocessing)
         model = {"path": self.model.name, "sha256": file_sha256(self.model), **self.runner.describe(),
-                 "preprocessing": self.preprocessing.to_json(), "classes": len(names) if names else None}
+                 "preprocessing": self.preprocessing.to_json(), "classes": len(names) if names else None,
+                 "outputs": result.classes}
         report = build_report(tool_versions(), model, self.options, result, {"render": renderer.name,
                                                             "inference": inference_site(renderer, self.runner)})
         if self.labels is not None:

@@ -102,3 +102,16 @@ def memory_hog(path: Path) -> Path:
                               [numpy_helper.from_array(np.array([1, 3, 200000, 200000], np.int64), "shape")])
     _save(graph, path)
     return path
+
+
+def perturbed_head(source: Path, path: Path, scale: float = 0.5, seed: int = 1) -> Path:
+    """A copy of ``source`` (a `cnn`) whose final layer is perturbed: the same features, somewhat
+    different decisions, so two engines disagree on some frames by construction."""
+    model = onnx.load(source)
+    for init in model.graph.initializer:
+        if init.name == "fc":
+            fc = numpy_helper.to_array(init)
+            noise = np.random.default_rng(seed).normal(size=fc.shape).astype(np.float32) * scale * fc.std()
+            init.CopyFrom(numpy_helper.from_array(fc + noise, "fc"))
+    onnx.save(model, path)
+    return path

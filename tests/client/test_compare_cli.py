@@ -1,0 +1,64 @@
+"""audit-client compare, diff and --baseline: two engines on identical frames, in process and through a
+server, the comparison's views and its non-inferiority gates."""
+from __future__ import annotations
+
+import json
+
+from shiftaudit.client.cli import main
+from tests.support import EXAMPLE_IMAGES
+from tests.support.models import cnn, perturbed_head
+
+QUICK = ["--images", str(EXAMPLE_IMAGES), "--protocol", "crop", "--protocol", "embed-black", "--size", "40",
+         "--pairs-per-image", "3", "--no-progress"]
+
+
+def test_compare_equals_diff_of_the_two_reports(tmp_path, capsys):
+    a = cnn(tmp_path / "a.onnx", hw=64, stride=2)
+    b = perturbed_head(a, tmp_path / "b.onnx")
+    out = tmp_path / "c.json"
+    code = main(["compare", "--engine", str(a), "--engine", str(b), *QUICK, "--json", str(out),
+                 "--markdown", str(tmp_path / "c.md"), "--junit", str(tmp_path / "c.xml"),
+                 "--max-increase-p-top1-change", "1"])
+    assert code == 0, capsys.readouterr().err
+    compared = json.loads(out.read_text())
+    assert compared["schema"] == "shiftaudit.compare/v1"
+    for engine, name in ((a, "a"), (b, "b")):
+        assert main(["--engine", str(engine), *QUICK, "--json", str(tmp_path / f"report-{name}.json")]) == 0
+    diffed = tmp_path / "d.json"
+    assert main(["diff", str(tmp_path / "report-a.json"), str(tmp_path / "report-b.json"), "--json", str(diffed)]) == 0
+    assert json.loads(diffed.read_text()) == compared
+    table = capsys.readouterr().out
+    assert "increase B-A [95% CI]" in table and "McNemar p" in table and "agreement" in table
+    assert "| `crop` |" not in (tmp_path / "c.md").read_text() and "| crop |" in (tmp_path / "c.md").read_text()
+    assert 'failures="0"' in (tmp_path / "c.xml").read_text()
+
+
+def test_a_baseline_gate_fails_a_measurably_jaggier_model(tmp_path, zero_mean_sidecar, capsys):
+    smooth = zero_mean_sidecar(cnn(tmp_path / "s1.onnx", hw=64, stride=1, classes=1000))
+    strided = zero_mean_sidecar(cnn(tmp_path / "s2.onnx", hw=64, stride=2, classes=1000))
+    options = ["--images", str(EXAMPLE_IMAGES), "--protocol", "embed-black", "--size", "24", "--pairs-per-image",
+               "20", "--no-progress"]
+    baseline = tmp_path / "baseline.json"
+    assert main(["--engine", str(smooth), *options, "--json", str(baseline)]) == 0
+    assert main(["--engine", str(smooth), *options, "--baseline", str(baseline),
+                 "--max-increase-p-top1-change", "0"]) == 0  # itself: no increase
+    junit = tmp_path / "j.xml"
+    code = main(["--engine", str(strided), *options, "--baseline", str(baseline), "--max-increase-p-top1-change",
+                 "0.02", "--junit", str(junit)])
+    out = capsys.readouterr().out
+    assert code == 1 and "against the baseline:" in out and "FAIL: p_top1_change_increase upper 95%" in out
+    assert 'name="embed-black: increase of P(top-1 change) upper 95% &lt;= 0.02"' in junit.read_text()
+    assert main(["--engine", str(strided), *options, "--baseline", str(tmp_path / "nope.json")]) == 2
+    out, err = capsys.readouterr()
+    assert f"--baseline {tmp_path / 'nope.json'}: No such file" in err and out == ""  # before any audit
+
+
+def test_engines_that_cannot_see_the_same_frames_are_refused(server, capsys):
+    common = ["--data-path", "photos", "--server", server.target, "--size", "40", "--protocol", "crop",
+              "--no-progress"]
+    assert main(["compare", "--engine", "lite0.onnx", "--engine", "lite0.onnx", *common]) == 0
+    assert "1.000" in capsys.readouterr().out  # a model against itself through the server: full agreement
+    assert main(["compare", "--engine", "lite0.onnx", "--engine", "sub/small.onnx", *common]) == 2
+    assert "inputs of different sizes (224x224 and 64x64): they cannot see identical frames" in capsys.readouterr().err
+    assert main(["compare", "--engine", "lite0.onnx", *common]) == 2
+    assert "needs --engine twice" in capsys.readouterr().err
