@@ -16,9 +16,10 @@ if TYPE_CHECKING:  # merging reports (the client's fan-out) needs neither the au
 SCHEMA = "shiftaudit.report/v1"
 
 
-def json_schema() -> dict:
-    """The JSON Schema of the report (``report.schema.json``, shipped in the package; docs/report.md)."""
-    return json.loads(files(__package__).joinpath("report.schema.json").read_text())
+def json_schema(name: str = "report") -> dict:
+    """The JSON Schema of the report (``report.schema.json``, shipped in the package; docs/report.md), or
+    of another document of ours (``compare``: docs/compare.md)."""
+    return json.loads(files(__package__).joinpath(f"{name}.schema.json").read_text())
 
 
 def build_report(tool: dict, model: dict, options: AuditOptions, result: AuditResult, device: dict) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from shiftaudit.client.cli import main
-from tests.support import EXAMPLE_IMAGES
+from tests.support import EXAMPLE_IMAGES, assert_valid_report
 from tests.support.models import cnn, perturbed_head
 
 QUICK = ["--images", str(EXAMPLE_IMAGES), "--protocol", "crop", "--protocol", "embed-black", "--size", "40",
@@ -21,7 +21,7 @@ def test_compare_equals_diff_of_the_two_reports(tmp_path, capsys):
                  "--max-increase-p-top1-change", "1"])
     assert code == 0, capsys.readouterr().err
     compared = json.loads(out.read_text())
-    assert compared["schema"] == "shiftaudit.compare/v1"
+    assert_valid_report(compared, "compare")
     for engine, name in ((a, "a"), (b, "b")):
         assert main(["--engine", str(engine), *QUICK, "--json", str(tmp_path / f"report-{name}.json")]) == 0
     diffed = tmp_path / "d.json"

@@ -11,7 +11,7 @@ import pytest
 from shiftaudit.client import audit
 from shiftaudit.server.engine.compare import CompareError, clustered, compare_reports, mcnemar_exact
 from shiftaudit.server.engine.report import merge_reports
-from tests.support import EXAMPLE_IMAGES
+from tests.support import EXAMPLE_IMAGES, assert_valid_report
 from tests.support.models import cnn, perturbed_head
 
 OPTIONS = {"protocols": ("crop", "embed-black", "translate-sweep"), "size": 40, "pairs_per_image": 3,
@@ -49,6 +49,7 @@ def pair_of_models(tmp_path_factory):
 def test_an_engine_against_itself(pair_of_models):
     a, _ = pair_of_models
     c = compare_reports(a, a)
+    assert_valid_report(c, "compare")
     for p in c["protocols"].values():
         assert p["flips"]["a_only"] == p["flips"]["b_only"] == 0 and p["mcnemar_p"] == 1.0
         assert p["agreement"]["frames"]["value"] == p["agreement"]["first_frames"]["value"] == 1.0
@@ -60,6 +61,7 @@ def test_an_engine_against_itself(pair_of_models):
 def test_a_perturbed_head_counted_by_hand(pair_of_models):
     a, b = pair_of_models
     c = compare_reports(a, b)
+    assert_valid_report(c, "compare")
     units_b = {(r["sha256"], u["protocol"], u["index"]): u for r in b["images"] for u in r["units"]}
     for name, p in c["protocols"].items():
         cells = {"both": 0, "a_only": 0, "b_only": 0, "neither": 0}

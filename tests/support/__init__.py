@@ -29,13 +29,14 @@ def write_image(path: Path, pixels: np.ndarray) -> Path:
 
 
 @cache
-def _report_validator() -> jsonschema.Draft202012Validator:
-    schema = json_schema()
+def _validator(name: str) -> jsonschema.Draft202012Validator:
+    schema = json_schema(name)
     jsonschema.Draft202012Validator.check_schema(schema)
     return jsonschema.Draft202012Validator(schema)
 
 
-def assert_valid_report(report: dict) -> None:
-    """The report follows the shipped JSON Schema (every error listed, with where it is)."""
-    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message[:200]}" for e in _report_validator().iter_errors(report)]
+def assert_valid_report(report: dict, schema: str = "report") -> None:
+    """The report (or a comparison: ``schema="compare"``) follows the shipped JSON Schema (every error
+    listed, with where it is)."""
+    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message[:200]}" for e in _validator(schema).iter_errors(report)]
     assert not errors, "\n".join(errors)
