@@ -268,6 +268,7 @@ def _diff_parser() -> argparse.ArgumentParser:
     g.add_argument("--json", type=Path, metavar="FILE", help=f"the comparison ({COMPARE_SCHEMA}; docs/compare.md)")
     g.add_argument("--markdown", type=Path, metavar="FILE", help="a Markdown summary")
     g.add_argument("--junit", type=Path, metavar="FILE", help="JUnit XML: a test case per protocol and gate")
+    g.add_argument("--html", type=Path, metavar="FILE", help="one self-contained page")
     add_increase_flags(g)
     return ap
 
@@ -300,7 +301,8 @@ def _finish_comparison(comparison: dict, args: argparse.Namespace, wanted: list[
 
 def _comparison_outputs(args: argparse.Namespace) -> list[Output]:
     views = {"json": outputs.report_json, "markdown": lambda c: comparison.markdown(c, increase_checks(c, args)),
-             "junit": lambda c: comparison.junit(c, increase_checks(c, args))}
+             "junit": lambda c: comparison.junit(c, increase_checks(c, args)),
+             "html": lambda c: html.render_comparison(c, increase_checks(c, args))}
     return [Output(f"--{name}", getattr(args, name), view) for name, view in views.items() if getattr(args, name, None)]
 
 

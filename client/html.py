@@ -46,7 +46,7 @@ THUMB = 112  # pixels, the long side of a gallery thumbnail
 STYLE = """body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
 h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;margin:.5em 0}td,th{padding:.2em .7em;border-bottom:1px solid #eee;text-align:left}
-td.n{text-align:right;font-variant-numeric:tabular-nums}.fail{color:#b00020;font-weight:600}.pass{color:#1b5e20}
+td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}.fail{color:#b00020;font-weight:600}.pass{color:#1b5e20}
 .warn{background:#fff4e5;border-left:4px solid #f0a000;padding:.5em 1em}code,pre{font-size:.92em}
 pre{background:#f6f6f6;padding:.6em;overflow-x:auto;white-space:pre-wrap}
 .gallery{display:grid;grid-template-columns:repeat(auto-fill,minmax(250px,1fr));gap:1em}
@@ -362,7 +362,66 @@ def render(report: dict, found: list[Check] | None, images: Path | None = None, 
                     + html.escape("; ".join(s["reason"] for s in report["skipped"][:10]))
                     + (" …" if len(report["skipped"]) > 10 else "") + "</p>")
     body += ["<h2>Run it again</h2>", f"<pre>{html.escape(command_line(report))}</pre>"]
+    return _page(f"shiftaudit: {m['path']}", body)
+
+
+def _page(title: str, body: list[str]) -> str:
+    """The page around ``body``: its policy forbids every request; styles are inline."""
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
-            f"<title>shiftaudit: {html.escape(m['path'])}</title><style>{STYLE}</style></head><body>"
+            f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>"
             + "\n".join(body) + "</body></html>\n")
+
+
+def _increase_plot(comparison: dict, found: list[Check]) -> str:
+    """Per protocol, the paired increase B − A of P(top-1 change) and of MAC, image-clustered 95 %
+    intervals; dashed: the gates."""
+    names = list(comparison["protocols"])
+    fig, axes = plt.subplots(1, 2, figsize=(10, 0.5 * len(names) + 1.6), sharey=True)
+    y = np.arange(len(names))
+    for ax, metric in zip(axes, ("p_top1_change_increase", "mac_increase")):
+        ests = [comparison["protocols"][n][metric] for n in names]
+        pts = [(yi, e) for yi, e in zip(y, ests) if e["value"] is not None]
+        if pts:
+            ys, es = zip(*pts)
+            v = np.array([e["value"] for e in es])
+            lo, hi = np.array([e["ci95"][0] for e in es]), np.array([e["ci95"][1] for e in es])
+            ax.errorbar(v, ys, xerr=[v - lo, hi - v], fmt="o", capsize=3, color="#1f4e79")
+        ax.axvline(0, color="#555", linewidth=1)
+        for limit in {c.limit for c in found if c.metric == metric}:
+            ax.axvline(limit, color="#b00020", linestyle="--", linewidth=1)
+        ax.set_xlabel(f"{'P(top-1 change)' if metric.startswith('p_') else 'MAC'}: B − A")
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].set_yticks(y, names)
+    axes[0].invert_yaxis()
+    return _svg(fig)
+
+
+def render_comparison(comparison: dict, found: list[Check]) -> str:
+    """A comparison of two engines (``shiftaudit.compare/v1``) as a page of its own."""
+    a, b = comparison["a"]["model"], comparison["b"]["model"]
+    failed = [c for c in found if c.failed]
+    verdict = ("" if not found else f'<p class="fail">{len(failed)} of {len(found)} gates failed</p>' if failed
+               else f'<p class="pass">All {len(found)} gates passed</p>')
+    from .comparison import rows
+
+    table = rows(comparison, found)
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in table[0])
+    body_rows = "".join("<tr>" + "".join(f'<td class="{"n" if 0 < i < 8 else ""}">{html.escape(c)}</td>'
+                                         for i, c in enumerate(r)) + "</tr>" for r in table[1:])
+    disagreements = "".join(
+        f"<tr><td>{html.escape(d['image'])}</td><td><code>{d['protocol']}</code> unit {d['index']}, frame {d['frame']}</td>"
+        f"<td>{html.escape(str(d.get('a_name', d['a'])))}</td><td>{html.escape(str(d.get('b_name', d['b'])))}</td></tr>"
+        for d in comparison["disagreements"])
+    body = [f"<h1>shiftaudit: <code>{html.escape(b['path'])}</code> against <code>{html.escape(a['path'])}</code></h1>",
+            verdict, f"<p>A (the baseline): <code>{html.escape(a['path'])}</code>, sha256 <code>{a['sha256']}</code>; "
+            f"B: <code>{html.escape(b['path'])}</code>, sha256 <code>{b['sha256']}</code>. Both judged on the "
+            f"identical frames of {comparison['images']} images.</p>",
+            "<h2>Paired, protocol by protocol</h2>", f"<table><tr>{head}</tr>{body_rows}</table>",
+            _figure(_increase_plot(comparison, found), "The increase B − A of P(top-1 change) and of MAC, pair by "
+                    "pair on identical frames; 95 % intervals with the images as clusters; dashed: the gates."),
+            "<h2>Frames the engines disagree on</h2>",
+            f"<table><tr><th>image</th><th>frame</th><th>A</th><th>B</th></tr>{disagreements}</table>"
+            if disagreements else "<p>None: the engines agree on every frame.</p>",
+            "<p>docs/compare.md explains every number.</p>"]
+    return _page(f"shiftaudit: {b['path']} against {a['path']}", body)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from shiftaudit.client.cli import main
-from tests.support import EXAMPLE_IMAGES, assert_valid_report
+from tests.support import EXAMPLE_IMAGES, EXAMPLE_MODEL, assert_valid_report
 from tests.support.models import cnn, perturbed_head
 
 QUICK = ["--images", str(EXAMPLE_IMAGES), "--protocol", "crop", "--protocol", "embed-black", "--size", "40",
@@ -62,3 +62,18 @@ def test_engines_that_cannot_see_the_same_frames_are_refused(server, capsys):
     assert "inputs of different sizes (224x224 and 64x64): they cannot see identical frames" in capsys.readouterr().err
     assert main(["compare", "--engine", "lite0.onnx", *common]) == 2
     assert "needs --engine twice" in capsys.readouterr().err
+
+
+def test_the_example_model_against_its_int8_copy(tmp_path, capsys):
+    """The README's comparison, on fewer pairs: the INT8 copy agrees on most frames, not all."""
+    int8 = EXAMPLE_MODEL.with_name("efficientnet_lite0_int8.onnx")
+    out = tmp_path / "c.json"
+    code = main(["compare", "--engine", str(EXAMPLE_MODEL), "--engine", str(int8), "--images", str(EXAMPLE_IMAGES),
+                 "--protocol", "crop", "--protocol", "scale", "--pairs-per-image", "2", "--no-progress",
+                 "--json", str(out)])
+    assert code == 0
+    compared = json.loads(out.read_text())
+    assert_valid_report(compared, "compare")
+    agreement = [p["agreement"]["frames"]["value"] for p in compared["protocols"].values()]
+    assert all(0.5 < a <= 1 for a in agreement) and min(agreement) < 1
+    assert compared["b"]["model"]["sha256"] != compared["a"]["model"]["sha256"]

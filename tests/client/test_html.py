@@ -110,3 +110,15 @@ def test_the_gallery_is_chosen_from_the_records_alone(tmp_path):
     assert key == [(p.record["image"], p.unit["protocol"], p.unit["index"], p.first) for p in most_sensitive(shuffled)]
     changes = [p.change for p in most_sensitive(report)]
     assert changes == sorted(changes, reverse=True)
+
+
+def test_a_comparison_page_loads_offline_too(page, tmp_path):
+    """audit-client diff --html: the comparison's own page, under the same policy."""
+    stored = page.with_suffix(".json")
+    out = tmp_path / "compare.html"
+    assert main(["diff", str(stored), str(stored), "--html", str(out), "--max-increase-mac", "0"]) == 0
+    text = out.read_text()
+    assert "default-src 'none'" in text and text.count("<svg") == 1 and "the engines agree on every frame" in text
+    if CHROMIUM:
+        log = _chromium(out, tmp_path / "compare.png")
+        assert not [line for line in log.splitlines() if out.as_uri() in line]
