@@ -6,7 +6,7 @@ import json
 
 from shiftaudit.client.cli import main
 from tests.support import EXAMPLE_IMAGES, EXAMPLE_MODEL, assert_valid_report
-from tests.support.models import cnn, perturbed_head
+from tests.support.models import cnn, perturbed_head, with_background_class
 
 QUICK = ["--images", str(EXAMPLE_IMAGES), "--protocol", "crop", "--protocol", "embed-black", "--size", "40",
          "--pairs-per-image", "3", "--no-progress"]
@@ -77,3 +77,20 @@ def test_the_example_model_against_its_int8_copy(tmp_path, capsys):
     agreement = [p["agreement"]["frames"]["value"] for p in compared["protocols"].values()]
     assert all(0.5 < a <= 1 for a in agreement) and min(agreement) < 1
     assert compared["b"]["model"]["sha256"] != compared["a"]["model"]["sha256"]
+
+
+def test_engines_with_other_classes_compare_through_a_class_map(tmp_path, capsys):
+    a = cnn(tmp_path / "a.onnx", hw=64, stride=2)
+    b = with_background_class(a, tmp_path / "b.onnx")
+    args = ["compare", "--engine", str(a), "--engine", str(b), *QUICK, "--json", str(tmp_path / "c.json")]
+    assert main(args) == 2
+    assert "output 10 and 11 classes: give a class map" in capsys.readouterr().err
+    class_map = tmp_path / "map.csv"
+    class_map.write_text("".join(f"{i},{i + 1}\n" for i in range(10)))
+    assert main([*args, "--class-map", str(class_map)]) == 0
+    compared = json.loads((tmp_path / "c.json").read_text())
+    for p in compared["protocols"].values():  # the same decisions under other numbers
+        assert p["agreement"]["frames"]["value"] == 1.0 and p["flips"]["a_only"] == p["flips"]["b_only"] == 0
+    class_map.write_text("0;1\n")
+    assert main([*args, "--class-map", str(class_map)]) == 2
+    assert "line 1: expected 'A_index,B_index'" in capsys.readouterr().err

@@ -115,3 +115,17 @@ def perturbed_head(source: Path, path: Path, scale: float = 0.5, seed: int = 1) 
             init.CopyFrom(numpy_helper.from_array(fc + noise, "fc"))
     onnx.save(model, path)
     return path
+
+
+def with_background_class(source: Path, path: Path) -> Path:
+    """A copy of ``source`` (a `cnn`) with one more class in front (as 1001-class ImageNet models have a
+    background class 0) that never wins: class i of the source is class i + 1 here."""
+    model = onnx.load(source)
+    for init in model.graph.initializer:
+        if init.name == "fc":
+            fc = numpy_helper.to_array(init)
+            background = np.full((fc.shape[0], 1), -1e3, np.float32)  # features are ReLU'd: >= 0
+            init.CopyFrom(numpy_helper.from_array(np.concatenate([background, fc], axis=1), "fc"))
+    model.graph.output[0].type.tensor_type.shape.dim[1].dim_value += 1
+    onnx.save(model, path)
+    return path
