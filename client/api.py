@@ -5,8 +5,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from shiftaudit.server.engine.compare import compare_reports
 from shiftaudit.server.engine.images import image_sources
-from shiftaudit.server.engine.job import Job
+from shiftaudit.server.engine.job import Job, run_together
 from shiftaudit.server.engine.options import AuditOptions
 from shiftaudit.server.engine.progress import Progress
 from shiftaudit.server.engine.runners import EngineOptions, open_runner
@@ -34,3 +35,25 @@ def audit(engine: str | Path, images: str | Path, options: AuditOptions | Mappin
         job = Job.prepare(engine, runner, options or AuditOptions(), sources, preprocessing=preprocessing,
                           labels=Path(labels) if labels else None, device=device)
         return job.run(progress, should_stop)
+
+
+def compare(engine_a: str | Path, engine_b: str | Path, images: str | Path,
+            options: AuditOptions | Mapping[str, Any] | None = None, *,
+            preprocessing: Mapping[str, Any] | None = None, labels: str | Path | None = None,
+            class_map: Mapping[int, int] | None = None, progress: Callable[[Progress], None] | None = None,
+            should_stop: Callable[[], bool] | None = None, device: str = "auto", allow_engine_host_code: bool = False,
+            onnx_tensorrt: bool = False) -> dict:
+    """Engine B against engine A (the baseline) on the very frames, in this process: each image decoded
+    and each batch rendered once and fed to both (when their preprocessing and input agree; else rendered
+    for each). Returns the ``shiftaudit.compare/v1`` comparison (docs/compare.md); ``class_map`` maps
+    A's class indices to B's. The other arguments are `audit`'s, for both engines."""
+    if isinstance(options, Mapping):
+        options = AuditOptions(**options)
+    sources = image_sources(Path(images))
+    engine_options = EngineOptions(device, allow_engine_host_code, onnx_tensorrt)
+    with open_runner(Path(engine_a), engine_options) as a, open_runner(Path(engine_b), engine_options) as b:
+        jobs = [Job.prepare(Path(engine), runner, options or AuditOptions(), sources, preprocessing=preprocessing,
+                            labels=Path(labels) if labels else None, device=device)
+                for engine, runner in ((engine_a, a), (engine_b, b))]
+        report_a, report_b = run_together(jobs, progress, should_stop)
+    return compare_reports(report_a, report_b, dict(class_map) if class_map is not None else None)

@@ -19,7 +19,7 @@ from shiftaudit.server.engine.runners.manifest import manifest_path
 from shiftaudit.v1 import audit_service_pb2 as pb
 
 from . import comparison, engine_tools, html, junit, markdown, outputs
-from .api import audit
+from .api import audit, compare
 from .comparison import format_comparison
 from .fanout import run_sharded
 from .flags import Parser, add_flags, given
@@ -321,7 +321,20 @@ def _run_compare(args: argparse.Namespace) -> int:
     engines = args.engine
     outputs.check(wanted, {p: "a model" for p in engines} if not args.server else {})
     class_map = _class_map(args.class_map)
-    reports = []
+    if not args.server:  # one render of every batch for both engines
+        if args.data_path or not args.images:
+            raise InputError("give --images DIR (--data-path needs --server)")
+        bar = None if args.no_progress else ProgressBar()
+        try:
+            compared = compare(*engines, args.images, AuditOptions(**given(args, AuditOptions)),
+                               preprocessing=given(args, Preprocessing), labels=args.labels, class_map=class_map,
+                               progress=bar, device=args.device, allow_engine_host_code=args.allow_engine_host_code,
+                               onnx_tensorrt=args.onnx_tensorrt)
+        finally:
+            if bar:
+                bar.close()
+        return _finish_comparison(compared, args, wanted)
+    reports = []  # on a server (or sharded): two audits with the same options, then their comparison
     for engine in engines:
         args.engine = engine
         bar = None if args.no_progress else ProgressBar()

@@ -58,6 +58,7 @@ class _Image:
 
     record: dict
     left: int
+    twin: _Image | None = None  # the same image in another engine's audit of the same frames (`Audit.mirror`)
 
 
 @dataclass
@@ -67,6 +68,7 @@ class _Unit:
     unit: Unit
     image: _Image
     probs: list = field(default_factory=list)
+    twin: _Unit | None = None
 
 
 class Audit:
@@ -104,6 +106,21 @@ class Audit:
             pending = _Unit(unit, entry)
             for placement in unit.frames:
                 yield (image, placement), pending
+
+    def mirror(self, units: list[_Unit]) -> list[_Unit]:
+        """This audit's units for a batch that another audit planned (with the same options and sources,
+        so the same frames) and rendered: another engine judged on the very frames, each unit scored in
+        this audit's own records. Called before the other audit scores the batch, so an image's units
+        are all still unscored when its first one is seen."""
+        mirrored = []
+        for u in units:
+            if u.twin is None:
+                image = u.image
+                if image.twin is None:
+                    image.twin = _Image({**image.record, "units": []}, image.left)
+                u.twin = _Unit(u.unit, image.twin)
+            mirrored.append(u.twin)
+        return mirrored
 
     def _skip(self, name: str, reason: str, protocol: str | None = None) -> None:
         """An unusable image (or protocol of an image) is skipped and listed, or stops a strict audit."""
@@ -159,6 +176,14 @@ class Audit:
             self.images_done += 1
 
 
+@dataclass(frozen=True)
+class Judge:
+    """One engine of an audit: its runner and the preprocessing its frames get."""
+
+    runner: Runner
+    pre: Preprocessing
+
+
 def run_audit(runner: Runner, sources: Sequence[ImageSource] | Iterable[ImageSource], pre: Preprocessing,
               options: AuditOptions, labels: Labels | None = None,
               progress: Callable[[Progress], None] | None = None,
@@ -167,41 +192,67 @@ def run_audit(runner: Runner, sources: Sequence[ImageSource] | Iterable[ImageSou
     """Audit ``runner`` on ``sources`` under every protocol of ``options`` (resolved against the runner's
     model); ``renderer`` makes the engine's input batches (the CPU renderer by default, or the kernels);
     ``max_source_bytes`` bounds the decoded images held for a batch (`pipeline.render_ahead`)."""
+    return run_judged([Judge(runner, pre)], sources, options, labels, progress, should_stop, renderer,
+                      max_source_bytes)[0]
+
+
+def run_judged(judges: Sequence[Judge], sources: Sequence[ImageSource] | Iterable[ImageSource],
+               options: AuditOptions, labels: Labels | None = None,
+               progress: Callable[[Progress], None] | None = None,
+               should_stop: Callable[[], bool] | None = None, renderer: Renderer | None = None,
+               max_source_bytes: int | None = None) -> list[AuditResult]:
+    """One audit judged by several engines on the very frames: each image is decoded and planned once,
+    each batch rendered once for every engine that takes the same input (normalisation, layout, dtype),
+    and each engine's outputs scored into a result of its own (`audit-client compare`)."""
     if options.canvas is None or options.batch is None:
         raise ValueError("the options have no canvas or batch yet: resolve them against the model first "
                          "(AuditOptions.resolved)")
     renderer = renderer or CpuRenderer()
-    spec, norm = runner.input_spec(), pre.normalisation()
-    audit = Audit(options, pre.output, labels)
+    audits = [Audit(options, judge.pre.output, labels) for judge in judges]
+    inputs = []  # per judge, the index of the rendering it reads; renderings are shared where inputs agree
+    kinds: list[tuple] = []
+    for judge in judges:
+        spec, norm = judge.runner.input_spec(), judge.pre.normalisation()
+        kind = (norm.scale.tobytes(), norm.bias.tobytes(), norm.channel_order, spec.layout, str(spec.dtype))
+        if kind not in [k for k, _ in kinds]:
+            kinds.append((kind, (judge, norm, spec)))
+        inputs.append([k for k, _ in kinds].index(kind))
     total = len(sources) if isinstance(sources, Sequence) else None
     start = time.perf_counter()
 
     stages = {"render": 0.0, "infer": 0.0, "score": 0.0}  # seconds in each (an operator's metrics)
 
-    def render(frames: list[Frame]) -> Batch:
+    def render(frames: list[Frame]) -> list[Batch]:
         """A batch the engine will not read where it lies is copied to the host here, in the producer,
         so the copy overlaps inference too."""
         begin = time.perf_counter()
-        batch = renderer.render(frames, norm, spec.layout, spec.dtype)
-        batch = batch if runner.reads_in_place(batch) else HostBatch(batch.to_host())
+        batches = []
+        for _, (judge, norm, spec) in kinds:
+            batch = renderer.render(frames, norm, spec.layout, spec.dtype)
+            batches.append(batch if judge.runner.reads_in_place(batch) else HostBatch(batch.to_host()))
         stages["render"] += time.perf_counter() - begin
-        return batch
+        return batches
 
-    with closing(render_ahead(audit.frames(sources), options.batch, render, should_stop,
+    lead = audits[0]
+    with closing(render_ahead(lead.frames(sources), options.batch, render, should_stop,
                               max_source_bytes=max_source_bytes)) as batches:
-        for batch, units in batches:
-            begin = time.perf_counter()
-            out = runner.infer(batch)
-            scored = time.perf_counter()
-            audit.score(out, units)
-            stages["infer"] += scored - begin
-            stages["score"] += time.perf_counter() - scored
+        for rendered, units in batches:
+            mirrored = [units] + [audit.mirror(units) for audit in audits[1:]]
+            for judge, audit, which, mine in zip(judges, audits, inputs, mirrored):
+                begin = time.perf_counter()
+                out = judge.runner.infer(rendered[which])
+                scored = time.perf_counter()
+                audit.score(out, mine)
+                stages["infer"] += scored - begin
+                stages["score"] += time.perf_counter() - scored
             if progress:
-                progress(Progress(audit.images_done, total, audit.result.frames, time.perf_counter() - start,
-                                  *stages.values(), frames_total=audit.frames_expected(total)))
-    result = audit.result
-    result.seconds = time.perf_counter() - start
-    if not result.images:
-        reasons = "; ".join(s["reason"] for s in result.skipped[:3])
+                progress(Progress(lead.images_done, total, lead.result.frames, time.perf_counter() - start,
+                                  *stages.values(), frames_total=lead.frames_expected(total)))
+    results = [audit.result for audit in audits]
+    for result in results:
+        result.seconds = time.perf_counter() - start
+        result.skipped = list(lead.result.skipped)  # planned once: the same images skipped for every engine
+    if not lead.result.images:
+        reasons = "; ".join(s["reason"] for s in lead.result.skipped[:3])
         raise InputError("no usable image" + (f": {reasons}" if reasons else ""))
-    return result
+    return results

@@ -4,14 +4,15 @@ its report built."""
 from __future__ import annotations
 
 import platform
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from .audit import run_audit
+from .audit import AuditResult, Judge, run_judged
 from .budget import MemoryBudget
+from .compare import CompareError
 from .files import file_sha256
 from .images import ImageSource
 from .labels import Labels, load_labels, parse_labels
@@ -55,10 +56,9 @@ class Job:
     def run(self, progress: Callable[[Progress], None] | None = None,
             should_stop: Callable[[], bool] | None = None) -> dict:
         """The report (class names added to the records when the sidecar names them)."""
-        renderer = select_renderer(self.device)
-        result = run_audit(self.runner, self.sources, self.preprocessing, self.options, labels=self.labels,
-                           progress=progress, should_stop=should_stop, renderer=renderer,
-                           max_source_bytes=self.budget.source_bytes if self.budget else None)
+        return run_together([self], progress, should_stop)[0]
+
+    def report(self, result: AuditResult, renderer: Renderer) -> dict:
         names = class_names(self.model, self.preprocessing)
         model = {"path": self.model.name, "sha256": file_sha256(self.model), **self.runner.describe(),
                  "preprocessing": self.preprocessing.to_json(), "classes": len(names) if names else None,
@@ -72,6 +72,26 @@ class Job:
                 for unit in record["units"]:
                     unit["top1_names"] = [names[c] if c < len(names) else str(c) for c in unit["top1"]]
         return report
+
+
+def run_together(jobs: Sequence[Job], progress: Callable[[Progress], None] | None = None,
+                 should_stop: Callable[[], bool] | None = None) -> list[dict]:
+    """The reports of jobs that are one audit (the same options and images) of several engines, judged on
+    the very frames: each image decoded and each batch rendered once (`audit.run_judged`). They run at
+    the smallest of their batches, which every report then records."""
+    first = jobs[0]
+    for job in jobs[1:]:
+        if job.options.canvas != first.options.canvas:
+            (h1, w1), (h2, w2) = first.options.canvas, job.options.canvas
+            raise CompareError(f"the engines take inputs of different sizes ({h1}x{w1} and {h2}x{w2}): they cannot "
+                               "see identical frames")
+    options = replace(first.options, batch=min(job.options.batch for job in jobs))
+    jobs = [replace(job, options=options) for job in jobs]
+    renderer = select_renderer(first.device)
+    results = run_judged([Judge(job.runner, job.preprocessing) for job in jobs], first.sources, options,
+                         labels=first.labels, progress=progress, should_stop=should_stop, renderer=renderer,
+                         max_source_bytes=first.budget.source_bytes if first.budget else None)
+    return [job.report(result, renderer) for job, result in zip(jobs, results)]
 
 
 def tool_versions() -> dict:

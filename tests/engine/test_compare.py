@@ -5,10 +5,18 @@ from __future__ import annotations
 
 import math
 import shutil
+from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from shiftaudit.client import audit
+from shiftaudit.server.engine.audit import Judge, run_audit, run_judged
+from shiftaudit.server.engine.images import image_sources
+from shiftaudit.server.engine.options import AuditOptions
+from shiftaudit.server.engine.preprocessing import Preprocessing
+from shiftaudit.server.engine.render.cpu import CpuRenderer
+from shiftaudit.server.engine.runners import InputSpec, open_runner
 from shiftaudit.server.engine.compare import CompareError, clustered, compare_reports, mcnemar_exact
 from shiftaudit.server.engine.report import merge_reports
 from tests.support import EXAMPLE_IMAGES, assert_valid_report
@@ -122,3 +130,35 @@ def test_reports_that_do_not_show_the_same_frames_are_refused(pair_of_models, tm
     with pytest.raises(CompareError, match="audited different images"):
         compare_reports(a, fewer)
     assert compare_reports(a, {**b, "config": {**b["config"], "batch": 7}})  # the batch does not change frames
+
+
+class CountingRenderer(CpuRenderer):
+    """The CPU renderer, counting the batches it renders."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches = 0
+
+    def render(self, *args, **kwargs):
+        self.batches += 1
+        return super().render(*args, **kwargs)
+
+
+def test_two_engines_judged_together_see_each_batch_rendered_once(tmp_path):
+    """run_judged: the same results as two audits, with one render per batch when the engines take the
+    same input, and one per engine when their preprocessing differs."""
+    a = cnn(tmp_path / "a.onnx", hw=64, stride=2)
+    b = perturbed_head(a, tmp_path / "b.onnx")
+    options = AuditOptions(**OPTIONS).resolved(InputSpec("input", "NCHW", 64, 64, np.dtype(np.float32), None))
+    sources = image_sources(EXAMPLE_IMAGES)
+    other = replace(Preprocessing(), mean=(0.5, 0.5, 0.5))
+    for pre_b, renders_per_batch in ((Preprocessing(), 1), (other, 2)):
+        with open_runner(a) as ra, open_runner(b) as rb:
+            counting = CountingRenderer()
+            together = run_judged([Judge(ra, Preprocessing()), Judge(rb, pre_b)], sources, options, renderer=counting)
+            apart = [run_audit(r, sources, p, options) for r, p in ((ra, Preprocessing()), (rb, pre_b))]
+        batches = -(-together[0].frames // options.batch)
+        assert counting.batches == renders_per_batch * batches
+        for t, s in zip(together, apart):
+            assert (t.images, t.skipped, t.frames) == (s.images, s.skipped, s.frames)
+            assert {k: v.to_json() for k, v in t.stats.items()} == {k: v.to_json() for k, v in s.stats.items()}
