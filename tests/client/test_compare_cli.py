@@ -77,6 +77,17 @@ def test_the_example_model_against_its_int8_copy(tmp_path, capsys):
     agreement = [p["agreement"]["frames"]["value"] for p in compared["protocols"].values()]
     assert all(0.5 < a <= 1 for a in agreement) and min(agreement) < 1
     assert compared["b"]["model"]["sha256"] != compared["a"]["model"]["sha256"]
+    options = ["--images", str(EXAMPLE_IMAGES), "--protocol", "crop", "--protocol", "scale", "--pairs-per-image", "2",
+               "--no-progress"]
+    fp32, q8 = tmp_path / "fp32.json", tmp_path / "int8.json"
+    assert main(["--engine", str(EXAMPLE_MODEL), *options, "--json", str(fp32)]) == 0
+    assert main(["--engine", str(int8), *options, "--json", str(q8)]) == 0
+    diffed = tmp_path / "diff.json"
+    assert main(["diff", str(fp32), str(q8), "--json", str(diffed)]) == 0
+    assert json.loads(diffed.read_text())["protocols"] == compared["protocols"]  # diff of two audits = compare
+    worst = max(p["p_top1_change_increase"]["ci95"][1] for p in compared["protocols"].values())
+    gate = ["--engine", str(int8), *options, "--baseline", str(fp32), "--max-increase-p-top1-change"]
+    assert main([*gate, f"{worst + 0.01}"]) == 0 and main([*gate, f"{worst - 0.01}"]) == 1
 
 
 def test_engines_with_other_classes_compare_through_a_class_map(tmp_path, capsys):
