@@ -66,15 +66,19 @@ def _figure(svg: str, caption: str) -> str:
     return f"<figure>{svg}<figcaption>{html.escape(caption)}</figcaption></figure>"
 
 
-def _errorbar(ax: plt.Axes, x, estimates: list[dict], **style) -> None:
-    """Points with their 95 % intervals; estimates with nothing measured are left out."""
-    pts = [(xi, e) for xi, e in zip(x, estimates) if e["value"] is not None]
+def _errorbar(ax: plt.Axes, at, estimates: list[dict], horizontal: bool = False, **style) -> None:
+    """Points with their 95 % intervals at positions ``at`` (on y when ``horizontal``); estimates with
+    nothing measured are left out."""
+    pts = [(a, e) for a, e in zip(at, estimates) if e["value"] is not None]
     if not pts:
         return
-    xs, es = zip(*pts)
+    where, es = zip(*pts)
     v = np.array([e["value"] for e in es])
-    lo, hi = np.array([e["ci95"][0] for e in es]), np.array([e["ci95"][1] for e in es])
-    ax.errorbar(xs, v, yerr=[v - lo, hi - v], fmt="o", capsize=3, **style)
+    bars = [v - np.array([e["ci95"][0] for e in es]), np.array([e["ci95"][1] for e in es]) - v]
+    if horizontal:
+        ax.errorbar(v, where, xerr=bars, fmt="o", capsize=3, **style)
+    else:
+        ax.errorbar(where, v, yerr=bars, fmt="o", capsize=3, **style)
 
 
 def _protocols_plot(report: dict, found: list[Check] | None) -> str:
@@ -83,12 +87,7 @@ def _protocols_plot(report: dict, found: list[Check] | None) -> str:
     y = np.arange(len(names))
     for ax, metric in zip(axes, GATED):
         ests = [report["protocols"][n][metric] for n in names]
-        pts = [(yi, e) for yi, e in zip(y, ests) if e["value"] is not None]
-        if pts:
-            ys, es = zip(*pts)
-            v = np.array([e["value"] for e in es])
-            lo, hi = np.array([e["ci95"][0] for e in es]), np.array([e["ci95"][1] for e in es])
-            ax.errorbar(v, ys, xerr=[v - lo, hi - v], fmt="o", capsize=3, color="#1f4e79")
+        _errorbar(ax, y, ests, horizontal=True, color="#1f4e79")
         limits = {c.limit for c in found or [] if c.metric == metric}
         for limit in limits:
             ax.axvline(limit, color="#b00020", linestyle="--", linewidth=1)
@@ -184,12 +183,7 @@ def _labels_plot(report: dict) -> str:
             ("P(top-1 change) | first correct", "#1f4e79", lambda p: p["by_first_frame"]["correct"]["p_top1_change"]),
             ("P(top-1 change) | first wrong", "#b00020", lambda p: p["by_first_frame"]["wrong"]["p_top1_change"]))):
         ests = [pick(report["protocols"][n]) for n in names]
-        pts = [(yi + (offset - 1) * 0.22, e) for yi, e in zip(y, ests) if e["value"] is not None]
-        if pts:
-            ys, es = zip(*pts)
-            v = np.array([e["value"] for e in es])
-            lo, hi = np.array([e["ci95"][0] for e in es]), np.array([e["ci95"][1] for e in es])
-            ax.errorbar(v, ys, xerr=[v - lo, hi - v], fmt="o", capsize=3, color=color, label=what)
+        _errorbar(ax, y + (offset - 1) * 0.22, ests, horizontal=True, color=color, label=what)
     ax.set_yticks(y, names)
     ax.invert_yaxis()
     ax.set_xlim(0, 1)
@@ -381,12 +375,7 @@ def _increase_plot(comparison: dict, found: list[Check]) -> str:
     y = np.arange(len(names))
     for ax, metric in zip(axes, ("p_top1_change_increase", "mac_increase")):
         ests = [comparison["protocols"][n][metric] for n in names]
-        pts = [(yi, e) for yi, e in zip(y, ests) if e["value"] is not None]
-        if pts:
-            ys, es = zip(*pts)
-            v = np.array([e["value"] for e in es])
-            lo, hi = np.array([e["ci95"][0] for e in es]), np.array([e["ci95"][1] for e in es])
-            ax.errorbar(v, ys, xerr=[v - lo, hi - v], fmt="o", capsize=3, color="#1f4e79")
+        _errorbar(ax, y, ests, horizontal=True, color="#1f4e79")
         ax.axvline(0, color="#555", linewidth=1)
         for limit in {c.limit for c in found if c.metric == metric}:
             ax.axvline(limit, color="#b00020", linestyle="--", linewidth=1)
