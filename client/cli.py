@@ -9,7 +9,7 @@ from pathlib import Path
 
 import grpc
 
-from shiftaudit.server.engine.compare import COMPARE_SCHEMA, compare_reports
+from shiftaudit.server.engine.compare import COMPARE_SCHEMA, CompareError, compare_reports
 from shiftaudit.server.engine.errors import AuditError, InputError
 from shiftaudit.server.engine.options import AuditOptions
 from shiftaudit.server.engine.preprocessing import Preprocessing, sidecar_path
@@ -70,7 +70,8 @@ def parser(compare: bool = False) -> argparse.ArgumentParser:
     g = groups["output and gates"]
     _output_flags(g)
     g.add_argument("--no-progress", action="store_true")
-    add_gate_flags(g)
+    if not compare:  # compare gates the increase only (--max-increase-*)
+        add_gate_flags(g)
     if compare:
         g.add_argument("--class-map", type=Path, help="lines 'A_index,B_index' when the engines' classes differ")
     else:
@@ -102,10 +103,9 @@ def _output_flags(g: argparse._ArgumentGroup) -> None:
 def _checks(report: dict, args: argparse.Namespace) -> list[Check] | None:
     """The gates on the report, and with --baseline the gates on the increase over the baseline."""
     found = checks(report, args)
-    baseline = getattr(args, "baseline_report", None)
-    if baseline is None:
-        return found
-    return (found or []) + increase_checks(compare_reports(baseline, report), args)
+    against = getattr(args, "against", None)
+    extra = increase_checks(against, args) if against is not None else []
+    return (found or []) + extra if extra else found
 
 
 def _outputs(args: argparse.Namespace) -> list[Output]:
@@ -163,12 +163,15 @@ def _read(path: Path, flag: str) -> str:
         raise InputError(f"{flag} {path}: {e.strerror}") from None
 
 
-def _inputs(args: argparse.Namespace) -> dict[Path, str]:
-    """The files this audit reads, which no output may overwrite."""
+def _inputs(args: argparse.Namespace, engines: list[Path] | None = None) -> dict[Path, str]:
+    """The files this audit reads (of ``engines``, default the one --engine), which no output may overwrite."""
     inputs = {args.labels: "the labels file"} if args.labels else {}
-    if not args.server:  # the model is a local file
-        inputs |= {args.engine: "the model", sidecar_path(args.engine): "the model's preprocessing sidecar",
-                   manifest_path(args.engine): "the engine's manifest"}
+    if getattr(args, "class_map", None):
+        inputs[args.class_map] = "the class map"
+    if not args.server:  # the models are local files
+        for engine in engines or [args.engine]:
+            inputs |= {engine: "the model", sidecar_path(engine): "the model's preprocessing sidecar",
+                       manifest_path(engine): "the engine's manifest"}
     return inputs
 
 
@@ -187,15 +190,23 @@ def run(args: argparse.Namespace) -> int:
 
 def _finish(report: dict, args: argparse.Namespace, wanted: list[Output]) -> int:
     """The table (on stderr when a view goes to stdout), the views written, and the exit status: 2 when
-    a view could not be written (the report is then saved at a fallback path), else the gates'."""
+    a view could not be written (the report is then saved at a fallback path) or the baseline does not
+    match the audit, else the gates'."""
+    args.against, args.baseline_error = None, None
+    if getattr(args, "baseline_report", None) is not None:
+        try:
+            args.against = compare_reports(args.baseline_report, report)
+        except CompareError as e:
+            args.baseline_error = str(e)
     found = _checks(report, args)
     to_stdout = any(o.path == STDOUT for o in wanted)
     table = format_table(report, verdicts(report, found))
-    if getattr(args, "baseline_report", None) is not None:
-        against = compare_reports(args.baseline_report, report)
-        table += "\nagainst the baseline:\n" + format_comparison(against, increase_checks(against, args))
+    if args.against is not None:
+        table += "\nagainst the baseline:\n" + format_comparison(args.against, increase_checks(args.against, args))
     print(table, file=sys.stderr if to_stdout else sys.stdout, flush=True)
     failed = outputs.write(wanted, report)
+    if args.baseline_error:  # the audit and its outputs are kept; the comparison could not be made
+        failed.append(f"--baseline: {args.baseline_error}")
     for line in failed:
         print(f"audit-client: error: {line}", file=sys.stderr)
     if failed:
@@ -308,7 +319,8 @@ def _comparison_outputs(args: argparse.Namespace) -> list[Output]:
 
 def _run_diff(args: argparse.Namespace) -> int:
     wanted = _comparison_outputs(args)
-    outputs.check(wanted, {args.a: "report A", args.b: "report B"})
+    outputs.check(wanted, {args.a: "report A", args.b: "report B"}
+                  | ({args.class_map: "the class map"} if args.class_map else {}))
     return _finish_comparison(compare_reports(_load_report(args.a), _load_report(args.b), _class_map(args.class_map)),
                               args, wanted)
 
@@ -319,7 +331,7 @@ def _run_compare(args: argparse.Namespace) -> int:
         raise InputError("audit-client compare needs --engine twice: A (the baseline), then B")
     wanted = _comparison_outputs(args)
     engines = args.engine
-    outputs.check(wanted, {p: "a model" for p in engines} if not args.server else {})
+    outputs.check(wanted, _inputs(args, engines))
     class_map = _class_map(args.class_map)
     if not args.server:  # one render of every batch for both engines
         if args.data_path or not args.images:

@@ -65,7 +65,7 @@ def write_atomic(path: Path, text: str) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)  # a 0600 report stays 0600
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -86,6 +86,8 @@ def write(outputs: list[Output], report: dict) -> list[str]:
                 write_atomic(o.path, text)
         except OSError as e:
             errors.append(f"{o.flag} {o.path}: {e.strerror or e}")
+        except Exception as e:  # a view that cannot be drawn loses neither the report nor the other views
+            errors.append(f"{o.flag} {o.path}: could not be made ({type(e).__name__}: {e})")
     if errors:
         name = f"shiftaudit-report-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.json"
         for folder in (Path.cwd(), Path(tempfile.gettempdir())):

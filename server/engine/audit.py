@@ -58,7 +58,7 @@ class _Image:
 
     record: dict
     left: int
-    twin: _Image | None = None  # the same image in another engine's audit of the same frames (`Audit.mirror`)
+    twins: dict = field(default_factory=dict)  # Audit -> the same image in that engine's audit (`Audit.mirror`)
 
 
 @dataclass
@@ -68,7 +68,7 @@ class _Unit:
     unit: Unit
     image: _Image
     probs: list = field(default_factory=list)
-    twin: _Unit | None = None
+    twins: dict = field(default_factory=dict)  # Audit -> the same unit in that engine's audit
 
 
 class Audit:
@@ -114,12 +114,12 @@ class Audit:
         are all still unscored when its first one is seen."""
         mirrored = []
         for u in units:
-            if u.twin is None:
+            if self not in u.twins:
                 image = u.image
-                if image.twin is None:
-                    image.twin = _Image({**image.record, "units": []}, image.left)
-                u.twin = _Unit(u.unit, image.twin)
-            mirrored.append(u.twin)
+                if self not in image.twins:
+                    image.twins[self] = _Image({**image.record, "units": []}, image.left)
+                u.twins[self] = _Unit(u.unit, image.twins[self])
+            mirrored.append(u.twins[self])
         return mirrored
 
     def _skip(self, name: str, reason: str, protocol: str | None = None) -> None:

@@ -42,8 +42,10 @@ def mcnemar_exact(b: int, c: int) -> float:
     n = b + c
     if n == 0:
         return 1.0
-    tail = sum(math.comb(n, k) for k in range(min(b, c) + 1))
-    return min(1.0, 2 * tail / 2**n)
+    log_half = n * math.log(0.5)  # the terms in log space: exact big-integer sums grow cubically with n
+    tail = math.fsum(math.exp(math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1) + log_half)
+                     for k in range(min(b, c) + 1))
+    return min(1.0, 2 * tail)
 
 
 def clustered(sums: list[tuple[float, int]]) -> dict:

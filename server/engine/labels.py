@@ -67,7 +67,8 @@ def label_lines(text: str) -> list[tuple[int, str, str]]:
         line = line.strip()
         if not line or line.startswith("#"):
             continue
-        parts = re.split(r"\s*[,\t]\s*|\s+", line, maxsplit=1)
+        # a comma or tab separates when there is one (names may have spaces); else the first spaces do
+        parts = re.split(r"\s*[,\t]\s*", line, maxsplit=1) if re.search(r"[,\t]", line) else line.split(None, 1)
         if len(parts) != 2:
             raise InputError(f"line {n}: expected 'image,label', got {line[:80]!r}")
         lines.append((n, *parts))
@@ -79,8 +80,8 @@ def unknown_names(text: str, images: list[str]) -> list[str]:
     label is not an index: a header, or a class name, which this light check cannot tell apart)."""
     names = set(images) | {Path(n).name for n in images}
     lines = label_lines(text)
-    return [name for i, (_, name, label) in enumerate(lines)
-            if name not in names and not (i == 0 and not label.lstrip("-").isdigit())]
+    return list(dict.fromkeys(name for i, (_, name, label) in enumerate(lines)
+                              if name not in names and not (i == 0 and not label.lstrip("-").isdigit())))
 
 
 def parse_labels(text: str, class_names: list[str] | None, source: str = "labels") -> Labels:

@@ -278,6 +278,7 @@ class AuditService(pb_grpc.AuditServiceServicer):
             await self.errors.abort(context, e)
         audit_id = uuid.uuid4().hex
         stop, cancel = threading.Event(), asyncio.Event()
+        reported = False
         try:
             try:
                 holds.work = asyncio.get_running_loop().run_in_executor(self._preparing, self._prepare, request, holds)
@@ -295,9 +296,12 @@ class AuditService(pb_grpc.AuditServiceServicer):
                     raise Cancelled("cancelled by CancelAudit while queued")
                 self._event("started", **about)
                 async for event in self._execute(audit_id, job, stop, holds, about):
+                    reported = event.WhichOneof("event") == "report"  # finished and stored: nothing to cancel
                     yield event
             except (asyncio.CancelledError, GeneratorExit):  # the client went away, its deadline expired, or
                 # the server stops: gRPC cancels the handler while it awaits, or closes it while it waits to send
+                if reported:  # the client closed the call once it had the report, before the stream's end
+                    raise
                 stop.set()
                 state, why = (("interrupted", "the server stopped") if self.shutting_down
                               else ("cancelled", "client cancelled or deadline expired"))

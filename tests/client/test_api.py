@@ -57,3 +57,11 @@ def test_a_report_in_the_sidecars_place_is_named_as_such(tmp_path):
     (tmp_path / "m.json").write_text(json.dumps(report))
     with pytest.raises(OptionError, match=r"m.json is an audit report, not the preprocessing sidecar of m.onnx"):
         audit(model, EXAMPLE_IMAGES, QUICK)
+
+
+def test_label_lines_with_commas_keep_spaces_in_names():
+    from shiftaudit.server.engine.labels import parse_labels, unknown_names
+
+    labels = parse_labels("my photo.jpg,3\nother.png 4\nthird.png\t5\n", None)
+    assert labels.by_image == {"my photo.jpg": 3, "other.png": 4, "third.png": 5}
+    assert unknown_names("a.jpg,1\nzz.jpg,2\nzz.jpg,2\n", ["a.jpg"]) == ["zz.jpg"]  # once each

@@ -136,7 +136,7 @@ def test_labels_give_accuracy_and_softmax_heads_are_detected(tmp_path, example_i
     assert r["model"]["output_kind"] == "probabilities"
     acc = r["protocols"]["embed-black"]["accuracy"]["first_frame"]
     assert 0 <= acc["value"] <= 1 and r["protocols"]["embed-black"]["by_first_frame"]
-    labels.write_text("cat_chelsea.jpg,3\ncoffee_cup.jpg,not-a-class\n")
+    labels.write_text("cat_chelsea.jpg,3\ncoffee_cup.jpg,not-a-class\n")  # (a name with spaces is fine: below)
     code, _, err = _cli(capsys, "--engine", model, "--images", example_images, "--labels", labels)
     assert code == 2 and "line 2: 'not-a-class' is neither a class index" in err
 

@@ -105,3 +105,21 @@ def test_engines_with_other_classes_compare_through_a_class_map(tmp_path, capsys
     class_map.write_text("0;1\n")
     assert main([*args, "--class-map", str(class_map)]) == 2
     assert "line 1: expected 'A_index,B_index'" in capsys.readouterr().err
+
+
+def test_a_baseline_that_does_not_match_costs_no_outputs_and_compare_keeps_inputs(tmp_path, capsys):
+    a = cnn(tmp_path / "a.onnx", hw=64, stride=2)
+    b = perturbed_head(a, tmp_path / "b.onnx")
+    baseline = tmp_path / "baseline.json"
+    assert main(["--engine", str(a), *QUICK, "--json", str(baseline)]) == 0
+    out = tmp_path / "new.json"
+    code = main(["--engine", str(b), *QUICK, "--pairs-per-image", "2", "--baseline", str(baseline),
+                 "--max-increase-mac", "1", "--json", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "--baseline: the reports were made with different options (pairs_per_image" in err
+    assert json.loads(out.read_text())["config"]["pairs_per_image"] == 2  # the audit is kept all the same
+    sidecar = b.with_suffix(".json")
+    sidecar.write_text('{"mean": [0, 0, 0]}')
+    code = main(["compare", "--engine", str(a), "--engine", str(b), *QUICK, "--json", str(sidecar)])
+    assert code == 2 and "is the model's preprocessing sidecar" in capsys.readouterr().err
+    assert sidecar.read_text() == '{"mean": [0, 0, 0]}'

@@ -28,9 +28,10 @@ OPTIONS = {"protocols": ("crop", "embed-black", "translate-sweep"), "size": 40, 
 
 def test_mcnemar_exact_matches_the_binomial_by_hand():
     assert mcnemar_exact(0, 0) == 1.0 and mcnemar_exact(5, 5) == 1.0
-    assert mcnemar_exact(0, 5) == 2 / 32 and mcnemar_exact(5, 0) == 2 / 32
-    assert mcnemar_exact(1, 9) == 2 * (1 + 10) / 1024
+    assert mcnemar_exact(0, 5) == pytest.approx(2 / 32) and mcnemar_exact(5, 0) == pytest.approx(2 / 32)
+    assert mcnemar_exact(1, 9) == pytest.approx(2 * (1 + 10) / 1024)
     assert mcnemar_exact(2, 20) == pytest.approx(2 * sum(math.comb(22, k) for k in range(3)) / 2**22)
+    assert mcnemar_exact(10_000, 10_000) == 1.0 and mcnemar_exact(9_000, 11_000) < 1e-40  # large n, at once
 
 
 def test_clustered_interval_is_the_interval_of_the_image_means():
@@ -155,7 +156,10 @@ def test_two_engines_judged_together_see_each_batch_rendered_once(tmp_path):
     for pre_b, renders_per_batch in ((Preprocessing(), 1), (other, 2)):
         with open_runner(a) as ra, open_runner(b) as rb:
             counting = CountingRenderer()
-            together = run_judged([Judge(ra, Preprocessing()), Judge(rb, pre_b)], sources, options, renderer=counting)
+            together = run_judged([Judge(ra, Preprocessing()), Judge(rb, pre_b), Judge(ra, Preprocessing())], sources,
+                                  options, renderer=counting)
+            assert together[2].images == together[0].images  # a third engine mirrors as the second does
+            together = together[:2]
             apart = [run_audit(r, sources, p, options) for r, p in ((ra, Preprocessing()), (rb, pre_b))]
         batches = -(-together[0].frames // options.batch)
         assert counting.batches == renders_per_batch * batches

@@ -34,7 +34,8 @@ def test_the_log_is_a_json_line_per_audit_event_and_error(roots, tmp_path):
             with pytest.raises(RemoteError):  # cut by its deadline: no traceback on the server
                 client.run("lite0.onnx", data_path="photos", timeout=2, on_accepted=lambda i, q: ids.append(i),
                            **SLOW)
-            wait_for(lambda: any(line.get("event") == "cancelled" for line in srv.log()))
+            wait_for(lambda: any(line.get("event") == "cancelled" and line.get("audit_id") == ids[0]
+                                 for line in srv.log()))
     finally:
         assert srv.stop() == 0
     log = srv.log()  # every line parses as one JSON object
@@ -43,6 +44,10 @@ def test_the_log_is_a_json_line_per_audit_event_and_error(roots, tmp_path):
     assert done["frames"] == report["frames"] and done["model_sha256"] == report["model"]["sha256"]
     assert {("accepted", done["audit_id"]), ("started", done["audit_id"])} <= events
     assert ("cancelled", ids[0]) in events
+    # a finished audit whose client closed the call once it had the report is not logged as cancelled
+    assert {e for e in events if e[1] == done["audit_id"]} == {("accepted", done["audit_id"]),
+                                                               ("started", done["audit_id"]),
+                                                               ("finished", done["audit_id"])}
     assert any(line.get("event") == "error" and line["code"] == "INVALID_ARGUMENT" and "embedded size" in line["error"]
                for line in log)
     assert not any("exception" in line or "Traceback" in line["message"] for line in log)
