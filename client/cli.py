@@ -5,6 +5,8 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import grpc
@@ -179,19 +181,25 @@ def run(args: argparse.Namespace) -> int:
     wanted = _outputs(args)
     outputs.check(wanted, _inputs(args) | ({args.baseline: "the baseline report"} if args.baseline else {}))
     args.baseline_report = _load_report(args.baseline, "--baseline") if args.baseline else None  # a typo costs no audit
-    bar = None if args.no_progress else ProgressBar()
-    try:
+    with _progress(args) as bar:
         report = _audit(args, bar)
-    finally:
-        if bar:
-            bar.close()
     return _finish(report, args, wanted)
 
 
+@contextmanager
+def _progress(args: argparse.Namespace) -> Iterator[ProgressBar | None]:
+    """The progress bar the flags ask for (none with --no-progress), closed however the audit ends."""
+    bar = None if args.no_progress else ProgressBar()
+    try:
+        yield bar
+    finally:
+        if bar:
+            bar.close()
+
+
 def _finish(report: dict, args: argparse.Namespace, wanted: list[Output]) -> int:
-    """The table (on stderr when a view goes to stdout), the views written, and the exit status: 2 when
-    a view could not be written (the report is then saved at a fallback path) or the baseline does not
-    match the audit, else the gates'."""
+    """An audit's ending (`_end`), with its comparison against --baseline; a baseline that does not
+    match the audit is an error (exit 2) that costs none of the audit's views."""
     args.against, args.baseline_error = None, None
     if getattr(args, "baseline_report", None) is not None:
         try:
@@ -199,14 +207,17 @@ def _finish(report: dict, args: argparse.Namespace, wanted: list[Output]) -> int
         except CompareError as e:
             args.baseline_error = str(e)
     found = _checks(report, args)
-    to_stdout = any(o.path == STDOUT for o in wanted)
     table = format_table(report, verdicts(report, found))
     if args.against is not None:
         table += "\nagainst the baseline:\n" + format_comparison(args.against, increase_checks(args.against, args))
-    print(table, file=sys.stderr if to_stdout else sys.stdout, flush=True)
-    failed = outputs.write(wanted, report)
-    if args.baseline_error:  # the audit and its outputs are kept; the comparison could not be made
-        failed.append(f"--baseline: {args.baseline_error}")
+    return _end(table, wanted, report, found, [f"--baseline: {args.baseline_error}"] if args.baseline_error else [])
+
+
+def _end(table: str, wanted: list[Output], document: dict, found: list[Check] | None, errors: list[str]) -> int:
+    """The table (on stderr when a view goes to stdout), the views written, and the exit status: 2 on an
+    error (a view not written: the document is then saved at a fallback path), else the gates'."""
+    print(table, file=sys.stderr if any(o.path == STDOUT for o in wanted) else sys.stdout, flush=True)
+    failed = outputs.write(wanted, document) + errors  # the audit and its views are kept whatever else failed
     for line in failed:
         print(f"audit-client: error: {line}", file=sys.stderr)
     if failed:
@@ -300,14 +311,7 @@ def _class_map(path: Path | None) -> dict[int, int] | None:
 
 def _finish_comparison(comparison: dict, args: argparse.Namespace, wanted: list[Output]) -> int:
     found = increase_checks(comparison, args)
-    to_stdout = any(o.path == STDOUT for o in wanted)
-    print(format_comparison(comparison, found), file=sys.stderr if to_stdout else sys.stdout, flush=True)
-    failed = outputs.write(wanted, comparison)
-    for line in failed:
-        print(f"audit-client: error: {line}", file=sys.stderr)
-    if failed:
-        return EXIT_USAGE
-    return EXIT_GATE if any(c.failed for c in found) else EXIT_PASS
+    return _end(format_comparison(comparison, found), wanted, comparison, found, [])
 
 
 def _comparison_outputs(args: argparse.Namespace) -> list[Output]:
@@ -336,25 +340,17 @@ def _run_compare(args: argparse.Namespace) -> int:
     if not args.server:  # one render of every batch for both engines
         if args.data_path or not args.images:
             raise InputError("give --images DIR (--data-path needs --server)")
-        bar = None if args.no_progress else ProgressBar()
-        try:
+        with _progress(args) as bar:
             compared = compare(*engines, args.images, AuditOptions(**given(args, AuditOptions)),
                                preprocessing=given(args, Preprocessing), labels=args.labels, class_map=class_map,
                                progress=bar, device=args.device, allow_engine_host_code=args.allow_engine_host_code,
                                onnx_tensorrt=args.onnx_tensorrt)
-        finally:
-            if bar:
-                bar.close()
         return _finish_comparison(compared, args, wanted)
     reports = []  # on a server (or sharded): two audits with the same options, then their comparison
     for engine in engines:
         args.engine = engine
-        bar = None if args.no_progress else ProgressBar()
-        try:
+        with _progress(args) as bar:
             reports.append(_audit(args, bar))
-        finally:
-            if bar:
-                bar.close()
     return _finish_comparison(compare_reports(*reports, class_map), args, wanted)
 
 
