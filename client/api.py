@@ -1,13 +1,15 @@
 """The Python API: one call audits a model on a directory of images, in this process."""
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from shiftaudit.server.engine.compare import compare_reports
 from shiftaudit.server.engine.images import image_sources
 from shiftaudit.server.engine.job import Job, run_together
+from shiftaudit.server.engine.layers import profile_layers
+from shiftaudit.server.engine.layers.profile import MAX_MEMORY, RISE
 from shiftaudit.server.engine.options import AuditOptions
 from shiftaudit.server.engine.progress import Progress
 from shiftaudit.server.engine.runners import EngineOptions, open_runner
@@ -57,3 +59,18 @@ def compare(engine_a: str | Path, engine_b: str | Path, images: str | Path,
                 for engine, runner in ((engine_a, a), (engine_b, b))]
         report_a, report_b = run_together(jobs, progress, should_stop)
     return compare_reports(report_a, report_b, dict(class_map) if class_map is not None else None)
+
+
+def profile(engine: str | Path, images: str | Path, options: AuditOptions | Mapping[str, Any] | None = None, *,
+            tensors: Sequence[str] = ("stages",), preprocessing: Mapping[str, Any] | None = None,
+            rise: float = RISE, max_memory: int = MAX_MEMORY, progress: Callable[[Progress], None] | None = None,
+            should_stop: Callable[[], bool] | None = None, device: str = "auto") -> dict:
+    """The per-layer shiftability profile (``shiftaudit.layers/v1``, docs/layers.md) of the ONNX model
+    ``engine`` on the images below ``images``: ``options`` as `audit`'s, one protocol (embed-black, the
+    default, or crop); ``tensors`` is ``("stages",)``, ``("all",)`` or tensor names; ``rise`` the finding's
+    threshold; ``max_memory`` the bytes of activations one engine call may hand back."""
+    if isinstance(options, Mapping):
+        options = AuditOptions(**({"protocols": ("embed-black",)} | dict(options)))
+    return profile_layers(Path(engine), image_sources(Path(images)), options or AuditOptions(protocols=("embed-black",)),
+                          tensors=tensors, preprocessing=dict(preprocessing or {}), rise=rise, max_memory=max_memory,
+                          device=device, progress=progress, should_stop=should_stop)

@@ -13,15 +13,18 @@ import grpc
 
 from shiftaudit.server.engine.compare import COMPARE_SCHEMA, CompareError, compare_reports
 from shiftaudit.server.engine.errors import AuditError, InputError
+from shiftaudit.server.engine.layers.profile import MAX_MEMORY, RISE
+from shiftaudit.server.engine.layers.profile import OPTIONS as LAYER_OPTIONS
 from shiftaudit.server.engine.options import AuditOptions
 from shiftaudit.server.engine.preprocessing import Preprocessing, sidecar_path
+from shiftaudit.server.engine.protocols import STEP_PROTOCOLS
 from shiftaudit.server.engine.render import DEVICES
 from shiftaudit.server.engine.report import SCHEMA
 from shiftaudit.server.engine.runners.manifest import manifest_path
 from shiftaudit.v1 import audit_service_pb2 as pb
 
-from . import comparison, engine_tools, html, junit, markdown, outputs
-from .api import audit, compare
+from . import comparison, engine_tools, html, junit, layers, markdown, outputs
+from .api import audit, compare, profile
 from .comparison import format_comparison
 from .fanout import run_sharded
 from .flags import Parser, add_flags, given
@@ -100,6 +103,8 @@ def _output_flags(g: argparse._ArgumentGroup) -> None:
                    "most sensitive pairs, what was audited")
     g.add_argument("--no-thumbnails", action="store_true", help="--html without pictures of the images (for data "
                    "that must not leave the machine)")
+    g.add_argument("--layers", type=Path, metavar="PROFILE", help="a layer profile of the same model (audit-client "
+                   "layers --json), added to --html and --markdown")
 
 
 def _checks(report: dict, args: argparse.Namespace) -> list[Check] | None:
@@ -111,10 +116,21 @@ def _checks(report: dict, args: argparse.Namespace) -> list[Check] | None:
 
 
 def _outputs(args: argparse.Namespace) -> list[Output]:
+    """The views the flags ask for; a --layers profile is loaded now (a typo costs no audit) and added to the
+    page and the summary."""
+    profile = layers.check(_load_json(args.layers, "--layers"), str(args.layers)) if args.layers else None
+
+    def of(report: dict) -> dict | None:
+        if profile and profile["model"]["sha256"] != report["model"]["sha256"]:
+            raise InputError(f"--layers {args.layers} profiles another model (sha256 {profile['model']['sha256'][:12]}…) "
+                             f"than the report's ({report['model']['sha256'][:12]}…)")
+        return profile
+
     views = {"json": outputs.report_json,
-             "markdown": lambda r: markdown.render(r, _checks(r, args)),
+             "markdown": lambda r: markdown.render(r, _checks(r, args)) + (layers.markdown(p) if (p := of(r)) else ""),
              "junit": lambda r: junit.render(r, _checks(r, args)),
-             "html": lambda r: html.render(r, _checks(r, args), getattr(args, "images", None), not args.no_thumbnails)}
+             "html": lambda r: html.render(r, _checks(r, args), getattr(args, "images", None), not args.no_thumbnails,
+                                           [layers.section(p)] if (p := of(r)) else [])}
     return [Output(f"--{name}", getattr(args, name), view) for name, view in views.items() if getattr(args, name)]
 
 
@@ -167,11 +183,12 @@ def _read(path: Path, flag: str) -> str:
 
 def _inputs(args: argparse.Namespace, engines: list[Path] | None = None) -> dict[Path, str]:
     """The files this audit reads (of ``engines``, default the one --engine), which no output may overwrite."""
-    inputs = {args.labels: "the labels file"} if args.labels else {}
-    if getattr(args, "class_map", None):
-        inputs[args.class_map] = "the class map"
-    if not args.server:  # the models are local files
-        for engine in engines or [args.engine]:
+    inputs = {args.labels: "the labels file"} if getattr(args, "labels", None) else {}
+    for flag, what in (("class_map", "the class map"), ("layers", "the layer profile")):
+        if getattr(args, flag, None):
+            inputs[getattr(args, flag)] = what
+    if not getattr(args, "server", None):  # the models are local files
+        for engine in [args.engine] if engines is None else engines:
             inputs |= {engine: "the model", sidecar_path(engine): "the model's preprocessing sidecar",
                        manifest_path(engine): "the engine's manifest"}
     return inputs
@@ -236,13 +253,18 @@ def _report_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _load_report(path: Path, flag: str = "report") -> dict:
-    """A stored report (- : standard input), or an error naming the file (and the flag that named it)."""
+def _load_json(path: Path, flag: str) -> object:
+    """A stored document (- : standard input), or an error naming the file (and the flag that named it)."""
     text = sys.stdin.read() if path == STDOUT else _read(path, flag)
     try:
-        report = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as e:
         raise InputError(f"{path}: not JSON ({e})") from None
+
+
+def _load_report(path: Path, flag: str = "report") -> dict:
+    """A stored report, or an error naming the file (and the flag that named it)."""
+    report = _load_json(path, flag)
     if not isinstance(report, dict) or report.get("schema") != SCHEMA:
         raise InputError(f"{path}: not a {SCHEMA} report")
     return report
@@ -251,7 +273,7 @@ def _load_report(path: Path, flag: str = "report") -> dict:
 def _run_report(args: argparse.Namespace) -> int:
     report = _load_report(args.report)
     wanted = _outputs(args)
-    outputs.check(wanted, {} if args.report == STDOUT else {args.report: "the report being rendered"})
+    outputs.check(wanted, _inputs(args, []) | ({} if args.report == STDOUT else {args.report: "the report being rendered"}))
     return _finish(report, args, wanted)
 
 
@@ -270,7 +292,7 @@ def _get_parser() -> argparse.ArgumentParser:
 
 def _run_get(args: argparse.Namespace) -> int:
     wanted = _outputs(args)
-    outputs.check(wanted, {})
+    outputs.check(wanted, _inputs(args, []))
     with _client(args, args.server) as client:
         audit = client.get(args.audit_id)
     if audit.state != pb.AUDIT_STATE_SUCCEEDED:
@@ -354,6 +376,51 @@ def _run_compare(args: argparse.Namespace) -> int:
     return _finish_comparison(compare_reports(*reports, class_map), args, wanted)
 
 
+LAYERS = """audit-client layers: where in the network the invariance breaks (the paper's §3, Fig. 3-4). The
+audit's frames, translated by the one-pixel shift and by each whole stride, run through a copy of the
+ONNX model that outputs its spatial activations; per tensor: its cumulative stride, the pooled
+invariance error, the shiftability error and the equivariance error (docs/layers.md), then the first
+tensor where invariance breaks and the subsampling op before it. Exit codes as audit-client's (no gates)."""
+
+
+def _layers_parser() -> argparse.ArgumentParser:
+    ap = Parser(prog="audit-client layers", description=LAYERS, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--engine", required=True, type=Path, help="the ONNX model (a TensorRT engine cannot be "
+                    "profiled: profile the ONNX model it was built from)")
+    ap.add_argument("--images", required=True, type=Path, help="directory of images (searched recursively)")
+    groups = {name: ap.add_argument_group(name) for name in ("frames", "model", "layers", "output and gates")}
+    add_flags(ap, AuditOptions, groups, only=LAYER_OPTIONS, defaults={"protocols": (("embed-black",), STEP_PROTOCOLS)})
+    add_flags(ap, Preprocessing, groups)
+    groups["model"].add_argument("--device", choices=DEVICES, default="auto", help="where frames are rendered and "
+                                 "the model runs: cuda, cpu, or auto")
+    g = groups["layers"]
+    g.add_argument("--tensors", nargs="+", default=["stages"], metavar="stages|all|NAME", help="stages: each "
+                   "subsampling op's output, the last tensor at each stride and the last before global pooling; "
+                   "all: every spatial activation; or tensor names (default: stages)")
+    g.add_argument("--rise", type=float, default=RISE, help="the finding: the first tensor whose mean pooled "
+                   f"invariance or shiftability error exceeds the tensor before it's by more than this (default {RISE:g})")
+    g.add_argument("--max-memory", type=int, default=MAX_MEMORY // 2**20, metavar="MiB", help="activations one "
+                   f"engine call may hand back; fewer frames per call below it (default {MAX_MEMORY // 2**20})")
+    g = groups["output and gates"]
+    g.add_argument("--json", type=Path, metavar="FILE", help="the profile (docs/layers.md)")
+    g.add_argument("--markdown", type=Path, metavar="FILE", help="a Markdown summary")
+    g.add_argument("--html", type=Path, metavar="FILE", help="one self-contained page: the finding, the plot of the "
+                   "errors against depth, the table")
+    g.add_argument("--no-progress", action="store_true")
+    return ap
+
+
+def _run_layers(args: argparse.Namespace) -> int:
+    views = {"json": outputs.report_json, "markdown": layers.markdown, "html": layers.page}
+    wanted = [Output(f"--{name}", getattr(args, name), view) for name, view in views.items() if getattr(args, name)]
+    outputs.check(wanted, _inputs(args))
+    options = AuditOptions(**({"protocols": ("embed-black",)} | given(args, AuditOptions)))
+    with _progress(args) as bar:
+        doc = profile(args.engine, args.images, options, tensors=args.tensors, preprocessing=given(args, Preprocessing),
+                      rise=args.rise, max_memory=args.max_memory * 2**20, device=args.device, progress=bar)
+    return _end(layers.format_profile(doc), wanted, doc, None, [])
+
+
 COMPARE = """audit-client compare: two engines audited on identical frames (same options, seed and images), then
 compared pair by pair: each engine's sensitivity, the paired increase B - A with McNemar's exact test,
 and how often the two agree on a frame. Exit codes as audit-client's; the gates are --max-increase-*."""
@@ -362,7 +429,8 @@ and how often the two agree on a frame. Exit codes as audit-client's; the gates 
 TOOLS = {"build-engine": engine_tools.build, "inspect": engine_tools.inspect,
          "report": engine_tools.Tool(_report_parser, _run_report), "get": engine_tools.Tool(_get_parser, _run_get),
          "diff": engine_tools.Tool(_diff_parser, _run_diff),
-         "compare": engine_tools.Tool(lambda: parser(compare=True), _run_compare)}
+         "compare": engine_tools.Tool(lambda: parser(compare=True), _run_compare),
+         "layers": engine_tools.Tool(_layers_parser, _run_layers)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+from dataclasses import replace
 from typing import Any
 
 from shiftaudit.server.engine.options import AuditOptions, Numbers, options_of
@@ -18,9 +19,16 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n{self.prog}: see {self.prog} --help\n")
 
 
-def add_flags(ap: argparse.ArgumentParser, cls: type, groups: dict[str, Any]) -> None:
-    """A flag for every option of ``cls``, in the argument group its option names (made on first use)."""
+def add_flags(ap: argparse.ArgumentParser, cls: type, groups: dict[str, Any], only: tuple[str, ...] | None = None,
+              defaults: dict[str, tuple[Any, tuple | None]] | None = None) -> None:
+    """A flag for every option of ``cls`` (or those named in ``only``), in the argument group its option
+    names (made on first use); ``defaults``: name -> (default, choices) of a command whose differ."""
     for name, opt, default in options_of(cls):
+        if only is not None and name not in only:
+            continue
+        if defaults and name in defaults:
+            default, choices = defaults[name]
+            opt = replace(opt, choices=choices or opt.choices)
         group = groups.get(opt.group) or groups.setdefault(opt.group, ap.add_argument_group(opt.group))
         flag = opt.flag or "--" + name.replace("_", "-")
         help = f"{opt.help} (default: {opt.default_for_help(default)})"
@@ -34,8 +42,8 @@ def add_flags(ap: argparse.ArgumentParser, cls: type, groups: dict[str, Any]) ->
 
 
 def given(args: argparse.Namespace, cls: type) -> dict[str, Any]:
-    """The options of ``cls`` the command line set."""
-    return {name: getattr(args, name) for name, _, _ in options_of(cls) if getattr(args, name) is not None}
+    """The options of ``cls`` the command line set (a command may have flags for some only)."""
+    return {name: value for name, _, _ in options_of(cls) if (value := getattr(args, name, None)) is not None}
 
 
 def _parser(flag: str, parse):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import base64
 import html
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,7 +51,7 @@ td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}.fail
 pre{background:#f6f6f6;padding:.6em;overflow-x:auto;white-space:pre-wrap}
 .gallery{display:grid;grid-template-columns:repeat(auto-fill,minmax(250px,1fr));gap:1em}
 .pair{border:1px solid #ddd;padding:.5em;font-size:.85em}.pair img{width:48%;image-rendering:pixelated}
-figure{margin:1em 0}figcaption{font-size:.85em;color:#555}"""
+figure{margin:1em 0}figcaption{font-size:.85em;color:#555}.layers td{white-space:nowrap}"""
 
 
 def _svg(fig: plt.Figure) -> str:
@@ -292,7 +292,9 @@ def _metric(m: dict) -> str:
     return "–" if m["value"] is None else f"{m['value']:.3f} [{m['ci95'][0]:.3f}, {m['ci95'][1]:.3f}]"
 
 
-def render(report: dict, found: list[Check] | None, images: Path | None = None, thumbnails: bool = True) -> str:
+def render(report: dict, found: list[Check] | None, images: Path | None = None, thumbnails: bool = True,
+           extra: Sequence[str] = ()) -> str:
+    """The page; ``extra``: further sections (a layer profile's, `layers.section`) before what was audited."""
     m, pre, cfg = report["model"], report["model"]["preprocessing"], report["config"]
     failed = [c for c in found or [] if c.failed]
     verdict = ("" if found is None else f'<p class="fail">{len(failed)} of {len(found)} gates failed</p>' if failed
@@ -333,7 +335,7 @@ def render(report: dict, found: list[Check] | None, images: Path | None = None, 
                  "P(top-1 change) among units whose first frame was classified correctly and wrongly.")]
     body += ["<h2>The most sensitive pairs</h2>",
              f"<p>The {GALLERY} pairs of consecutive frames whose first-frame top-1 probability changed most, "
-             "as the engine saw them (before mean and std).</p>", _gallery(report, images, thumbnails)]
+             "as the engine saw them (before mean and std).</p>", _gallery(report, images, thumbnails), *extra]
     origins = pre.get("origins", {})
     defaults = [k for k, o in origins.items() if o == "default"]
     warning = (f'<p class="warn">{", ".join(defaults)} not given (neither sidecar nor flag): defaults used '

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -124,15 +124,21 @@ def _crop_window(image_wh, rng) -> tuple[int, int, int, int]:
     return (W - w) // 2, (H - h) // 2, w, h
 
 
-def _crop_pair(image_wh, rng, cfg: AuditOptions) -> tuple[Placement, Placement]:
-    """The crop resampled to (H+|dy|) x (W+|dx|); the canvas windows it at a and at a + shift."""
+def _crop_frame(image_wh, rng, cfg: AuditOptions, reach: int = 1) -> Placement:
+    """Frame A of a crop: the crop resampled to (H+reach|dy|) x (W+reach|dx|), so that the canvas can
+    window it at A moved by -k·shift for every k up to ``reach``."""
     H, W = cfg.canvas
     dx, dy = cfg.shift
     src = _crop_window(image_wh, rng)
-    size = (W + abs(dx), H + abs(dy))
+    size = (W + abs(dx) * reach, H + abs(dy) * reach)
     filt = resolve_filter(cfg.filter, src[2:], size)
-    a = Placement(src, (-max(0, -dx), -max(0, -dy), *size), cfg.canvas, filt)
-    return a, a.moved(-dx, -dy)
+    return Placement(src, (-max(0, -dx) * reach, -max(0, -dy) * reach, *size), cfg.canvas, filt)
+
+
+def _crop_pair(image_wh, rng, cfg: AuditOptions) -> tuple[Placement, Placement]:
+    """The canvas windows the resampled crop at a and at a + shift (the picture moves by -shift)."""
+    a = _crop_frame(image_wh, rng, cfg)
+    return a, a.moved(-cfg.shift[0], -cfg.shift[1])
 
 
 def _crop(image_wh, rng, cfg):
@@ -186,6 +192,33 @@ def _scale_sweep(image_wh, rng, cfg):
         a = _embed(image_wh, cfg, rng, cfg.size, (0, 0), "black", grow=k)
         units.append(Unit("scale-sweep", i, tuple(_grown(a, image_wh, cfg.size + j) for j in range(k + 1)),
                           param=cfg.size))
+    return units
+
+
+STEP_PROTOCOLS = ("embed-black", "crop")  # one picture translated: the frames of a per-layer profile
+
+
+def plan_steps(protocol: str, image_wh: tuple[int, int], digest: str, cfg: AuditOptions,
+               steps: Sequence[int]) -> list[Unit]:
+    """Units whose frames are frame A translated by k·shift for each k of ``steps`` (0 first), for the
+    per-layer profile (`layers`): frame 1 is the audit's one-pixel shift, further frames the shifts by
+    whole strides. embed-black keeps every frame's image whole on the canvas (its origin is drawn as
+    translate-sweep's); crop windows one resampled crop (the picture moves by -k·shift). Drawn from the
+    protocol's own generator, so the seed and the image decide the frames."""
+    if protocol not in STEP_PROTOCOLS:
+        raise InputError(f"protocol {protocol} does not translate one picture; choose {' or '.join(STEP_PROTOCOLS)}")
+    if cfg.canvas is None:
+        raise ValueError("the options have no canvas yet: resolve them against the model first")
+    rng = rng_for(cfg.seed, protocol, digest)
+    dx, dy = cfg.shift
+    reach = max(steps)
+    units = []
+    for i in range(cfg.pairs_per_image):
+        if protocol == "crop":
+            a, sign, size = _crop_frame(image_wh, rng, cfg, reach), -1, None
+        else:
+            a, sign, size = _embed(image_wh, cfg, rng, cfg.size, (dx * reach, dy * reach), "black"), 1, cfg.size
+        units.append(Unit(protocol, i, tuple(a.moved(sign * k * dx, sign * k * dy) for k in steps), param=size))
     return units
 
 

@@ -12,13 +12,13 @@ import pytest
 
 from shiftaudit.client import audit
 from shiftaudit.server.engine.audit import Judge, run_audit, run_judged
+from shiftaudit.server.engine.compare import CompareError, clustered, compare_reports, mcnemar_exact
 from shiftaudit.server.engine.images import image_sources
 from shiftaudit.server.engine.options import AuditOptions
 from shiftaudit.server.engine.preprocessing import Preprocessing
 from shiftaudit.server.engine.render.cpu import CpuRenderer
-from shiftaudit.server.engine.runners import InputSpec, open_runner
-from shiftaudit.server.engine.compare import CompareError, clustered, compare_reports, mcnemar_exact
 from shiftaudit.server.engine.report import merge_reports
+from shiftaudit.server.engine.runners import InputSpec, open_runner
 from tests.support import EXAMPLE_IMAGES, assert_valid_report
 from tests.support.models import cnn, perturbed_head
 

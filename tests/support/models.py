@@ -129,3 +129,42 @@ def with_background_class(source: Path, path: Path) -> Path:
     model.graph.output[0].type.tensor_type.shape.dim[1].dim_value += 1
     onnx.save(model, path)
     return path
+
+
+def shift_cnn(path: Path, *, subsample: str = "none", channels: int = 8, classes: int = 10, seed: int = 0,
+              hw: int = 48) -> Path:
+    """The per-layer profile's known answers: conv -> ReLU -> conv "conv2" -> ReLU -> conv -> ReLU -> global
+    average pool -> matmul, 3x3 kernels, zero padding, no biases. ``subsample``: none (stride 1
+    everywhere: exactly equivariant, so every error is 0), ``conv`` (conv2 has stride 2), ``blurpool``
+    (conv2 keeps stride 1 and a fixed binomial blur "blurpool" of stride 2 follows its ReLU: Zhang's
+    BlurPool)."""
+    rng = np.random.default_rng(seed)
+    w1 = rng.normal(size=(channels, 3, 3, 3)).astype(np.float32)
+    w2 = rng.normal(size=(channels, channels, 3, 3)).astype(np.float32) / channels
+    w3 = rng.normal(size=(channels, channels, 3, 3)).astype(np.float32) / channels
+    fc = rng.normal(size=(channels, classes)).astype(np.float32)
+    binomial = np.outer([1, 2, 1], [1, 2, 1]).astype(np.float32) / 16
+    blur = np.repeat(binomial[None, None], channels, axis=0)
+    pad = [1, 1, 1, 1]
+    strided = [2, 2] if subsample == "conv" else [1, 1]
+    nodes = [helper.make_node("Conv", ["input", "w1"], ["c1"], name="conv1", pads=pad),
+             helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+             helper.make_node("Conv", ["r1", "w2"], ["c2"], name="conv2", strides=strided, pads=pad),
+             helper.make_node("Relu", ["c2"], ["r2"], name="relu2")]
+    x = "r2"
+    if subsample == "blurpool":
+        nodes.append(helper.make_node("Conv", ["r2", "blur"], ["b2"], name="blurpool", strides=[2, 2], pads=pad,
+                                      group=channels))
+        x = "b2"
+    nodes += [helper.make_node("Conv", [x, "w3"], ["c3"], name="conv3", pads=pad),
+              helper.make_node("Relu", ["c3"], ["r3"], name="relu3"),
+              helper.make_node("GlobalAveragePool", ["r3"], ["gap"], name="gap"),
+              helper.make_node("Flatten", ["gap"], ["feat"], name="flatten"),
+              helper.make_node("MatMul", ["feat", "fc"], ["logits"], name="fc")]
+    weights = {"w1": w1, "w2": w2, "w3": w3, "fc": fc} | ({"blur": blur} if subsample == "blurpool" else {})
+    graph = helper.make_graph(
+        nodes, f"shift_cnn_{subsample}", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, hw, hw])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", classes])],
+        [numpy_helper.from_array(v, k) for k, v in weights.items()])
+    _save(graph, path)
+    return path

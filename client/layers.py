@@ -1,0 +1,169 @@
+"""The per-layer profile's views (``shiftaudit.layers/v1``, docs/layers.md): the terminal table, Markdown,
+and HTML, whose plot draws the three errors against depth, the paper's Fig. 4 for the user's own model.
+A profile is rendered from its JSON alone, so ``audit-client report --layers`` can add it to an audit's page."""
+from __future__ import annotations
+
+import html
+import shlex
+
+import matplotlib.pyplot as plt
+import numpy as np
+from rich import box
+from rich.table import Column, Table
+
+from shiftaudit.server.engine.errors import InputError
+from shiftaudit.server.engine.layers.profile import OPTIONS, SCHEMA
+
+from .flags import command_line
+from .html import _figure, _page, _rows, _svg
+from .table import _render, plural
+
+MEASURES = {"pooled_invariance": "pooled invariance", "shiftability": "shiftability",
+            "equivariance": "equivariance (whole stride)"}
+COLORS = {"pooled_invariance": "#1f4e79", "shiftability": "#e07b00", "equivariance": "#6a6a6a"}
+NAME = 36  # characters of a tensor's name shown in tables
+
+
+def _value(m: dict) -> str:
+    if m["value"] is None:
+        return "-"
+    lo, hi = m["ci95"]
+    return f"{m['value']:.3f} [{lo:.3f}, {'∞' if hi is None else f'{hi:.3f}'}]"
+
+
+def _short(name: str) -> str:
+    return name if len(name) <= NAME else "…" + name[-NAME + 1:]
+
+
+def _stride(row: dict) -> str:
+    return "x".join(f"{s:g}" for s in dict.fromkeys(row["stride"]))
+
+
+def _subsamples(row: dict) -> bool:
+    """Whether this tensor is a subsampling op's own output (where a resolution starts)."""
+    sub = row["subsampled_by"]
+    return bool(sub) and sub["node"] == row["node"]
+
+
+def rows(doc: dict) -> list[list[str]]:
+    """The table, header first: a row per tensor in graph order; ◀ marks the finding's tensor."""
+    out = [["#", "tensor", "op", "stride", "C×H×W", "RF", *(f"{label} [95% CI]" for label in MEASURES.values()), ""]]
+    for row in doc["tensors"]:
+        c, h, w = row["shape"]
+        out.append([str(row["depth"]), _short(row["name"]), (row["op"] or "input") + (" ⇣" if _subsamples(row) else ""),
+                    _stride(row), f"{c}×{h}×{w}", str(row["receptive_field"] or "?"),
+                    *(_value(row[m]) for m in MEASURES), "◀" if row["name"] == doc["finding"]["tensor"] else ""])
+    return out
+
+
+def _run_line(doc: dict) -> list[str]:
+    mem = doc["memory"]
+    lines = [f"{plural(len(doc['images']), 'image')}, {plural(doc['units'], 'unit')} of {len(doc['steps'])} frames "
+             f"(shifts {', '.join(str(k) for k in doc['steps'])} x {tuple(doc['config']['shift'])}) in "
+             f"{doc['seconds']:.1f} s; {doc['config']['protocols'][0]}; {mem['frames_per_batch']} frames per batch, "
+             f"{mem['batch_bytes'] / 2**20:.0f} MiB of activations each"]
+    if mem["over_budget"]:
+        lines.append(f"warning: one unit's activations exceed --max-memory {doc['config']['max_memory_mib']} MiB; "
+                     "it ran anyway, one unit per batch (choose fewer --tensors to hold less)")
+    if doc["skipped"]:
+        lines.append(f"skipped {len(doc['skipped'])}: " + "; ".join(s["reason"] for s in doc["skipped"][:3]))
+    return lines
+
+
+def format_profile(doc: dict) -> str:
+    header, *body = rows(doc)
+    table = Table(*(Column(h, justify="right" if i in (0, 5) or i >= 6 else "left") for i, h in enumerate(header)),
+                  box=box.SIMPLE_HEAD, pad_edge=False)
+    for r in body:
+        table.add_row(*r)
+    f = doc["finding"]
+    return "\n".join([*_render(table), f"finding: {f['text']}", f"caveat: {f['caveat']}", *_run_line(doc)])
+
+
+def markdown(doc: dict) -> str:
+    header, *body = rows(doc)
+    f = doc["finding"]
+    lines = [f"## shiftaudit layers: `{doc['model']['path']}`", "", f"**Finding:** {f['text']}", "", f"_{f['caveat']}_",
+             "", "| " + " | ".join(header) + " |", "|" + "|".join("---:" if i in (0, 5) or i >= 6 else "---"
+                                                                   for i in range(len(header))) + "|"]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in body]
+    lines += ["", *_run_line(doc), "", "Run it again:", "", "```", run_again(doc), "```", ""]
+    return "\n".join(lines)
+
+
+def run_again(doc: dict) -> str:
+    """The audit-client layers command with the very options."""
+    config = {k: v for k, v in doc["config"].items() if k in OPTIONS}
+    line = command_line({"model": doc["model"], "config": config}).replace("audit-client", "audit-client layers", 1)
+    c = doc["config"]
+    return line + f" --tensors {shlex.join(c['tensors'])} --rise {c['rise']:g} --max-memory {c['max_memory_mib']}"
+
+
+def plot(doc: dict) -> str:
+    """The errors against depth, each with its 95 % band; dotted: where a subsampling op sets a new stride;
+    red: the finding."""
+    tensors = doc["tensors"]
+    x = np.arange(len(tensors))
+    fig, ax = plt.subplots(figsize=(10, 3.6))
+    for m, label in MEASURES.items():
+        v = np.array([np.nan if t[m]["value"] is None else t[m]["value"] for t in tensors])
+        lo = np.array([np.nan if t[m]["ci95"] is None else t[m]["ci95"][0] for t in tensors])
+        hi = np.array([np.nan if t[m]["ci95"] is None or t[m]["ci95"][1] is None else t[m]["ci95"][1] for t in tensors])
+        ax.fill_between(x, lo, hi, color=COLORS[m], alpha=0.18, linewidth=0)
+        ax.plot(x, v, marker="o" if len(x) <= 40 else None, color=COLORS[m], markersize=3, label=label,
+                linestyle="--" if m == "equivariance" else "-")
+    ticks = [i for i, t in enumerate(tensors) if _subsamples(t) or i in (0, len(tensors) - 1)]
+    for i, t in enumerate(tensors):
+        if _subsamples(t):
+            ax.axvline(i - 0.5, color="#999", linestyle=":", linewidth=1)
+    ax.set_xticks(ticks, [f"{_short(tensors[i]['name'])[:18]}\nstride {_stride(tensors[i])}" for i in ticks],
+                  fontsize=7, rotation=30, ha="right")
+    found = doc["finding"]["tensor"]
+    if found is not None:
+        i = next(i for i, t in enumerate(tensors) if t["name"] == found)
+        ax.plot([i], [tensors[i][doc["finding"]["measure"]]["value"]], "o", markersize=11, markerfacecolor="none",
+                markeredgecolor="#b00020", markeredgewidth=2, label="finding")
+    ax.set_xlim(-0.5, len(tensors) - 0.5)
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("tensor, in graph order (dotted: a subsampling op)")
+    ax.set_ylabel("relative error (mean, 95 % band)")
+    ax.legend(fontsize=8, loc="upper left")
+    ax.grid(alpha=0.3)
+    return _svg(fig)
+
+
+def section(doc: dict) -> str:
+    """The profile as a part of a page: the finding, the plot, the table, how it was made."""
+    f, m, pre = doc["finding"], doc["model"], doc["model"]["preprocessing"]
+    header, *body = rows(doc)
+    table = ('<table class="layers"><tr>' + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"
+             + "".join("<tr>" + "".join(f'<td class="{"n" if i in (0, 5) or i >= 6 else ""}">{html.escape(c)}</td>'
+                                        for i, c in enumerate(r)) + "</tr>" for r in body) + "</table>")
+    return "\n".join([
+        "<h2>Where the invariance breaks: the per-layer profile</h2>",
+        f'<p class="{"fail" if f["tensor"] else "pass"}">{html.escape(f["text"])}</p>',
+        f'<p class="warn">{html.escape(f["caveat"])}</p>',
+        _figure(plot(doc), "Each measure's mean over the frame pairs with its 95 % band, tensor by tensor in graph "
+                "order: pooled invariance (the paper's Claim: ~0 for a shiftable representation), shiftability "
+                "(a one-pixel shift against band-limited interpolation of the tensor) and equivariance (a shift of "
+                "exactly the stride). docs/layers.md defines each."),
+        table,
+        "<p>" + html.escape(" ".join(_run_line(doc))) + "</p>",
+        _rows([("model", f"<code>{html.escape(m['path'])}</code>, sha256 <code>{m['sha256']}</code>"),
+               ("preprocessing", html.escape(f"mean {pre['mean']}, std {pre['std']} on 0–{pre['pixel_range']:g} "
+                                             f"{pre['channel_order']}")),
+               ("config", "<code>" + html.escape(", ".join(f"{k}={v}" for k, v in doc["config"].items())) + "</code>"),
+               ("run it again", f"<code>{html.escape(run_again(doc))}</code>")]),
+    ])
+
+
+def page(doc: dict) -> str:
+    return _page(f"shiftaudit layers: {doc['model']['path']}",
+                 [f"<h1>shiftaudit layers: <code>{html.escape(doc['model']['path'])}</code></h1>", section(doc)])
+
+
+def check(doc: object, where: str) -> dict:
+    """A loaded document that is a profile, or an InputError naming ``where``."""
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+        raise InputError(f"{where}: not a {SCHEMA} profile (audit-client layers --json writes one)")
+    return doc
