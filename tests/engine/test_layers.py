@@ -119,12 +119,17 @@ def test_the_example_model_profile_merges_exactly_over_shards_and_repeats_with_i
     assert other_seed["sums"] != whole["sums"]
 
 
-def test_the_batch_budget_bounds_the_activations_held(nets, haloed):
+def test_the_batch_budget_bounds_the_activations_held(nets, haloed, tmp_path):
     small = _profile(nets["conv"], haloed, tensors=("all",), max_memory=2**20)
     large = _profile(nets["conv"], haloed, tensors=("all",))
     assert small["memory"]["units_per_batch"] == 1 and large["memory"]["units_per_batch"] > 1
-    assert small["memory"]["over_budget"] and not large["memory"]["over_budget"]
+    assert small["memory"]["batch_bytes"] <= 2**20 < 2 * small["memory"]["batch_bytes"]
+    assert not small["memory"]["over_budget"] and not large["memory"]["over_budget"]
     assert small["sums"] == large["sums"]  # the batching changes nothing measured
+    wide = shift_cnn(tmp_path / "wide.onnx", subsample="conv", hw=128)  # one unit's activations: 2.6 MiB
+    wide.with_suffix(".json").write_text(nets["conv"].with_suffix(".json").read_text())
+    over = _profile(wide, haloed, tensors=("all",), max_memory=2**20)["memory"]
+    assert over["units_per_batch"] == 1 and over["over_budget"] and over["batch_bytes"] > 2**20
 
 
 def test_what_cannot_be_profiled_is_refused_in_one_line(nets, haloed, tmp_path):

@@ -148,7 +148,7 @@ class Graph:
         except Exception as e:
             raise engine_failure(e, f"{self.path}: ONNX Runtime failed with the activations exposed") from None
 
-    def session(self, outputs: list[str], providers: Sequence = ("CPUExecutionProvider",), threads: int | None = None):
+    def session(self, outputs: list[str], providers: Sequence = ("CPUExecutionProvider",)):
         """An ONNX Runtime session of a copy of the model whose outputs are ``outputs`` (the input itself is
         not one: the caller has it)."""
         import onnx
@@ -158,11 +158,8 @@ class Graph:
         copy.CopyFrom(self.model)
         del copy.graph.output[:]
         copy.graph.output.extend(onnx.ValueInfoProto(name=name) for name in outputs)
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
         try:
-            return ort.InferenceSession(copy.SerializeToString(), options, providers=list(providers))
+            return ort.InferenceSession(copy.SerializeToString(), providers=list(providers))
         except Exception as e:
             raise engine_failure(e, f"{self.path}: ONNX Runtime cannot load it with the activations exposed") from None
 
@@ -191,7 +188,8 @@ class Graph:
         return sorted({self.by_name[n] for n in which}, key=lambda t: t.depth)
 
     def frame_bytes(self, tensors: Sequence[Tensor]) -> int:
-        """Bytes of the chosen activations of one frame, as ONNX Runtime hands them back."""
+        """Bytes of the chosen activations of one frame, as ONNX Runtime hands them back (at most: float16
+        tensors take half)."""
         return sum(int(np.prod(t.shape)) * 4 for t in tensors if t.node is not None)
 
 

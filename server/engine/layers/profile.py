@@ -26,6 +26,7 @@ from ..preprocessing import Preprocessing, load_preprocessing
 from ..progress import Progress
 from ..protocols import STEP_PROTOCOLS, TooSmall, Unit, plan_steps
 from ..render import Frame, Renderer, select_renderer
+from ..runners.base import InputSpec, engine_calls, engine_failure
 from ..runners.onnxruntime import OnnxRuntimeRunner, providers_for
 from .graph import Graph, Tensor, check_onnx
 from .shiftability import MEASURES, Sums, interior, pooled_error, shift_error, translate, whole_move
@@ -62,6 +63,12 @@ class Profile:
 
     def __post_init__(self) -> None:
         self.sums = self.sums or {t.name: {m: Sums() for m in MEASURES} for t in self.tensors}
+
+    def skip(self, name: str, protocol: str, reason: str, strict: bool) -> None:
+        """An image the profile cannot use is listed, or stops a strict profile (as in an audit)."""
+        if strict:
+            raise InputError(reason)
+        self.skipped.append({"image": name, "protocol": protocol, "reason": reason})
 
     def add_unit(self, unit: Unit, activations: dict[str, np.ndarray], at: int) -> None:
         """The measures of one unit, whose frames are rows ``at``.. of each tensor's batch."""
@@ -116,11 +123,11 @@ def run_profile(graph: Graph, tensors: list[Tensor], pre: Preprocessing, options
             try:
                 image = load()
                 planned = plan_steps(protocol, image.size, image.digest, options, steps)
-            except (ImageError, TooSmall) as e:
-                if options.strict:
-                    raise InputError(str(e)) from None
-                profile.skipped.append({"image": name, "protocol": protocol, "reason": str(e) if name in str(e)
-                                        else f"{name}: {e}"})
+            except ImageError as e:  # its message names the image
+                profile.skip(name, protocol, str(e), options.strict)
+                continue
+            except TooSmall as e:
+                profile.skip(name, protocol, f"{name}: {e}", options.strict)
                 continue
             entry = _Image(name, len(planned))
             yield [((image, p), (unit, entry)) for unit in planned for p in unit.frames]
@@ -150,18 +157,10 @@ def run_profile(graph: Graph, tensors: list[Tensor], pre: Preprocessing, options
     return profile
 
 
-def _infer(session: Any, spec: Any, names: list[str], batch: np.ndarray) -> dict[str, np.ndarray]:
-    """The exposed activations of a batch; an engine with a fixed batch gets calls of exactly its size
-    (the last one padded with copies of its first frame)."""
-    from ..runners.base import engine_failure
-
-    size = spec.batch or len(batch)
+def _infer(session: Any, spec: InputSpec, names: list[str], batch: np.ndarray) -> dict[str, np.ndarray]:
+    """The exposed activations of a batch, in engine calls the model's batch dimension allows."""
     parts: list[list[np.ndarray]] = []
-    for i in range(0, len(batch), size):
-        chunk = batch[i:i + size]
-        m = len(chunk)
-        if m < size:
-            chunk = np.concatenate([chunk, np.repeat(chunk[:1], size - m, axis=0)])
+    for chunk, m in engine_calls(batch, *spec.batch_range()):
         try:
             parts.append([out[:m] for out in session.run(names, {spec.name: chunk})])
         except Exception as e:

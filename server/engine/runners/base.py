@@ -6,7 +6,7 @@ imported inside the runner that needs them, so the package imports cleanly witho
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,14 +112,7 @@ class Runner(ABC):
         n = batch.shape[0]
         if self.reads_in_place(batch):
             return self._checked(self._run_bound(batch), n)
-        host = batch.to_host()
-        outs = []
-        for i in range(0, n, most or n):
-            chunk = host[i:i + (most or n)]
-            m = len(chunk)
-            if m < least:  # pad with copies of the chunk's first frame
-                chunk = np.concatenate([chunk, np.repeat(chunk[:1], least - m, axis=0)])
-            outs.append(self._run(chunk)[:m])
+        outs = [self._run(chunk)[:m] for chunk, m in engine_calls(batch.to_host(), least, most)]
         return self._checked(np.concatenate(outs) if len(outs) > 1 else outs[0], n)
 
     @staticmethod
@@ -132,6 +125,18 @@ class Runner(ABC):
             raise ModelError(f"the model output NaN or infinite values for {int((~finite).sum())} of {n} frames; "
                              "check the preprocessing (mean, std, pixel range) it is fed with")
         return out.astype(np.float32, copy=False)
+
+
+def engine_calls(batch: np.ndarray, least: int, most: int | None) -> Iterator[tuple[np.ndarray, int]]:
+    """``batch`` as engine calls of at most ``most`` frames (None: all), each padded up to ``least`` with
+    copies of its first frame; with each, how many of its frames are the batch's."""
+    step = most or len(batch)
+    for i in range(0, len(batch), step):
+        chunk = batch[i:i + step]
+        m = len(chunk)
+        if m < least:
+            chunk = np.concatenate([chunk, np.repeat(chunk[:1], least - m, axis=0)])
+        yield chunk, m
 
 
 def _dim(d) -> int | None:
