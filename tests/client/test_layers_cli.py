@@ -14,7 +14,7 @@ import pytest
 from shiftaudit.client.api import profile
 from shiftaudit.client.cli import main
 from tests.client.test_html import CHROMIUM, _chromium
-from tests.support import EXAMPLE_IMAGES, EXAMPLE_MODEL
+from tests.support import EXAMPLE_IMAGES, EXAMPLE_MODEL, assert_valid_report
 from tests.support.models import shift_cnn
 
 
@@ -32,6 +32,7 @@ def profiled(tmp_path_factory) -> tuple[Path, str]:
 def test_the_table_reads_top_down_with_the_finding_under_it(profiled):
     d, out = profiled
     doc = json.loads((d / "p.json").read_text())
+    assert_valid_report(doc, "layers")
     lines = out.splitlines()
     assert "pooled invariance [95% CI]" in lines[0] and "shiftability [95% CI]" in lines[0]
     assert [t["stride"][0] for t in doc["tensors"]] == sorted(t["stride"][0] for t in doc["tensors"])

@@ -13,7 +13,7 @@ from shiftaudit.server.engine.images import image_sources
 from shiftaudit.server.engine.layers import merge_profiles, profile_layers
 from shiftaudit.server.engine.layers.shiftability import interior, translate, whole_move
 from shiftaudit.server.engine.options import AuditOptions
-from tests.support import EXAMPLE_IMAGES, EXAMPLE_MODEL, write_image
+from tests.support import EXAMPLE_IMAGES, EXAMPLE_MODEL, assert_valid_report, write_image
 from tests.support.models import shift_cnn
 
 # frames for the built networks: 32-pixel images, content in the middle 16x16 with a black halo of 8
@@ -45,7 +45,9 @@ def nets(tmp_path_factory) -> dict[str, Path]:
 
 
 def _profile(model: Path, images: Path, options: AuditOptions = KNOWN, **kw) -> dict:
-    return profile_layers(model, image_sources(images), options, device="cpu", **kw)
+    doc = profile_layers(model, image_sources(images), options, device="cpu", **kw)
+    assert_valid_report(doc, "layers")
+    return doc
 
 
 def _rows(doc: dict) -> dict[str, dict]:
@@ -108,6 +110,7 @@ def test_the_example_model_profile_merges_exactly_over_shards_and_repeats_with_i
     again = profile_layers(EXAMPLE_MODEL, image_sources(EXAMPLE_IMAGES), options, device="cpu")
     shards = [profile_layers(EXAMPLE_MODEL, image_sources(h), options, device="cpu") for h in halves]
     merged = merge_profiles(shards)
+    assert_valid_report(merged, "layers")
     assert whole["sums"] == again["sums"] == merged["sums"]
     assert [r["shiftability"] for r in whole["tensors"]] == [r["shiftability"] for r in merged["tensors"]]
     assert whole["finding"] == merged["finding"] and sorted(merged["images"]) == sorted(whole["images"])

@@ -36,7 +36,7 @@ def _validator(name: str) -> jsonschema.Draft202012Validator:
 
 
 def assert_valid_report(report: dict, schema: str = "report") -> None:
-    """The report (or a comparison: ``schema="compare"``) follows the shipped JSON Schema (every error
-    listed, with where it is)."""
+    """The report (or a comparison: ``schema="compare"``; a layer profile: ``"layers"``) follows the shipped
+    JSON Schema (every error listed, with where it is)."""
     errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message[:200]}" for e in _validator(schema).iter_errors(report)]
     assert not errors, "\n".join(errors)
