@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from shiftaudit.server.engine.compare import compare_reports
+from shiftaudit.server.engine.files import Shard, image_files
 from shiftaudit.server.engine.images import image_sources
 from shiftaudit.server.engine.job import Job, run_together
 from shiftaudit.server.engine.layers import profile_layers
@@ -18,25 +19,31 @@ from shiftaudit.server.engine.runners import EngineOptions, open_runner
 def audit(engine: str | Path, images: str | Path, options: AuditOptions | Mapping[str, Any] | None = None, *,
           preprocessing: Mapping[str, Any] | None = None, labels: str | Path | None = None,
           progress: Callable[[Progress], None] | None = None, should_stop: Callable[[], bool] | None = None,
-          device: str = "auto", allow_engine_host_code: bool = False, onnx_tensorrt: bool = False) -> dict:
+          device: str = "auto", allow_engine_host_code: bool = False, onnx_tensorrt: bool = False,
+          shard: Shard | None = None) -> dict:
     """Audit the model file ``engine`` on every image below the directory ``images``; returns the
     ``shiftaudit.report/v1`` report. ``options`` (`AuditOptions`, or a mapping of its fields: protocols,
     size, shift, seed, ...; the canvas defaults to the model's input size), ``preprocessing`` overrides the sidecar's values
     (`Preprocessing` fields), ``labels`` is a file of ``image,label`` lines, ``device`` (auto, cuda, cpu)
     says where frames are rendered and ONNX models run; ``allow_engine_host_code`` lets TensorRT engines
     with host code load (deserialising runs it: only for engines you trust); ``onnx_tensorrt`` runs ONNX
-    models through ONNX Runtime's TensorRT provider.
+    models through ONNX Runtime's TensorRT provider; ``shard`` (`Shard`) audits one shard of the images
+    (a job array's part, which `shiftaudit.server.engine.report.merge_parts` merges).
 
     Raises `InputError` (its subclass `OptionError` for a misspelt or out-of-range option), `ModelError`,
     `DeviceError` or `Cancelled`, all `AuditError`s exported by ``shiftaudit.client``."""
     if isinstance(options, Mapping):
         options = AuditOptions(**options)
     engine = Path(engine)
-    sources = image_sources(Path(images))
+    sources = image_sources(Path(images), shard=shard)
+    listed = [name for name, _ in image_files(Path(images))] if shard else None
     with open_runner(engine, EngineOptions(device, allow_engine_host_code, onnx_tensorrt)) as runner:
         job = Job.prepare(engine, runner, options or AuditOptions(), sources, preprocessing=preprocessing,
-                          labels=Path(labels) if labels else None, device=device)
-        return job.run(progress, should_stop)
+                          labels=Path(labels) if labels else None, device=device, listed=listed)
+        report = job.run(progress, should_stop)
+    if shard:
+        report["shard"] = {**shard.to_json(), "images_listed": len(listed)}
+    return report
 
 
 def compare(engine_a: str | Path, engine_b: str | Path, images: str | Path,

@@ -13,13 +13,15 @@ import grpc
 
 from shiftaudit.server.engine.compare import COMPARE_SCHEMA, CompareError, compare_reports
 from shiftaudit.server.engine.errors import AuditError, InputError
+from shiftaudit.server.engine.files import Shard, image_files
+from shiftaudit.server.engine.labels import few, unknown_names
 from shiftaudit.server.engine.layers.profile import MAX_MEMORY, RISE
 from shiftaudit.server.engine.layers.profile import OPTIONS as LAYER_OPTIONS
 from shiftaudit.server.engine.options import AuditOptions
 from shiftaudit.server.engine.preprocessing import Preprocessing, sidecar_path
 from shiftaudit.server.engine.protocols import STEP_PROTOCOLS
 from shiftaudit.server.engine.render import DEVICES
-from shiftaudit.server.engine.report import SCHEMA
+from shiftaudit.server.engine.report import SCHEMA, MergeError, merge_parts
 from shiftaudit.server.engine.runners.manifest import manifest_path
 from shiftaudit.v1 import audit_service_pb2 as pb
 
@@ -27,7 +29,7 @@ from . import comparison, engine_tools, html, junit, layers, markdown, outputs
 from .api import audit, compare, profile
 from .comparison import format_comparison
 from .fanout import run_sharded
-from .flags import Parser, add_flags, given
+from .flags import Parser, add_flags, argument_type, given
 from .gates import Check, add_gate_flags, add_increase_flags, checks, increase_checks, verdicts
 from .outputs import STDOUT, Output
 from .progress import ProgressBar
@@ -61,6 +63,11 @@ def parser(compare: bool = False) -> argparse.ArgumentParser:
     g.add_argument("--data-path", help="with --server: images under the server's data root, instead of --images")
     _connection_flags(g)
     g.add_argument("--timeout", type=float, help="deadline of the remote audit, seconds")
+    if not compare:
+        g = ap.add_argument_group("scale-out")
+        g.add_argument("--shard", type=argument_type("--shard", Shard.parse), metavar="I/N", help="audit only shard "
+                       "I of N (0 <= I < N) of the images, split by their content as every scale-out splits them: "
+                       "a job array's part; audit-client merge joins the parts")
     groups = {name: ap.add_argument_group(name) for name in ("frames", "model", "output and gates")}
     add_flags(ap, AuditOptions, groups)
     add_flags(ap, Preprocessing, groups)
@@ -147,17 +154,20 @@ def _audit(args: argparse.Namespace, progress: ProgressBar | None) -> dict:
     """The report, from this process or from the server."""
     options = AuditOptions(**given(args, AuditOptions))
     preprocessing = given(args, Preprocessing)
+    shard = getattr(args, "shard", None)
     if not args.server:
         if args.data_path or not args.images:
             raise ValueError("give --images DIR (--data-path needs --server)")
         return audit(args.engine, args.images, options, preprocessing=preprocessing, labels=args.labels,
                      progress=progress, device=args.device, allow_engine_host_code=args.allow_engine_host_code,
-                     onnx_tensorrt=args.onnx_tensorrt)
+                     onnx_tensorrt=args.onnx_tensorrt, shard=shard)
     if bool(args.images) == bool(args.data_path):
         raise ValueError("with --server give either --images DIR (uploaded) or --data-path PATH (on the server)")
     if len(args.server) > 1 and args.data_path:
         raise ValueError("several --server need --images DIR: the client shards the images by content and "
                          "uploads each shard to its server")
+    if shard and (len(args.server) > 1 or args.data_path):
+        raise ValueError("--shard takes --images DIR and one --server at most (several servers shard by themselves)")
     labels = _read(args.labels, "--labels") if args.labels else ""
 
     def connect(target: str) -> AuditClient:
@@ -166,9 +176,16 @@ def _audit(args: argparse.Namespace, progress: ProgressBar | None) -> dict:
     if len(args.server) > 1:
         return run_sharded(args.server, connect, args.engine.as_posix(), args.images, options,
                            preprocessing=preprocessing, labels_csv=labels, timeout=args.timeout, progress=progress)
+    files = image_files(args.images) if args.images else None
     with connect(args.server[0]) as client:
-        return client.run(args.engine.as_posix(), options, images=args.images, data_path=args.data_path,
-                          preprocessing=preprocessing, labels_csv=labels, timeout=args.timeout, progress=progress)
+        report = client.run(args.engine.as_posix(), options, images=args.images, data_path=args.data_path,
+                            files=shard.select(files) if shard else None, preprocessing=preprocessing,
+                            labels_csv=labels, timeout=args.timeout, progress=progress)
+    if shard:
+        report["shard"] = {**shard.to_json(), "images_listed": len(files)}
+        if labels:  # the server saw this shard's names only; a label of another shard's image is not unknown
+            report["labels"]["unknown_names"] = few(unknown_names(labels, [name for name, _ in files]))
+    return report
 
 
 def _read(path: Path, flag: str) -> str:
@@ -302,6 +319,30 @@ def _run_get(args: argparse.Namespace) -> int:
     return _finish(json.loads(audit.report_json), args, wanted)
 
 
+def _merge_parser() -> argparse.ArgumentParser:
+    ap = Parser(prog="audit-client merge", description="Join the parts of a sharded audit (audit-client --shard I/N "
+                "--json PART, one per shard: a Kubernetes Indexed Job, a Slurm array) into the report one audit of "
+                "every image gives; parts of different options, models or splits, and a shard given twice or "
+                "missing, are refused.")
+    ap.add_argument("parts", type=Path, nargs="+", help="the parts' reports (--json of each)")
+    ap.add_argument("--images", type=Path, help="the audited images, for --html's pictures of the pairs")
+    g = ap.add_argument_group("output and gates")
+    _output_flags(g)
+    add_gate_flags(g)
+    return ap
+
+
+def _run_merge(args: argparse.Namespace) -> int:
+    parts = [(path.name, _load_report(path, "part")) for path in args.parts]
+    wanted = _outputs(args)
+    outputs.check(wanted, _inputs(args, []) | {path: "a part being merged" for path in args.parts})
+    try:
+        report = merge_parts(parts)
+    except MergeError as e:
+        raise InputError(str(e)) from None
+    return _finish(report, args, wanted)
+
+
 def _diff_parser() -> argparse.ArgumentParser:
     ap = Parser(prog="audit-client diff", description="Compare two stored reports of the same audit (options, seed, "
                 "images) made by two engines, pair by pair: A is the baseline, B the candidate.")
@@ -428,7 +469,7 @@ and how often the two agree on a frame. Exit codes as audit-client's; the gates 
 
 TOOLS = {"build-engine": engine_tools.build, "inspect": engine_tools.inspect,
          "report": engine_tools.Tool(_report_parser, _run_report), "get": engine_tools.Tool(_get_parser, _run_get),
-         "diff": engine_tools.Tool(_diff_parser, _run_diff),
+         "diff": engine_tools.Tool(_diff_parser, _run_diff), "merge": engine_tools.Tool(_merge_parser, _run_merge),
          "compare": engine_tools.Tool(lambda: parser(compare=True), _run_compare),
          "layers": engine_tools.Tool(_layers_parser, _run_layers)}
 

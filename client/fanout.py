@@ -14,8 +14,8 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
-from shiftaudit.server.engine.files import file_sha256, image_files
-from shiftaudit.server.engine.labels import SHOWN, unknown_names
+from shiftaudit.server.engine.files import file_sha256, image_files, shard_of
+from shiftaudit.server.engine.labels import few, merge_labels, unknown_names
 from shiftaudit.server.engine.options import AuditOptions
 from shiftaudit.server.engine.progress import Progress
 from shiftaudit.server.engine.report import merge_reports
@@ -27,7 +27,7 @@ def shards(files: list[tuple[str, Path]], n: int) -> list[list[tuple[str, Path]]
     """Shard k holds the (name, file)s whose content's sha256, read as a number, is k modulo n."""
     out: list[list[tuple[str, Path]]] = [[] for _ in range(n)]
     for name, path in files:
-        out[int(file_sha256(path)[:16], 16) % n].append((name, path))
+        out[shard_of(file_sha256(path), n)].append((name, path))
     return out
 
 
@@ -98,20 +98,5 @@ def run_sharded(targets: list[str], connect: Callable[[str], AuditClient], model
     order = {name: i for i, name in enumerate(names)}
     merged = merge_reports(reports, order, time.perf_counter() - start)
     if labels_csv:
-        merged["labels"] = merge_labels([r["labels"] for _, r in reports], unknown_names(labels_csv, names), order)
-    return merged
-
-
-def merge_labels(shards: list[dict], unknown: list[str], order: dict[str, int]) -> dict:
-    """The labels summary of the whole audit from its shards' (each server had the whole labels text but
-    only its shard's images): what depends on the text alone is the same in every shard; the images'
-    counts add up, and their first few are the first in the audit's ``order`` (each shard lists its
-    images in that order, so those are among its first few); names that match no image at all are found
-    here, where every image name is known."""
-    merged = dict(shards[0])
-    merged["labelled_images"] = sum(s["labelled_images"] for s in shards)
-    unlabelled = sorted((n for s in shards for n in s["unlabelled_images"]["first"]), key=order.__getitem__)
-    merged["unlabelled_images"] = {"count": sum(s["unlabelled_images"]["count"] for s in shards),
-                                   "first": unlabelled[:SHOWN]}
-    merged["unknown_names"] = {"count": len(unknown), "first": unknown[:SHOWN]}
+        merged["labels"] = merge_labels([r["labels"] for _, r in reports], order, few(unknown_names(labels_csv, names)))
     return merged

@@ -37,7 +37,7 @@ def add_flags(ap: argparse.ArgumentParser, cls: type, groups: dict[str, Any], on
         elif opt.repeat:
             group.add_argument(flag, dest=name, action="append", choices=opt.choices, help=help)
         else:
-            group.add_argument(flag, dest=name, type=_parser(flag, opt.parse), choices=opt.choices,
+            group.add_argument(flag, dest=name, type=argument_type(flag, opt.parse), choices=opt.choices,
                                metavar=opt.metavar, help=help.replace("%", "%%"))
 
 
@@ -46,7 +46,7 @@ def given(args: argparse.Namespace, cls: type) -> dict[str, Any]:
     return {name: value for name, _, _ in options_of(cls) if (value := getattr(args, name, None)) is not None}
 
 
-def _parser(flag: str, parse):
+def argument_type(flag: str, parse):
     """argparse's type: a ValueError becomes argparse's one-line usage error naming the flag."""
     if parse in (None, int, float):  # argparse's own messages name the flag and the value
         return parse

@@ -200,10 +200,11 @@ def run_judged(judges: Sequence[Judge], sources: Sequence[ImageSource] | Iterabl
                options: AuditOptions, labels: Labels | None = None,
                progress: Callable[[Progress], None] | None = None,
                should_stop: Callable[[], bool] | None = None, renderer: Renderer | None = None,
-               max_source_bytes: int | None = None) -> list[AuditResult]:
+               max_source_bytes: int | None = None, part: bool = False) -> list[AuditResult]:
     """One audit judged by several engines on the very frames: each image is decoded and planned once,
     each batch rendered once for every engine that takes the same input (normalisation, layout, dtype),
-    and each engine's outputs scored into a result of its own (`audit-client compare`)."""
+    and each engine's outputs scored into a result of its own (`audit-client compare`). An audit with no
+    usable image is an error, unless it is a ``part`` of one (a shard may hold none)."""
     if options.canvas is None or options.batch is None:
         raise ValueError("the options have no canvas or batch yet: resolve them against the model first "
                          "(AuditOptions.resolved)")
@@ -252,7 +253,7 @@ def run_judged(judges: Sequence[Judge], sources: Sequence[ImageSource] | Iterabl
     for result in results:
         result.seconds = time.perf_counter() - start
         result.skipped = list(lead.result.skipped)  # planned once: the same images skipped for every engine
-    if not lead.result.images:
+    if not lead.result.images and not part:
         reasons = "; ".join(s["reason"] for s in lead.result.skipped[:3])
         raise InputError("no usable image" + (f": {reasons}" if reasons else ""))
     return results

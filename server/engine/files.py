@@ -9,6 +9,7 @@ audit, the upload, the fan-out) takes them from `image_files`.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from .errors import InputError
@@ -70,3 +71,45 @@ def resolve_under(root: Path, relative: str, what: str) -> Path:
     if not inside(base, target):
         raise PathError(f"{what} path {relative!r} leads outside the {what} root")
     return target.resolve()
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Shard ``index`` of ``count`` (0 <= index < count): the images whose content's sha256, read as a
+    number, is ``index`` modulo ``count``. The one split every scale-out uses (the fan-out over servers,
+    job arrays): an image's shard follows from its bytes alone, whatever the listing or the machine."""
+
+    index: int
+    count: int
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """``I/N``, as a job array's index and size give it; ValueError otherwise."""
+        try:
+            index, count = (int(v) for v in text.split("/"))
+        except ValueError:
+            raise ValueError(f"expected I/N (shard I of N, 0 <= I < N), got {text!r}") from None
+        if not 0 <= index < count:
+            raise ValueError(f"shard {text}: I must lie in 0..N-1 (a job array's index starts at 0)")
+        return cls(index, count)
+
+    def holds(self, digest: str) -> bool:
+        return shard_of(digest, self.count) == self.index
+
+    def select(self, files: list[tuple[str, Path]]) -> list[tuple[str, Path]]:
+        """The (name, file)s of this shard (each file read once, to hash it)."""
+        return [(name, path) for name, path in files if self.holds(file_sha256(path))]
+
+    def to_json(self) -> dict:
+        return {"index": self.index, "count": self.count}
+
+
+def shard_of(digest: str, count: int) -> int:
+    """The shard of ``count`` that a content hash (hex) falls in."""
+    return int(digest[:16], 16) % count
+
+
+def listing_order(names: list[str]) -> dict[str, int]:
+    """Image name -> its place in `image_files`' order (paths sorted part by part), for merging the
+    records of shards into the order one audit of every image lists them."""
+    return {name: i for i, name in enumerate(sorted(names, key=lambda n: PurePosixPath(n).parts))}

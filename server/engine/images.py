@@ -21,7 +21,7 @@ import cv2  # noqa: E402  (after the limit above)
 import numpy as np  # noqa: E402
 
 from .errors import InputError  # noqa: E402
-from .files import image_files, inside  # noqa: E402
+from .files import Shard, image_files, inside  # noqa: E402
 
 _ALPHA_FORMATS = (b"\x89PNG", b"RIFF", b"II*\x00", b"MM\x00*")  # PNG, WebP, TIFF may carry alpha
 
@@ -120,10 +120,11 @@ def read(path: Path, name: str | None = None) -> SourceImage:
 ImageSource = tuple[str, Callable[[], SourceImage]]  # name, and how to decode it when its turn comes
 
 
-def image_sources(path: Path, confine: Path | None = None) -> list[ImageSource]:
+def image_sources(path: Path, confine: Path | None = None, shard: Shard | None = None) -> list[ImageSource]:
     """Every image below the directory ``path`` (or the file itself), named as `files.image_files` names
-    it, decoded when its turn comes. With ``confine``, a file whose real path (symlinks resolved) lies
-    outside that root is not read: it is skipped with the reason, like an unreadable image."""
+    it, decoded when its turn comes; with ``shard``, only that shard's. With ``confine``, a file whose
+    real path (symlinks resolved) lies outside that root is not read: it is skipped with the reason,
+    like an unreadable image."""
     root = confine.resolve() if confine else None
 
     def load(file: Path, name: str) -> SourceImage:
@@ -131,4 +132,6 @@ def image_sources(path: Path, confine: Path | None = None) -> list[ImageSource]:
             raise ImageError(f"{name}: leads outside the data root")
         return read(file, name)
 
-    return [(name, lambda file=file, name=name: load(file, name)) for name, file in image_files(path)]
+    files = image_files(path)
+    return [(name, lambda file=file, name=name: load(file, name)) for name, file in (shard.select(files) if shard
+                                                                                     else files)]

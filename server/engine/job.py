@@ -37,13 +37,15 @@ class Job:
     labels: Labels | None = None
     device: str = "auto"  # where frames are rendered (render.DEVICES)
     budget: MemoryBudget | None = None  # what the audit may hold (a server's); None: no limit
+    listed: list[str] | None = None  # every image name of the directory, when the sources are a shard of it
 
     @classmethod
     def prepare(cls, model: Path, runner: Runner, options: AuditOptions, sources: list[ImageSource], *,
                 preprocessing: Mapping[str, Any] | None = None, labels: Path | str | None = None,
-                device: str = "auto", budget: MemoryBudget | None = None) -> Job:
+                device: str = "auto", budget: MemoryBudget | None = None, listed: list[str] | None = None) -> Job:
         """``preprocessing`` overrides the sidecar's values; ``labels`` is a labels file, or its text;
-        options over the ``budget`` are refused (OverBudget) before anything runs."""
+        options over the ``budget`` are refused (OverBudget) before anything runs; ``listed``: every image
+        name of the directory, when ``sources`` are a shard of it."""
         pre = load_preprocessing(model, **(preprocessing or {}))
         names = class_names(model, pre) if labels else None
         truth = (load_labels(labels, names) if isinstance(labels, Path) else parse_labels(labels, names)) \
@@ -51,7 +53,7 @@ class Job:
         resolved = options.resolved(runner.input_spec())
         if budget:
             budget.check(resolved, runner.input_spec())
-        return cls(model, runner, pre, resolved, sources, truth, device, budget)
+        return cls(model, runner, pre, resolved, sources, truth, device, budget, listed)
 
     def run(self, progress: Callable[[Progress], None] | None = None,
             should_stop: Callable[[], bool] | None = None) -> dict:
@@ -66,7 +68,7 @@ class Job:
         report = build_report(tool_versions(), model, self.options, result, {"render": renderer.name,
                                                             "inference": inference_site(renderer, self.runner)})
         if self.labels is not None:
-            report["labels"] = self.labels.summary([name for name, _ in self.sources], result.classes)
+            report["labels"] = self.labels.summary([name for name, _ in self.sources], result.classes, self.listed)
         if names:
             for record in report["images"]:
                 for unit in record["units"]:
@@ -90,7 +92,8 @@ def run_together(jobs: Sequence[Job], progress: Callable[[Progress], None] | Non
     renderer = select_renderer(first.device)
     results = run_judged([Judge(job.runner, job.preprocessing) for job in jobs], first.sources, options,
                          labels=first.labels, progress=progress, should_stop=should_stop, renderer=renderer,
-                         max_source_bytes=first.budget.source_bytes if first.budget else None)
+                         max_source_bytes=first.budget.source_bytes if first.budget else None,
+                         part=first.listed is not None)
     return [job.report(result, renderer) for job, result in zip(jobs, results)]
 
 

@@ -33,21 +33,40 @@ class Labels:
             return self.by_image[name]
         return self.by_image.get(Path(name).name)
 
-    def summary(self, images: list[str], classes: int | None) -> dict:
+    def summary(self, images: list[str], classes: int | None, listed: list[str] | None = None) -> dict:
         """How the labels met the audit's ``images`` (every name listed, skipped ones included) and a
-        model of ``classes`` outputs: counts, with the first few names of each kind."""
-        names = set(images) | {Path(n).name for n in images}
+        model of ``classes`` outputs: counts, with the first few names of each kind. ``listed``: every
+        image of the directory when the audit takes a shard of it, so that a label of another shard's
+        image is not taken for a name that matches nothing."""
+        known = images if listed is None else listed
+        names = set(known) | {Path(n).name for n in known}
         unknown = [n for n in self.by_image if n not in names]
         labelled = [n for n in images if self.label_for(n) is not None]
         beyond = [n for n, c in self.by_image.items() if classes is not None and c >= classes]
         return {"given": len(self.by_image), "labelled_images": len(labelled),
-                "unlabelled_images": _few([n for n in images if self.label_for(n) is None]),
-                "unknown_names": _few(unknown), "repeated_lines": _few(self.repeated),
-                "beyond_outputs": _few(beyond)}
+                "unlabelled_images": few([n for n in images if self.label_for(n) is None]),
+                "unknown_names": few(unknown), "repeated_lines": few(self.repeated),
+                "beyond_outputs": few(beyond)}
 
 
-def _few(names: list[str]) -> dict:
+def few(names: list[str]) -> dict:
+    """A count of names, with the first few."""
     return {"count": len(names), "first": names[:SHOWN]}
+
+
+def merge_labels(shards: list[dict], order: dict[str, int], unknown: dict) -> dict:
+    """The labels summary of the whole audit from its shards' (each had the whole labels text but only
+    its shard's images): what depends on the text alone is the same in every shard; the images' counts
+    add up, and their first few are the first in the audit's ``order`` (each shard lists its images in
+    that order, so those are among its first few); ``unknown``: the names that match no image at all
+    (`few`), found where every image name is known."""
+    merged = dict(shards[0])
+    merged["labelled_images"] = sum(s["labelled_images"] for s in shards)
+    unlabelled = sorted((n for s in shards for n in s["unlabelled_images"]["first"]), key=order.__getitem__)
+    merged["unlabelled_images"] = {"count": sum(s["unlabelled_images"]["count"] for s in shards),
+                                   "first": unlabelled[:SHOWN]}
+    merged["unknown_names"] = unknown
+    return merged
 
 
 def load_labels(path: Path, class_names: list[str] | None) -> Labels:

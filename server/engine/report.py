@@ -7,6 +7,8 @@ import json
 from importlib.resources import files
 from typing import TYPE_CHECKING
 
+from .files import listing_order
+from .labels import merge_labels
 from .metrics import ProtocolStats
 
 if TYPE_CHECKING:  # merging reports (the client's fan-out) needs neither the audit nor an engine
@@ -79,3 +81,36 @@ def merge_reports(shards: list[tuple[str, dict]], order: dict[str, int], seconds
         "shards": [{"server": server, "images": len(r["images"]), "frames": r["frames"], "seconds": r["seconds"],
                     "device": r["device"]} for server, r in shards],
     }
+
+
+def merge_parts(parts: list[tuple[str, dict]]) -> dict:
+    """One report from a job array's parts (``audit-client --shard I/N`` each; ``(file, report)``), as
+    one audit of every image gives it. Refused: a part that is not one, parts of different splits or
+    listings, a shard given twice or missing (a merge of some shards is not the audit), and, by
+    `merge_reports`, different options or models."""
+    for name, report in parts:
+        if "shard" not in report:
+            raise MergeError(f"{name}: not a part of a sharded audit (audit-client --shard I/N writes one)")
+    first_name, first = parts[0]
+    count, listed = first["shard"]["count"], first["shard"]["images_listed"]
+    seen: dict[int, str] = {}
+    for name, report in parts:
+        shard = report["shard"]
+        if (shard["count"], shard["images_listed"]) != (count, listed):
+            raise MergeError(f"{name} is shard {shard['index']} of {shard['count']} of {shard['images_listed']} images, "
+                             f"{first_name} one of {count} of {listed}: not parts of one audit")
+        if shard["index"] in seen:
+            raise MergeError(f"shard {shard['index']} of {count} is given twice ({seen[shard['index']]} and {name}): "
+                             "its images would count twice")
+        seen[shard["index"]] = name
+    missing = sorted(set(range(count)) - set(seen))
+    if missing:
+        raise MergeError(f"shard{'s' if len(missing) > 1 else ''} {', '.join(map(str, missing))} of {count} missing: "
+                         "the parts given are not the whole audit")
+    names = [x["image"] for _, r in parts for x in (*r["images"], *r["skipped"])]
+    order = listing_order(list(dict.fromkeys(names)))
+    merged = merge_reports(parts, order, max(r["seconds"] for _, r in parts))
+    del merged["shard"]
+    if "labels" in first:
+        merged["labels"] = merge_labels([r["labels"] for _, r in parts], order, first["labels"]["unknown_names"])
+    return merged

@@ -1,0 +1,131 @@
+"""Job arrays: ``audit-client --shard I/N`` parts merged by ``audit-client merge`` give the report of one
+audit of every image; a shard given twice, a missing one, another split or other options are refused;
+and the Kubernetes manifests in docs/deploy.md are valid (Kubernetes' own schema) and, run as their
+shell commands say, make that report."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from shiftaudit.client.api import audit
+from shiftaudit.client.cli import main
+from shiftaudit.server.engine.files import Shard
+from tests.support import EXAMPLE_IMAGES, ROOT, assert_valid_report
+from tests.support.models import cnn
+
+OPTIONS = {"protocols": ("crop", "embed-black"), "size": 40, "pairs_per_image": 2}
+SAME = ("protocols", "tallies", "images", "skipped", "config", "labels")
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> Path:
+    return cnn(tmp_path_factory.mktemp("model") / "cnn.onnx", hw=64)
+
+
+@pytest.fixture(scope="module")
+def labels(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("labels") / "labels.csv"
+    path.write_text("cat_chelsea.jpg,1\ncoffee_cup.jpg,2\nrocket_falcon9_launch.jpg,3\nnot_an_image.jpg,4\n")
+    return path
+
+
+def _parts(model: Path, labels: Path, count: int, d: Path) -> list[Path]:
+    paths = []
+    for i in range(count):
+        part = audit(model, EXAMPLE_IMAGES, OPTIONS, labels=labels, device="cpu", shard=Shard(i, count))
+        paths.append(d / f"part-{i}.json")
+        paths[-1].write_text(json.dumps(part))
+    return paths
+
+
+@pytest.mark.parametrize("count", [3, 8])  # 8 shards of 6 images: some hold none
+def test_the_parts_merge_to_one_audit_of_every_image(model, labels, count, tmp_path):
+    whole = audit(model, EXAMPLE_IMAGES, OPTIONS, labels=labels, device="cpu")
+    parts = _parts(model, labels, count, tmp_path)
+    sizes = [len(json.loads(p.read_text())["images"]) for p in parts]
+    assert sum(sizes) == len(whole["images"]) and (count == 3 or 0 in sizes)
+    assert main(["merge", *map(str, reversed(parts)), "--json", str(tmp_path / "merged.json")]) == 0
+    merged = json.loads((tmp_path / "merged.json").read_text())
+    assert_valid_report(merged)
+    for key in SAME:
+        assert merged[key] == whole[key], key
+    assert merged["labels"]["unknown_names"] == {"count": 1, "first": ["not_an_image.jpg"]}
+    assert [s["server"] for s in merged["shards"]] == [p.name for p in reversed(parts)] and "shard" not in merged
+
+
+def test_what_is_not_one_audit_is_refused_in_one_line(model, labels, tmp_path, capsys):
+    parts = _parts(model, labels, 3, tmp_path)
+    other = tmp_path / "other-seed.json"
+    other.write_text(json.dumps(audit(model, EXAMPLE_IMAGES, {**OPTIONS, "seed": 1}, device="cpu", shard=Shard(2, 3))))
+    whole = tmp_path / "whole.json"
+    whole.write_text(json.dumps(audit(model, EXAMPLE_IMAGES, OPTIONS, device="cpu")))
+    split = tmp_path / "split-in-2.json"
+    split.write_text(json.dumps(audit(model, EXAMPLE_IMAGES, OPTIONS, device="cpu", shard=Shard(1, 2))))
+    cases = [([parts[0], parts[1], parts[1], parts[2]], "shard 1 of 3 is given twice"),
+             ([parts[0], parts[2]], "shard 1 of 3 missing"),
+             ([parts[0], parts[1], other], "its report's config differs"),
+             ([parts[0], whole], "whole.json: not a part of a sharded audit"),
+             ([parts[0], split], "split-in-2.json is shard 1 of 2")]
+    for given, message in cases:
+        assert main(["merge", *map(str, given), "--json", str(tmp_path / "m.json")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], (message, err)
+    assert not (tmp_path / "m.json").exists()
+
+
+def _manifests() -> list[dict]:
+    text = (ROOT / "docs" / "deploy.md").read_text()
+    section = text[text.index("## Job arrays"):]
+    blocks = re.findall(r"```yaml\n(.*?)```", section, re.S)
+    return [doc for block in blocks for doc in yaml.safe_load_all(block)]
+
+
+def test_the_indexed_job_manifests_are_valid_kubernetes(tmp_path):
+    parts, merge = _manifests()
+    for doc in (parts, merge):
+        kubernetes_validate.validate(doc, "1.37.0", strict=True)  # raises on any error
+    spec = parts["spec"]
+    command = spec["template"]["spec"]["containers"][0]["args"][0]
+    count = int(re.search(r'--shard "\$JOB_COMPLETION_INDEX/(\d+)"', command).group(1))
+    assert spec["completionMode"] == "Indexed" and spec["completions"] == spec["parallelism"] == count
+    assert spec["backoffLimitPerIndex"] >= 1 and spec["maxFailedIndexes"] == 0
+    rule = spec["podFailurePolicy"]["rules"][0]
+    assert rule["action"] == "FailIndex" and rule["onExitCodes"]["values"] == [2]
+    assert "audit-client merge /results/part-*.json" in merge["spec"]["template"]["spec"]["containers"][0]["args"][0]
+
+
+def test_the_manifests_commands_make_the_report_of_one_audit(tmp_path):
+    """The parts' and the merge's shell commands as the manifests give them, run here with each index
+    (the paths swapped for this machine's): the merged report is one audit's."""
+    parts, merge = _manifests()
+    model = cnn(tmp_path / "model.onnx", hw=128)  # the commands' default embedded size, 100, fits
+    (tmp_path / "results").mkdir()
+    here = {"/models/model.onnx": str(model), "/data/val": str(EXAMPLE_IMAGES), "/results": str(tmp_path / "results")}
+
+    def local(command: str) -> str:
+        for there, path in here.items():
+            command = command.replace(there, path)
+        return command
+
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    command = local(parts["spec"]["template"]["spec"]["containers"][0]["args"][0])
+    runs = [subprocess.Popen(["sh", "-c", command], env={**env, "JOB_COMPLETION_INDEX": str(i)},
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            for i in range(parts["spec"]["completions"])]
+    for run in runs:
+        assert run.wait(timeout=300) == 0, run.stderr.read()
+    merged = subprocess.run(["sh", "-c", local(merge["spec"]["template"]["spec"]["containers"][0]["args"][0])],
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert merged.returncode in (0, 1), merged.stderr  # 1: the gate failed, as a gate may
+    report = json.loads((tmp_path / "results" / "report.json").read_text())
+    whole = audit(model, EXAMPLE_IMAGES, {"seed": 0}, device="cpu")
+    assert report["tallies"] == whole["tallies"] and report["images"] == whole["images"]
+    assert (tmp_path / "results" / "report.html").exists()
