@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 
 import pytest
 
@@ -12,7 +13,7 @@ from shiftaudit.client.fanout import shards
 from shiftaudit.server.engine.files import image_files
 from tests.support import EXAMPLE_IMAGES, EXAMPLE_MODEL, assert_valid_report
 from tests.support.models import cnn
-from tests.support.server_process import ServerProcess
+from tests.support.server_process import ServerProcess, wait_for
 
 # what must not depend on how the images were split (timings, devices and shard lists may)
 SAME = ("schema", "model", "config", "frames", "protocols", "tallies", "skipped", "images")
@@ -86,11 +87,57 @@ def test_servers_holding_different_models_are_refused(tmp_path, fleet, images, c
     assert "different models" in err and len(err.splitlines()) == 1
 
 
-def test_a_failing_shard_fails_the_audit_naming_its_server(tmp_path, fleet, images, capsys):
-    code, _ = _run(tmp_path, images, [fleet[0].target, fleet[4].target])
-    assert code in (2, 3)
+def test_a_server_that_refuses_its_shard_hands_it_to_another(tmp_path, fleet, images):
+    code, single = _run(tmp_path, images, [fleet[0].target])
+    code, merged = _run(tmp_path, images, [fleet[4].target, fleet[0].target])
+    assert code == 0
+    assert {k: merged[k] for k in SAME} == {k: single[k] for k in SAME}
+    moved = [s for s in merged["shards"] if "failed_on" in s]
+    assert moved and all(s["server"] == fleet[0].target and s["failed_on"] == [fleet[4].target] for s in moved)
+    assert_valid_report(merged)
+
+
+def test_the_audit_fails_naming_every_server_when_none_can_take_a_shard(tmp_path, fleet, images, capsys):
+    code, _ = _run(tmp_path, images, [fleet[4].target, "127.0.0.1:1"])
+    assert code == 3
     err = capsys.readouterr().err.strip()
-    assert f"{fleet[4].target}: upload larger" in err and len(err.splitlines()) == 1, err
+    assert len(err.splitlines()) == 1, err
+    assert "no server could take" in err and f"{fleet[4].target}: RESOURCE_EXHAUSTED: upload larger" in err
+    assert "127.0.0.1:1: UNAVAILABLE" in err
+
+
+def test_a_server_killed_mid_audit_loses_nothing(tmp_path_factory, images, tmp_path):
+    """Three servers; one is killed (SIGKILL) while it audits its shard: the others take the shard, and
+    the report is the one a single server gives."""
+    models = tmp_path_factory.mktemp("trio-models")
+    shutil.copy(EXAMPLE_MODEL, models / "lite0.onnx")
+    shutil.copy(EXAMPLE_MODEL.with_suffix(".json"), models / "lite0.json")
+    shutil.copy(EXAMPLE_MODEL.parent / "imagenet_classes.txt", models)
+    trio = [ServerProcess(models, tmp_path_factory.mktemp("state")).start() for _ in range(3)]
+    heavy = ("--pairs-per-image", "6")  # a few seconds a shard, so that the kill lands mid-shard
+    try:
+        code, single = _run(tmp_path, images, [trio[0].target], *heavy)
+        assert code == 0
+        result: dict = {}
+        run = threading.Thread(target=lambda: result.update(zip(("code", "report"), _run(
+            tmp_path, images, [s.target for s in trio], *heavy))))
+        run.start()
+
+        def auditing() -> ServerProcess | None:
+            return next((s for s in trio[1:] if {"started"} <= {e.get("event") for e in s.log()}
+                         and "finished" not in {e.get("event") for e in s.log()}), None)
+
+        victim = wait_for(auditing, timeout=60, every=0.01)
+        victim.proc.kill()
+        run.join(180)
+        assert result["code"] == 0
+        merged = result["report"]
+        assert {k: merged[k] for k in SAME} == {k: single[k] for k in SAME}
+        assert any(s.get("failed_on") == [victim.target] for s in merged["shards"]), merged["shards"]
+        assert victim.target not in [s["server"] for s in merged["shards"]]
+    finally:
+        for s in trio:
+            s.stop()
 
 
 def test_fan_out_needs_local_images(capsys, fleet):
