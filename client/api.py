@@ -14,6 +14,7 @@ from shiftaudit.server.engine.layers.profile import MAX_MEMORY, RISE
 from shiftaudit.server.engine.options import AuditOptions
 from shiftaudit.server.engine.progress import Progress
 from shiftaudit.server.engine.runners import EngineOptions, open_runner
+from shiftaudit.server.engine.scale_out import RayOptions, run_on_ray
 
 
 def audit(engine: str | Path, images: str | Path, options: AuditOptions | Mapping[str, Any] | None = None, *,
@@ -81,3 +82,18 @@ def profile(engine: str | Path, images: str | Path, options: AuditOptions | Mapp
     return profile_layers(Path(engine), image_sources(Path(images)), options or AuditOptions(protocols=("embed-black",)),
                           tensors=tensors, preprocessing=dict(preprocessing or {}), rise=rise, max_memory=max_memory,
                           device=device, progress=progress, should_stop=should_stop)
+
+
+def audit_on_ray(engine: str | Path, images: str | Path, options: AuditOptions | Mapping[str, Any] | None = None, *,
+                 ray: RayOptions = RayOptions(), preprocessing: Mapping[str, Any] | None = None,
+                 labels: str | Path | None = None, progress: Callable[[Progress], None] | None = None,
+                 allow_engine_host_code: bool = False) -> dict:
+    """`audit`, on a Ray cluster (``pip install 'shiftaudit[ray]'``): ``images`` is a directory every worker
+    can read, or a URI Ray Data reads (``s3://...``, ``gs://...``); ``ray`` says where (``address``: local,
+    auto or HOST:PORT; a connection this process already holds is used) and how wide. The report is the
+    in-process audit's, with ``ray`` saying how many images were audited, skipped and taken twice."""
+    if isinstance(options, Mapping):
+        options = AuditOptions(**options)
+    return run_on_ray(Path(engine), str(images), options or AuditOptions(), ray, preprocessing=dict(preprocessing or {}),
+                      labels=Path(labels) if labels else None, progress=progress,
+                      allow_engine_host_code=allow_engine_host_code)

@@ -22,11 +22,12 @@ from shiftaudit.server.engine.preprocessing import Preprocessing, sidecar_path
 from shiftaudit.server.engine.protocols import STEP_PROTOCOLS
 from shiftaudit.server.engine.render import DEVICES
 from shiftaudit.server.engine.report import SCHEMA, MergeError, merge_parts
+from shiftaudit.server.engine.scale_out import ADDRESSES, RayOptions
 from shiftaudit.server.engine.runners.manifest import manifest_path
 from shiftaudit.v1 import audit_service_pb2 as pb
 
 from . import comparison, engine_tools, html, junit, layers, markdown, outputs
-from .api import audit, compare, profile
+from .api import audit, audit_on_ray, compare, profile
 from .comparison import format_comparison
 from .fanout import run_sharded
 from .flags import Parser, add_flags, argument_type, given
@@ -56,7 +57,8 @@ def parser(compare: bool = False) -> argparse.ArgumentParser:
                     help=("twice: engine A (the baseline), then engine B; " if compare else "")
                     + "model file (.onnx, or a TensorRT engine .plan/.engine); with --server, its path under the "
                       "server's model root or sha256:DIGEST")
-    ap.add_argument("--images", type=Path, help="directory of images (searched recursively); uploaded with --server")
+    ap.add_argument("--images", type=_location, help="directory of images (searched recursively); uploaded with "
+                    "--server; with --ray also a URI Ray Data reads (s3://..., gs://...)")
     g = ap.add_argument_group("remote audit (without --server the audit runs in this process)")
     g.add_argument("--server", action="append", help="HOST:PORT of an audit-server; repeat to shard the images "
                    "over several servers (by content) and merge their statistics exactly")
@@ -68,6 +70,16 @@ def parser(compare: bool = False) -> argparse.ArgumentParser:
         g.add_argument("--shard", type=argument_type("--shard", Shard.parse), metavar="I/N", help="audit only shard "
                        "I of N (0 <= I < N) of the images, split by their content as every scale-out splits them: "
                        "a job array's part; audit-client merge joins the parts")
+        g.add_argument("--ray", metavar="ADDRESS", help=f"audit on a Ray cluster with Ray Data: {ADDRESSES} "
+                       "(pip install 'shiftaudit[ray]')")
+        g.add_argument("--ray-workers", type=int, metavar="N", help="actors (default: as many as the cluster's GPUs, "
+                       "or CPUs, hold)")
+        g.add_argument("--ray-cpus-per-worker", type=float, default=1.0, metavar="C", help="CPUs of each actor, and "
+                       "ONNX Runtime's threads in it (default 1)")
+        g.add_argument("--ray-gpus-per-worker", type=float, default=0.0, metavar="G", help="GPUs of each actor "
+                       "(default 0: CPU actors)")
+        g.add_argument("--ray-batch-images", type=int, default=RayOptions.images_per_batch, metavar="K",
+                       help=f"images per actor call (default {RayOptions.images_per_batch})")
     groups = {name: ap.add_argument_group(name) for name in ("frames", "model", "output and gates")}
     add_flags(ap, AuditOptions, groups)
     add_flags(ap, Preprocessing, groups)
@@ -133,10 +145,11 @@ def _outputs(args: argparse.Namespace) -> list[Output]:
                              f"than the report's ({report['model']['sha256'][:12]}…)")
         return profile
 
+    local = args.images if isinstance(getattr(args, "images", None), Path) else None  # a URI's images are not here
     views = {"json": outputs.report_json,
              "markdown": lambda r: markdown.render(r, _checks(r, args)) + (layers.markdown(p) if (p := of(r)) else ""),
              "junit": lambda r: junit.render(r, _checks(r, args)),
-             "html": lambda r: html.render(r, _checks(r, args), getattr(args, "images", None), not args.no_thumbnails,
+             "html": lambda r: html.render(r, _checks(r, args), local, not args.no_thumbnails,
                                            [layers.section(p)] if (p := of(r)) else [])}
     return [Output(f"--{name}", getattr(args, name), view) for name, view in views.items() if getattr(args, name)]
 
@@ -155,6 +168,17 @@ def _audit(args: argparse.Namespace, progress: ProgressBar | None) -> dict:
     options = AuditOptions(**given(args, AuditOptions))
     preprocessing = given(args, Preprocessing)
     shard = getattr(args, "shard", None)
+    if getattr(args, "ray", None):
+        if args.server or shard or args.data_path:
+            raise ValueError("--ray runs the audit on a Ray cluster: it takes neither --server, --shard nor --data-path")
+        if not args.images:
+            raise ValueError("--ray needs --images DIR_OR_URI")
+        return audit_on_ray(args.engine, args.images, options, ray=RayOptions(
+            args.ray, args.ray_workers, args.ray_cpus_per_worker, args.ray_gpus_per_worker, args.ray_batch_images),
+            preprocessing=preprocessing, labels=args.labels, progress=progress,
+            allow_engine_host_code=args.allow_engine_host_code)
+    if isinstance(args.images, str):
+        raise ValueError(f"--images {args.images}: a URI is read by Ray Data (add --ray); otherwise give a directory")
     if not args.server:
         if args.data_path or not args.images:
             raise ValueError("give --images DIR (--data-path needs --server)")
@@ -186,6 +210,11 @@ def _audit(args: argparse.Namespace, progress: ProgressBar | None) -> dict:
         if labels:  # the server saw this shard's names only; a label of another shard's image is not unknown
             report["labels"]["unknown_names"] = few(unknown_names(labels, [name for name, _ in files]))
     return report
+
+
+def _location(text: str) -> Path | str:
+    """--images: a local path, or (with --ray) a URI, kept as text (a Path would fold its '//')."""
+    return text if "://" in text else Path(text)
 
 
 def _read(path: Path, flag: str) -> str:
@@ -400,6 +429,8 @@ def _run_compare(args: argparse.Namespace) -> int:
     engines = args.engine
     outputs.check(wanted, _inputs(args, engines))
     class_map = _class_map(args.class_map)
+    if isinstance(args.images, str):
+        raise InputError(f"--images {args.images}: compare reads local images; a URI is for --ray audits")
     if not args.server:  # one render of every batch for both engines
         if args.data_path or not args.images:
             raise InputError("give --images DIR (--data-path needs --server)")

@@ -88,6 +88,11 @@ def format_table(report: dict, verdicts: dict[str, list[str]] | None = None) -> 
     lines += _preprocessing(m["preprocessing"])
     if "labels" in report:
         lines.append(_labels(report["labels"]))
+    if "ray" in report:
+        r = report["ray"]
+        lines.append(f"on Ray ({r['address']}): {plural(r['workers'], 'worker')}; {r['images_audited']} images audited, "
+                     f"{r['images_skipped']} skipped" + (f", {r['duplicates_dropped']} returned again by retried tasks "
+                                                         "and taken once" if r["duplicates_dropped"] else ""))
     if report["skipped"]:
         lines.append(_skipped(report["skipped"]))
     return "\n".join(lines)

@@ -35,6 +35,7 @@ class AuditResult:
 
     stats: dict[str, ProtocolStats] = field(default_factory=dict)
     images: list[dict] = field(default_factory=list)
+    image_stats: list[dict[str, ProtocolStats]] = field(default_factory=list)  # per image, when asked (`Audit`)
     skipped: list[dict] = field(default_factory=list)
     frames: int = 0
     output_kind: str | None = None
@@ -59,6 +60,7 @@ class _Image:
     record: dict
     left: int
     twins: dict = field(default_factory=dict)  # Audit -> the same image in that engine's audit (`Audit.mirror`)
+    stats: dict[str, ProtocolStats] = field(default_factory=dict)  # this image's own, when the audit keeps them
 
 
 @dataclass
@@ -74,8 +76,11 @@ class _Unit:
 class Audit:
     """One audit's state: the images it planned or skipped, the units in flight, the statistics."""
 
-    def __init__(self, options: AuditOptions, output: str = "auto", labels: Labels | None = None) -> None:
-        self.options, self.output, self.labels = options, output, labels
+    def __init__(self, options: AuditOptions, output: str = "auto", labels: Labels | None = None,
+                 per_image: bool = False) -> None:
+        """``per_image``: keep each image's statistics too (`AuditResult.image_stats`), so that a merge can
+        take an image once however often a retried task returns it (`scale_out`)."""
+        self.options, self.output, self.labels, self.per_image = options, output, labels, per_image
         self.result = AuditResult(stats={p: ProtocolStats("sequence" if p in SEQUENCE_PROTOCOLS else "pair")
                                          for p in options.protocols})
         self.images_done = 0
@@ -164,6 +169,9 @@ class Audit:
         score = score_unit(np.stack(pending.probs))
         size = unit.param if unit.protocol == "size-sweep" else None
         self.result.stats[unit.protocol].add(score, size=size, label=image.record["label"])
+        if self.per_image:
+            image.stats.setdefault(unit.protocol, ProtocolStats(self.result.stats[unit.protocol].kind)).add(
+                score, size=size, label=image.record["label"])
         entry = {"protocol": unit.protocol, "index": unit.index, "top1": score.top1.tolist(),
                  "p_top1": [round(float(p), 6) for p in score.p_star], "changes": int(score.changes.sum())}
         if unit.param is not None:
@@ -173,6 +181,8 @@ class Audit:
         image.left -= 1
         if not image.left:
             self.result.images.append(image.record)
+            if self.per_image:
+                self.result.image_stats.append(image.stats)
             self.images_done += 1
 
 
@@ -200,16 +210,17 @@ def run_judged(judges: Sequence[Judge], sources: Sequence[ImageSource] | Iterabl
                options: AuditOptions, labels: Labels | None = None,
                progress: Callable[[Progress], None] | None = None,
                should_stop: Callable[[], bool] | None = None, renderer: Renderer | None = None,
-               max_source_bytes: int | None = None, part: bool = False) -> list[AuditResult]:
+               max_source_bytes: int | None = None, part: bool = False, per_image: bool = False) -> list[AuditResult]:
     """One audit judged by several engines on the very frames: each image is decoded and planned once,
     each batch rendered once for every engine that takes the same input (normalisation, layout, dtype),
     and each engine's outputs scored into a result of its own (`audit-client compare`). An audit with no
-    usable image is an error, unless it is a ``part`` of one (a shard may hold none)."""
+    usable image is an error, unless it is a ``part`` of one (a shard may hold none); ``per_image`` keeps
+    each image's statistics too."""
     if options.canvas is None or options.batch is None:
         raise ValueError("the options have no canvas or batch yet: resolve them against the model first "
                          "(AuditOptions.resolved)")
     renderer = renderer or CpuRenderer()
-    audits = [Audit(options, judge.pre.output, labels) for judge in judges]
+    audits = [Audit(options, judge.pre.output, labels, per_image) for judge in judges]
     inputs = []  # per judge, the index of the rendering it reads; renderings are shared where inputs agree
     kinds: list[tuple] = []
     for judge in judges:

@@ -14,11 +14,13 @@ MODEL_SUFFIXES = (".onnx", *ENGINE_SUFFIXES)
 class EngineOptions:
     """What the operator decides about engines: ``device`` (auto, cuda, cpu) for ONNX Runtime's
     provider, whether TensorRT engines may carry host code (deserialising runs it), and whether ONNX
-    models run through ONNX Runtime's TensorRT execution provider."""
+    models run through ONNX Runtime's TensorRT execution provider; ``threads`` sets ONNX Runtime's thread
+    count where the process shares its cores (a Ray actor, whose OMP_NUM_THREADS Ray sets to 1)."""
 
     device: str = "auto"
     allow_engine_host_code: bool = False
     onnx_tensorrt: bool = False
+    threads: int | None = None  # ONNX Runtime's intra-op threads (None: its default, every core)
 
 
 def open_runner(path: Path, options: EngineOptions = EngineOptions()) -> Runner:
@@ -37,7 +39,7 @@ def open_runner(path: Path, options: EngineOptions = EngineOptions()) -> Runner:
     if suffix == ".onnx":
         from .onnxruntime import OnnxRuntimeRunner, providers_for
 
-        return OnnxRuntimeRunner(path, providers_for(options.device, options.onnx_tensorrt))
+        return OnnxRuntimeRunner(path, providers_for(options.device, options.onnx_tensorrt), options.threads)
     raise ModelError(f"{path}: unknown model type {path.suffix!r}; shiftaudit reads {', '.join(MODEL_SUFFIXES)}")
 
 

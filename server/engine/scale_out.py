@@ -1,0 +1,262 @@
+"""An audit on a Ray cluster, with Ray Data (``pip install 'shiftaudit[ray]'``; docs/scale-out.md).
+
+Ray Data reads the images (local or shared paths, and the cloud URIs it supports) and streams them to a
+pool of actors; each actor opens the engine itself (nothing of it is pickled on the driver), renders and
+infers in the same process, and returns, per image, its record and its own statistics. The driver merges
+them by unit key (image, protocol, unit index): a task Ray retries after losing an actor may return an
+image again, and it is taken once. Statistics are integer sums, so the merged report is the in-process
+audit's, bit for bit.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+
+from .audit import AuditResult, Judge, run_judged
+from .errors import AuditError, DeviceError, InputError
+from .files import image_files, listing_order
+from .images import decode
+from .job import Job
+from .labels import Labels, load_labels
+from .metrics import ProtocolStats
+from .options import AuditOptions
+from .preprocessing import class_names, load_preprocessing
+from .progress import Progress
+from .protocols import SEQUENCE_PROTOCOLS
+from .render import select_renderer
+from .report import build_report
+
+ADDRESSES = "local (a cluster in this process), auto (the running one, or RAY_ADDRESS) or HOST:PORT"
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """Where and how wide: ``address`` (`ADDRESSES`), ``workers`` actors (default: as many as the cluster's
+    GPUs, or CPUs, hold), each with ``cpus_per_worker`` CPUs (ONNX Runtime's threads: Ray sets
+    OMP_NUM_THREADS=1 in its workers, so they are set explicitly) and ``gpus_per_worker`` GPUs (0: CPU
+    actors); ``images_per_batch`` images per actor call."""
+
+    address: str = "auto"
+    workers: int | None = None
+    cpus_per_worker: float = 1.0
+    gpus_per_worker: float = 0.0
+    images_per_batch: int = 8
+
+    def __post_init__(self) -> None:
+        if self.workers is not None and self.workers < 1:
+            raise InputError("--ray-workers must be at least 1")
+        if self.cpus_per_worker <= 0 or self.gpus_per_worker < 0:
+            raise InputError("--ray-cpus-per-worker must be above 0 and --ray-gpus-per-worker at least 0")
+        if self.images_per_batch < 1:
+            raise InputError("--ray-batch-images must be at least 1")
+
+    @property
+    def threads(self) -> int:
+        return max(1, math.floor(self.cpus_per_worker))
+
+    def pool_size(self, resources: dict[str, float]) -> int:
+        """The actors: as asked, or as many as the cluster holds (one at least)."""
+        if self.workers:
+            return self.workers
+        if self.gpus_per_worker:
+            return max(1, int(resources.get("GPU", 0) // self.gpus_per_worker))
+        return max(1, int(resources.get("CPU", 1) // self.cpus_per_worker))
+
+
+class AuditWorker:
+    """A Ray actor's audit: the engine opened in the actor, then per call a batch of image files in,
+    per image a row out (its record and statistics, or why it was skipped, and what made them)."""
+
+    def __init__(self, model: str, options: dict, preprocessing: dict, labels: str | None, root: str,
+                 gpus: float, threads: int, allow_engine_host_code: bool) -> None:
+        import cv2
+
+        from .runners import EngineOptions, open_runner
+
+        cv2.setNumThreads(threads)
+        device = "cuda" if gpus else "cpu"
+        self.root = root
+        self.runner = open_runner(Path(model), EngineOptions(device, allow_engine_host_code, threads=threads))
+        providers = getattr(self.runner, "providers", ())
+        if gpus and providers and "CUDAExecutionProvider" not in providers:  # ORT would run on the CPU, quietly
+            raise DeviceError(f"a GPU actor's ONNX Runtime runs on {', '.join(providers)}: install onnxruntime-gpu "
+                              "(and its CUDA libraries) on the workers")
+        self.renderer = select_renderer(device)
+        self.job = Job.prepare(Path(model), self.runner, AuditOptions(**options), [], preprocessing=preprocessing,
+                               labels=labels, device=device)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
+        sources = []
+        for path, data in zip(batch["path"], batch["bytes"]):
+            name = image_name(str(path), self.root)
+            if not any(part.startswith(".") for part in PurePosixPath(name).parts):  # as the local listing
+                sources.append((name, lambda data=bytes(data), name=name: decode(data, name)))
+        job = replace(self.job, sources=sources)
+        result = run_judged([Judge(self.runner, job.preprocessing)], sources, job.options, job.labels,
+                            renderer=self.renderer, part=True, per_image=True)[0]
+        report = job.report(result, self.renderer)
+        made = json.dumps({k: report[k] for k in ("tool", "model", "config", "device")})
+        rows: dict[str, list] = {"image": [], "record": [], "stats": [], "skipped": [], "made": []}
+        for record, stats in zip(report["images"], result.image_stats):
+            rows["image"].append(record["image"])
+            rows["record"].append(json.dumps(record))
+            rows["stats"].append(json.dumps({p: s.to_json() for p, s in stats.items()}))
+            rows["skipped"].append("")
+        for skip in result.skipped:
+            rows["image"].append(skip["image"])
+            rows["record"].append("")
+            rows["stats"].append("")
+            rows["skipped"].append(json.dumps(skip))
+        rows["made"] = [made] * len(rows["image"])
+        return rows
+
+
+def image_name(path: str, root: str) -> str:
+    """An image's name, as `files.image_files` names it: its path relative to the directory audited."""
+    return path.rsplit("/", 1)[-1] if path == root else str(PurePosixPath(path).relative_to(root))
+
+
+def _location(images: str) -> tuple[str | list[str], str, list[str] | None]:
+    """What Ray Data reads, the root names are relative to, and the images' names (None: a URI, listed by
+    Ray Data). A local directory is listed here, as an audit lists it."""
+    if "://" in images:
+        return images, images.split("://", 1)[1].rstrip("/"), None
+    path = Path(images).resolve()
+    files = image_files(path)
+    if not files:
+        raise InputError(f"no files in {images}")
+    return [str(f) for _, f in files], str(path), [name for name, _ in files]
+
+
+@dataclass
+class _Merge:
+    """The driver's side: rows taken once by unit key, statistics merged, what was dropped counted."""
+
+    protocols: tuple[str, ...]
+    units: set = None  # (image, protocol, index) of every unit taken
+    skips: set = None  # (image, protocol) of every skip taken
+    made: dict | None = None
+
+    def __post_init__(self) -> None:
+        self.units, self.skips = set(), set()
+        self.result = AuditResult(stats={p: ProtocolStats("sequence" if p in SEQUENCE_PROTOCOLS else "pair")
+                                         for p in self.protocols})
+        self.dropped = 0
+
+    def take(self, row: dict) -> None:
+        self.made = self.made or json.loads(row["made"])
+        if row["skipped"]:
+            skip = json.loads(row["skipped"])
+            key = (skip["image"], skip["protocol"])
+            if key in self.skips:
+                self.dropped += 1
+                return
+            self.skips.add(key)
+            self.result.skipped.append(skip)
+            return
+        record = json.loads(row["record"])
+        keys = {(record["image"], u["protocol"], u["index"]) for u in record["units"]}
+        if keys <= self.units:  # a retried task's image, taken already
+            self.dropped += 1
+            return
+        if keys & self.units:
+            raise RuntimeError(f"{record['image']}: some of its units came twice and some once")
+        self.units |= keys
+        self.result.images.append(record)
+        self.result.frames += sum(len(u["placements"]) for u in record["units"])
+        for protocol, stats in json.loads(row["stats"]).items():
+            self.result.stats[protocol].merge(ProtocolStats.from_json(stats))
+
+
+def run_on_ray(model: Path, images: str, options: AuditOptions, ray_options: RayOptions, *,
+               preprocessing: dict[str, Any] | None = None, labels: Path | None = None,
+               progress: Callable[[Progress], None] | None = None, allow_engine_host_code: bool = False) -> dict:
+    """The report of ``model`` audited on ``images`` (a directory, or a URI Ray Data reads) by a pool of
+    Ray actors; Ray is started or joined as ``ray_options.address`` says, unless this process already
+    holds a connection (which is then used and kept)."""
+    try:
+        import ray
+    except ImportError:
+        raise InputError("--ray needs Ray Data on this machine and the workers: pip install 'shiftaudit[ray]'") from None
+
+    reads, root, listed = _location(images)
+    model = model.resolve()
+    if not model.is_file():
+        raise FileNotFoundError(f"model {model} does not exist")
+    pre = load_preprocessing(model, **(preprocessing or {}))
+    truth = load_labels(labels, class_names(model, pre)) if labels else None  # errors here, before the cluster
+    ours = not ray.is_initialized()
+    if ours:
+        ray.init(**({} if ray_options.address == "local" else {"address": ray_options.address}),
+                 include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+        logging.getLogger("ray.data").setLevel(logging.ERROR)  # our progress bar, not Ray Data's notices
+    try:
+        from ray.data import ActorPoolStrategy, DataContext, read_binary_files
+
+        DataContext.get_current().enable_progress_bars = False
+        workers = ray_options.pool_size(ray.cluster_resources())
+        audited = read_binary_files(reads, include_paths=True, num_cpus=0).map_batches(
+            AuditWorker, batch_size=ray_options.images_per_batch, compute=ActorPoolStrategy(size=workers),
+            num_cpus=ray_options.cpus_per_worker, num_gpus=ray_options.gpus_per_worker or None,
+            fn_constructor_kwargs={"model": str(model), "options": options.to_json(),
+                                   "preprocessing": dict(preprocessing or {}),
+                                   "labels": labels.read_text() if labels else None, "root": root,
+                                   "gpus": ray_options.gpus_per_worker, "threads": ray_options.threads,
+                                   "allow_engine_host_code": allow_engine_host_code})
+        merge = _Merge(options.protocols)
+        start = time.perf_counter()
+        total = len(listed) if listed is not None else None
+        try:
+            for row in audited.iter_rows():
+                merge.take(row)
+                if progress:
+                    progress(Progress(len(merge.result.images), total, merge.result.frames, time.perf_counter() - start))
+        except Exception as e:  # an actor's AuditError arrives wrapped in Ray's errors: raise it as the audit's
+            raise _audit_error(e) from None
+        merge.result.seconds = time.perf_counter() - start
+    finally:
+        if ours:
+            ray.shutdown()
+    return _report(merge, truth, listed, ray_options, workers)
+
+
+def _audit_error(e: BaseException) -> BaseException:
+    """The AuditError (or missing file) behind a Ray error, when an actor raised one; else ``e``."""
+    seen = e
+    while seen is not None:
+        if isinstance(seen, (AuditError, FileNotFoundError)):
+            return seen
+        seen = getattr(seen, "cause", None) or seen.__cause__
+    return e
+
+
+def _report(merge: _Merge, truth: Labels | None, listed: list[str] | None, ray_options: RayOptions,
+            workers: int) -> dict:
+    result, made = merge.result, merge.made
+    if not result.images:
+        reasons = "; ".join(s["reason"] for s in result.skipped[:3])
+        raise InputError("no usable image" + (f": {reasons}" if reasons else ""))
+    names = listed or list(dict.fromkeys([r["image"] for r in result.images] + [s["image"] for s in result.skipped]))
+    order = listing_order(names)
+    result.images.sort(key=lambda r: order[r["image"]])  # as one process lists them: planned in listing order
+    result.skipped.sort(key=lambda s: (order[s["image"]], -1 if s["protocol"] is None
+                                       else merge.protocols.index(s["protocol"])))
+    model = {k: v for k, v in made["model"].items() if k != "output_kind"}
+    result.output_kind, result.classes = made["model"]["output_kind"], model["outputs"]
+    report = build_report(made["tool"], model, AuditOptions(**made["config"]), result, made["device"])
+    if truth is not None:
+        report["labels"] = truth.summary(names, result.classes)
+    audited = {r["image"] for r in result.images}
+    report["ray"] = {"address": ray_options.address, "workers": workers, "cpus_per_worker": ray_options.cpus_per_worker,
+                     "gpus_per_worker": ray_options.gpus_per_worker, "images_listed": len(listed) if listed else None,
+                     "images_audited": len(audited), "images_skipped": len(set(names) - audited),
+                     "duplicates_dropped": merge.dropped}
+    return report
