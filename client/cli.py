@@ -22,8 +22,8 @@ from shiftaudit.server.engine.preprocessing import Preprocessing, sidecar_path
 from shiftaudit.server.engine.protocols import STEP_PROTOCOLS
 from shiftaudit.server.engine.render import DEVICES
 from shiftaudit.server.engine.report import SCHEMA, MergeError, merge_parts
-from shiftaudit.server.engine.scale_out import ADDRESSES, RayOptions
 from shiftaudit.server.engine.runners.manifest import manifest_path
+from shiftaudit.server.engine.scale_out import ADDRESSES, RayOptions
 from shiftaudit.v1 import audit_service_pb2 as pb
 
 from . import comparison, engine_tools, html, junit, layers, markdown, outputs
