@@ -36,10 +36,11 @@ def audit(engine: str | Path, images: str | Path, options: AuditOptions | Mappin
     if isinstance(options, Mapping):
         options = AuditOptions(**options)
     engine = Path(engine)
-    sources = image_sources(Path(images), shard=shard)
+    options = options or AuditOptions()
+    sources = image_sources(Path(images), shard=shard, by_content=options.target_halfwidth is not None)
     listed = [name for name, _ in image_files(Path(images))] if shard else None
     with open_runner(engine, EngineOptions(device, allow_engine_host_code, onnx_tensorrt)) as runner:
-        job = Job.prepare(engine, runner, options or AuditOptions(), sources, preprocessing=preprocessing,
+        job = Job.prepare(engine, runner, options, sources, preprocessing=preprocessing,
                           labels=Path(labels) if labels else None, device=device, listed=listed)
         report = job.run(progress, should_stop)
     if shard:

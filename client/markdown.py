@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .flags import command_line
 from .gates import Check
-from .table import plural
+from .table import plural, target_line
 
 
 def _metric(m: dict) -> str:
@@ -49,6 +49,8 @@ def render(report: dict, found: list[Check] | None) -> str:
                  f"{report['seconds']:.1f} s. Model sha256 `{m['sha256'][:16]}…`, input {size} "
                  f"{m['input']['layout']} {m['input']['dtype']}, {m['runner']}; rendered on {report['device']['render']}, "
                  f"inferred on {report['device']['inference']}; shiftaudit {report['tool']['version']}.")
+    if (target := target_line(report)) is not None:
+        lines.append(target[0].upper() + target[1:] + ".")
     origins = pre.get("origins", {})
     defaults = [k for k, o in origins.items() if o == "default"]
     lines.append(f"Preprocessing: mean {pre['mean']}, std {pre['std']} on 0–{pre['pixel_range']:g} "

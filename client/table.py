@@ -49,6 +49,22 @@ def _labels(labels: dict) -> str:
     return "; ".join(parts)
 
 
+def target_line(report: dict) -> str | None:
+    """With --target-halfwidth: whether the intervals got that narrow, and after how many images."""
+    t = report.get("target")
+    if t is None:
+        return None
+    of = f" of {t['images_listed']}" if t["images_listed"] else ""
+    if t["reached"]:
+        return (f"target +-{t['halfwidth']:g}: reached after {plural(t['images'], 'image')}{of} (in content-hash "
+                "order); the rest were not audited")
+    widths = {name: max(m["value"] - m["ci95"][0], m["ci95"][1] - m["value"]) for name, p in report["protocols"].items()
+              if (m := p["p_top1_change"])["value"] is not None}
+    worst = max(widths, key=widths.get) if widths else None
+    return (f"target +-{t['halfwidth']:g} NOT reached: the images ran out after {plural(t['images'], 'image')}"
+            + (f"; {worst} is still +-{widths[worst]:.3f}: audit more images" if worst else ""))
+
+
 def _skipped(skipped: list[dict]) -> str:
     reasons = Counter("unusable" if s["protocol"] is None else f"too small for {s['protocol']}" for s in skipped)
     first = "; ".join(s["reason"] for s in skipped[:3]) + (" ..." if len(skipped) > 3 else "")
@@ -85,6 +101,8 @@ def format_table(report: dict, verdicts: dict[str, list[str]] | None = None) -> 
     lines.append(f"{plural(len(report['images']), 'image')}, {plural(report['frames'], 'frame')} in "
                  f"{report['seconds']:.1f} s ({fps:.1f} frames/s); rendered on {d['render']}, inferred on "
                  f"{d['inference']}; output read as {m['output_kind']}")
+    if (target := target_line(report)) is not None:
+        lines.append(target)
     lines += _preprocessing(m["preprocessing"])
     if "labels" in report:
         lines.append(_labels(report["labels"]))

@@ -17,7 +17,7 @@ import numpy as np
 from .errors import InputError
 from .images import ImageError, ImageSource, SourceImage
 from .labels import Labels
-from .metrics import ProtocolStats
+from .metrics import ProtocolStats, wilson
 from .options import AuditOptions
 from .pipeline import render_ahead
 from .preprocessing import Preprocessing
@@ -41,6 +41,7 @@ class AuditResult:
     output_kind: str | None = None
     classes: int | None = None  # the model's outputs per frame, as the first batch showed them
     seconds: float = 0.0
+    target: dict | None = None  # with a target half-width: whether it was reached, after how many images
 
     def merge(self, other: AuditResult) -> None:
         for name, s in other.stats.items():
@@ -85,6 +86,9 @@ class Audit:
                                          for p in options.protocols})
         self.images_done = 0
         self.images_planned = self.frames_planned = 0  # planning runs ahead of inference
+        self.positions: dict[str, int] = {}  # image name -> its place among the sources
+        self.enough = False  # the target half-width is reached: nothing after this image counts
+        self.stop_at: int | None = None  # the place of the image that reached it
 
     def frames_expected(self, images_total: int | None) -> int | None:
         """The frames the audit will infer: those planned, and as many again per image left as the
@@ -100,6 +104,7 @@ class Audit:
             yield self._image_frames(name, load)
 
     def _image_frames(self, name: str, load: Callable[[], SourceImage]) -> Iterator[tuple[Frame, _Unit]]:
+        self.positions[name] = self.images_planned
         planned = self._plan(name, load)
         self.images_planned += 1
         if planned is None:
@@ -157,8 +162,10 @@ class Audit:
         if self.result.output_kind is None:
             self.result.classes = out.shape[1]
             self.result.output_kind = self.output if self.output != "auto" else detect_output_kind(out)
-        self.result.frames += len(units)
         for row, pending in zip(probabilities(out, self.result.output_kind), units):  # a unit's frames in order
+            if self.enough:  # frames of images after the one that reached the target: not this audit's
+                break
+            self.result.frames += 1
             pending.probs.append(row)
             if len(pending.probs) == len(pending.unit.frames):
                 self._finish(pending)
@@ -184,6 +191,28 @@ class Audit:
             if self.per_image:
                 self.result.image_stats.append(image.stats)
             self.images_done += 1
+            if self.options.target_halfwidth is not None and self.precise():
+                self.enough, self.stop_at = True, self.positions[image.record["image"]]
+
+    def precise(self) -> bool:
+        """Whether every protocol's 95 % interval of P(top-1 change) lies within the target half-width of
+        its value (`AuditOptions.target_halfwidth`)."""
+        for stats in self.result.stats.values():
+            p = wilson(stats.overall.changes, stats.overall.pairs)
+            if p["value"] is None or max(p["value"] - p["ci95"][0], p["ci95"][1] - p["value"]) > \
+                    self.options.target_halfwidth:
+                return False
+        return True
+
+    def finish_target(self) -> None:
+        """The target's outcome in the result; skips of images planned after the one that reached it (the
+        planning runs ahead) are not this audit's."""
+        if self.options.target_halfwidth is None:
+            return
+        if self.enough:
+            self.result.skipped = [s for s in self.result.skipped if self.positions[s["image"]] <= self.stop_at]
+        self.result.target = {"halfwidth": self.options.target_halfwidth, "reached": self.enough,
+                              "images": self.images_done, "images_listed": None}
 
 
 @dataclass(frozen=True)
@@ -219,6 +248,8 @@ def run_judged(judges: Sequence[Judge], sources: Sequence[ImageSource] | Iterabl
     if options.canvas is None or options.batch is None:
         raise ValueError("the options have no canvas or batch yet: resolve them against the model first "
                          "(AuditOptions.resolved)")
+    if options.target_halfwidth is not None and len(judges) > 1:
+        raise InputError("a comparison audits every image: it takes no target half-width")
     renderer = renderer or CpuRenderer()
     audits = [Audit(options, judge.pre.output, labels, per_image) for judge in judges]
     inputs = []  # per judge, the index of the rendering it reads; renderings are shared where inputs agree
@@ -260,6 +291,11 @@ def run_judged(judges: Sequence[Judge], sources: Sequence[ImageSource] | Iterabl
             if progress:
                 progress(Progress(lead.images_done, total, lead.result.frames, time.perf_counter() - start,
                                   *stages.values(), frames_total=lead.frames_expected(total)))
+            if lead.enough:  # closing the pipeline stops the planning that ran ahead
+                break
+    lead.finish_target()
+    if lead.result.target is not None:
+        lead.result.target["images_listed"] = total
     results = [audit.result for audit in audits]
     for result in results:
         result.seconds = time.perf_counter() - start

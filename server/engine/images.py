@@ -21,7 +21,7 @@ import cv2  # noqa: E402  (after the limit above)
 import numpy as np  # noqa: E402
 
 from .errors import InputError  # noqa: E402
-from .files import Shard, image_files, inside  # noqa: E402
+from .files import Shard, file_sha256, image_files, inside  # noqa: E402
 
 _ALPHA_FORMATS = (b"\x89PNG", b"RIFF", b"II*\x00", b"MM\x00*")  # PNG, WebP, TIFF may carry alpha
 
@@ -120,11 +120,13 @@ def read(path: Path, name: str | None = None) -> SourceImage:
 ImageSource = tuple[str, Callable[[], SourceImage]]  # name, and how to decode it when its turn comes
 
 
-def image_sources(path: Path, confine: Path | None = None, shard: Shard | None = None) -> list[ImageSource]:
+def image_sources(path: Path, confine: Path | None = None, shard: Shard | None = None,
+                  by_content: bool = False) -> list[ImageSource]:
     """Every image below the directory ``path`` (or the file itself), named as `files.image_files` names
-    it, decoded when its turn comes; with ``shard``, only that shard's. With ``confine``, a file whose
-    real path (symlinks resolved) lies outside that root is not read: it is skipped with the reason,
-    like an unreadable image."""
+    it, decoded when its turn comes; with ``shard``, only that shard's; ``by_content``: in the order of
+    their content's sha256 (an audit that stops early then takes the same images whatever their names).
+    With ``confine``, a file whose real path (symlinks resolved) lies outside that root is not read: it
+    is skipped with the reason, like an unreadable image."""
     root = confine.resolve() if confine else None
 
     def load(file: Path, name: str) -> SourceImage:
@@ -133,5 +135,9 @@ def image_sources(path: Path, confine: Path | None = None, shard: Shard | None =
         return read(file, name)
 
     files = image_files(path)
-    return [(name, lambda file=file, name=name: load(file, name)) for name, file in (shard.select(files) if shard
-                                                                                     else files)]
+    if shard or by_content:
+        digests = {file: file_sha256(file) for _, file in files}
+        files = [(name, file) for name, file in files if not shard or shard.holds(digests[file])]
+        if by_content:
+            files.sort(key=lambda f: digests[f[1]])
+    return [(name, lambda file=file, name=name: load(file, name)) for name, file in files]

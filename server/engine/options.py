@@ -25,6 +25,7 @@ MAX_BATCH = 4096
 MAX_CANVAS = 4096  # a side; classifiers take a few hundred pixels, and a frame of 4096² is 200 MB already
 DEFAULT_CANVAS = (224, 224)  # for models whose input size is dynamic
 DEFAULT_BATCH = 32
+ADDED_IN_V1 = ("target_halfwidth",)  # options newer than report v1's first config: in it only when set
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,10 @@ class AuditOptions:
     batch: int | None = option(None, "frames per engine call", parse=int, group="model",
                                default_text="the engine's largest batch, else 32")
     strict: bool = option(False, "a bad or too small image is an error, not a skip", group="output and gates")
+    target_halfwidth: float | None = option(None, "audit the images in content-hash order until every protocol's "
+                                            "95 % interval of P(top-1 change) lies within +-H of its value, then stop "
+                                            "(the images may run out first: the report says)", parse=float,
+                                            metavar="H", default_text="none: every image")
 
     def __post_init__(self) -> None:
         if isinstance(self.protocols, str):  # protocols="crop" is one protocol, not the protocols c, r, o, p
@@ -165,6 +170,8 @@ class AuditOptions:
         lo, hi, step = self.size_sweep
         if lo < 4 or step < 1 or (hi and hi < lo):
             raise OptionError(f"size sweep {lo}..{hi} step {step} is not a valid range")
+        if self.target_halfwidth is not None and not 0 < self.target_halfwidth < 0.5:
+            raise OptionError(f"target half-width must lie in (0, 0.5), not {self.target_halfwidth:g}")
 
     def _check_canvas(self) -> None:
         """What depends on the canvas, checked once it is final (`resolved`)."""
@@ -193,5 +200,8 @@ class AuditOptions:
         return resolved
 
     def to_json(self) -> dict:
-        """The report's ``config``."""
-        return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v for f in fields(self)}
+        """The report's ``config``; an option added within v1 only when set, so that stored reports and
+        their readers see the config they knew."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {name: list(v) if isinstance(v, tuple) else v for name, v in values.items()
+                if name not in ADDED_IN_V1 or v is not None}

@@ -39,6 +39,7 @@ def build_report(tool: dict, model: dict, options: AuditOptions, result: AuditRe
         "tallies": {name: stats.to_json() for name, stats in result.stats.items()},
         "skipped": result.skipped,
         "images": result.images,
+        **({"target": result.target} if result.target is not None else {}),
     }
 
 
@@ -65,6 +66,12 @@ def merge_reports(shards: list[tuple[str, dict]], order: dict[str, int], seconds
             stats.setdefault(name, ProtocolStats(part.kind)).merge(part)
     devices = [r["device"] for _, r in shards]
     last = len(order)
+    targets = [r["target"] for _, r in shards if "target" in r]
+    target = {} if not targets else {"target": {  # each shard audited its own images in content order to the target
+        "halfwidth": targets[0]["halfwidth"], "reached": all(t["reached"] for t in targets),
+        "images": sum(t["images"] for t in targets),
+        "images_listed": sum(t["images_listed"] or 0 for t in targets) if all(t["images_listed"] for t in targets)
+        else None}}
     return {
         **first,
         "model": {**first["model"],
@@ -78,6 +85,7 @@ def merge_reports(shards: list[tuple[str, dict]], order: dict[str, int], seconds
         "tallies": {name: s.to_json() for name, s in stats.items()},
         "skipped": sorted((x for _, r in shards for x in r["skipped"]), key=lambda x: order.get(x["image"], last)),
         "images": sorted((x for _, r in shards for x in r["images"]), key=lambda x: order.get(x["image"], last)),
+        **target,
         "shards": [{"server": server, "images": len(r["images"]), "frames": r["frames"], "seconds": r["seconds"],
                     "device": r["device"]} for server, r in shards],
     }

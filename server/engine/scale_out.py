@@ -187,6 +187,9 @@ def run_on_ray(model: Path, images: str, options: AuditOptions, ray_options: Ray
     except ImportError:
         raise InputError("--ray needs Ray Data on this machine and the workers: pip install 'shiftaudit[ray]'") from None
 
+    if options.target_halfwidth is not None:
+        raise InputError("--ray audits every image; --target-halfwidth needs the images in content-hash order (in "
+                         "process, on a server, or as --shard parts)")
     reads, root, listed = _location(images)
     model = model.resolve()
     if not model.is_file():

@@ -259,7 +259,7 @@ class AuditService(pb_grpc.AuditServiceServicer):
         images = (self.datasets.data_path(request.data_path) if which == "data_path"
                   else self.datasets.dataset(request.dataset_id))
         confine = self.datasets.data_root if which == "data_path" else images
-        sources = image_sources(images, confine)
+        sources = image_sources(images, confine, by_content=options.target_halfwidth is not None)
         holds.lease = self.catalog.lease(f, audit=True)
         job = Job.prepare(f.path, holds.lease.runner, options, sources, preprocessing=preprocessing,
                           labels=request.labels_csv or None, budget=self.limits.budget)

@@ -1,0 +1,93 @@
+"""--target-halfwidth: images audited in content-hash order until every protocol's 95 % interval of
+P(top-1 change) lies within the target; checked against a count computed by hand, for shuffled file
+order, when the images run out, sharded, and on a server."""
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from shiftaudit.client.api import audit
+from shiftaudit.server.engine.errors import OptionError
+from shiftaudit.server.engine.files import Shard, file_sha256
+from shiftaudit.server.engine.metrics import Z95
+from shiftaudit.server.engine.report import merge_parts
+from tests.support import assert_valid_report, write_image
+from tests.support.models import cnn
+
+# null compares a frame with itself: P(top-1 change) is 0 and its Wilson interval [0, z²/(n + z²)], so the
+# interval lies within ±0.2 once z²/(n + z²) <= 0.2, i.e. n >= 4 z² = 15.37: 16 pairs, 6 images of 3 pairs
+NULL = {"protocols": ("null",), "pairs_per_image": 3, "target_halfwidth": 0.2, "size": 40}
+BY_HAND = math.ceil(math.ceil(Z95 ** 2 * (1 - 0.2) / 0.2) / 3)
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> Path:
+    return cnn(tmp_path_factory.mktemp("model") / "cnn.onnx", hw=64)
+
+
+@pytest.fixture(scope="module")
+def noise(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("noise")
+    rng = np.random.default_rng(5)
+    for i in range(10):
+        write_image(d / f"n{i}.png", rng.integers(0, 256, (80, 90, 3), dtype=np.uint8))
+    (d / "broken.png").write_bytes(b"not a png")
+    return d
+
+
+def test_the_audit_stops_at_the_image_count_computed_by_hand(model, noise):
+    assert BY_HAND == 6
+    report = audit(model, noise, NULL, device="cpu")
+    assert_valid_report(report)
+    assert report["target"] == {"halfwidth": 0.2, "reached": True, "images": 6, "images_listed": 11}
+    assert report["protocols"]["null"]["pairs"] == 18 and report["frames"] == 36
+    by_hash = sorted(noise.iterdir(), key=file_sha256)
+    used = [p.name for p in by_hash if p.name != "broken.png"][:6]
+    assert [r["image"] for r in report["images"]] == used
+    # the broken file is skipped only if it comes before the sixth image in content-hash order
+    before = [p.name for p in by_hash[:by_hash.index(noise / used[-1]) + 1]]
+    assert [s["image"] for s in report["skipped"]] == (["broken.png"] if "broken.png" in before else [])
+
+
+def test_the_same_images_count_whatever_the_files_are_called(model, noise, tmp_path):
+    shuffled = tmp_path / "shuffled"
+    for i, path in enumerate(sorted(noise.iterdir(), reverse=True)):
+        (shuffled / f"d{i % 3}").mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, shuffled / f"d{i % 3}" / f"{9 - i}-{path.name}")
+    a, b = audit(model, noise, NULL, device="cpu"), audit(model, shuffled, NULL, device="cpu")
+    assert a["tallies"] == b["tallies"] and a["target"] == b["target"]
+    assert [r["sha256"] for r in a["images"]] == [r["sha256"] for r in b["images"]]
+
+
+def test_when_the_images_run_out_the_report_says_so(model, noise, capsys):
+    report = audit(model, noise, {**NULL, "target_halfwidth": 0.01}, device="cpu")
+    assert report["target"] == {"halfwidth": 0.01, "reached": False, "images": 10, "images_listed": 11}
+    from shiftaudit.client.table import format_table
+    assert "target +-0.01 NOT reached: the images ran out after 10 images; null is still +-0.1" in format_table(report)
+    with pytest.raises(OptionError, match="target half-width"):
+        audit(model, noise, {**NULL, "target_halfwidth": 0.7}, device="cpu")
+
+
+def test_each_shard_reaches_the_target_on_its_own_images(model, noise):
+    parts = [(f"p{i}", audit(model, noise, NULL, device="cpu", shard=Shard(i, 2))) for i in range(2)]
+    merged = merge_parts(parts)
+    assert merged["target"]["images"] == sum(p["target"]["images"] for _, p in parts)
+    assert merged["target"]["reached"] == all(p["target"]["reached"] for _, p in parts)
+    assert merged["target"]["images_listed"] == 11
+
+
+def test_a_server_stops_at_the_same_image(roots, server, noise):
+    """The option travels in the API message; the server orders its dataset by content as well."""
+    from shiftaudit.client.remote import AuditClient
+    from shiftaudit.server.engine.options import AuditOptions
+
+    models, _ = roots
+    local = audit(models / "sub" / "small.onnx", noise, NULL, device="cpu")
+    with AuditClient(server.target) as client:
+        remote = client.run("sub/small.onnx", AuditOptions(**NULL), images=noise)
+    assert remote["target"] == local["target"] and remote["tallies"] == local["tallies"]
+    assert [r["image"] for r in remote["images"]] == [r["image"] for r in local["images"]]
