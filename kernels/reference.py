@@ -88,9 +88,50 @@ def passes_needed(canvas_hw: tuple[int, int], kernel: np.ndarray = BINOMIAL5) ->
 
 
 def inpaint(canvas: np.ndarray, known: np.ndarray, kernel: np.ndarray = BINOMIAL5) -> np.ndarray:
-    """(H, W, C) float32 canvas with the pixels outside ``known`` filled."""
+    """(H, W, C) float32 canvas with the pixels outside ``known`` filled: Jacobi passes, each giving every
+    unknown pixel with a known neighbour the kernel-weighted mean of its known neighbours, until every
+    pixel is known."""
     if not known.any():
         raise ValueError("nothing to inpaint from: no known pixel on the canvas")
+    rect = _rectangle(known)
+    return _inpaint_rectangle(canvas, rect, kernel) if rect else _inpaint_mask(canvas, known, kernel)
+
+
+def _rectangle(known: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(y0, y1, x0, x1) when the known pixels are exactly one rectangle (an embedded image), else None."""
+    rows, cols = np.flatnonzero(known.any(axis=1)), np.flatnonzero(known.any(axis=0))
+    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    return (y0, y1, x0, x1) if (y1 - y0) * (x1 - x0) == np.count_nonzero(known) else None
+
+
+def _inpaint_rectangle(canvas: np.ndarray, rect: tuple[int, int, int, int], kernel: np.ndarray) -> np.ndarray:
+    """`inpaint` of a rectangle of known pixels. A pass fills exactly the ring of width r (the kernel's
+    radius) around the rectangle, which stays a rectangle; so each pass filters only its four strips (and
+    r pixels around them) instead of the canvas: the same sums, ten times less work. Values and weights
+    are filtered together as four channels; the canvas carries a margin of r zeros (the filter's border)."""
+    h, w, c = canvas.shape
+    r = len(kernel) // 2
+    y0, y1, x0, x1 = rect
+    work = np.zeros((h + 2 * r, w + 2 * r, c + 1), np.float32)
+    work[r + y0:r + y1, r + x0:r + x1, :c] = canvas[y0:y1, x0:x1]
+    work[r + y0:r + y1, r + x0:r + x1, c] = 1
+    while (y0, y1, x0, x1) != (0, h, 0, w):
+        ny0, ny1, nx0, nx1 = max(0, y0 - r), min(h, y1 + r), max(0, x0 - r), min(w, x1 + r)
+        filled = []
+        for a, b, p, q in ((ny0, y0, nx0, nx1), (y1, ny1, nx0, nx1), (y0, y1, nx0, x0), (y0, y1, x1, nx1)):
+            if a < b and p < q:
+                around = work[a:b + 2 * r, p:q + 2 * r]  # the strip and r pixels around it
+                sums = cv2.sepFilter2D(around, -1, kernel, kernel, borderType=cv2.BORDER_CONSTANT)[r:-r, r:-r]
+                filled.append((a, b, p, q, sums[..., :c] / sums[..., c:]))
+        for a, b, p, q, values in filled:  # written once all are read: a Jacobi pass
+            work[r + a:r + b, r + p:r + q, :c] = values
+            work[r + a:r + b, r + p:r + q, c] = 1
+        y0, y1, x0, x1 = ny0, ny1, nx0, nx1
+    return np.ascontiguousarray(work[r:r + h, r:r + w, :c])
+
+
+def _inpaint_mask(canvas: np.ndarray, known: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """`inpaint` of any set of known pixels, filtering the whole canvas each pass."""
     known = known.copy()
     values = np.where(known[..., None], canvas, 0).astype(np.float32)
     for _ in range(passes_needed(known.shape, kernel)):
