@@ -6,7 +6,9 @@ For each protocol this measures, on the example model and photographs, in one ru
   the host batch) on the protocol's frames, rendered and normalised once beforehand and cut into batches of ``--batch``;
 - **audit**: frames/s of ``run_audit`` with the same runner, batch size and images, one protocol at a
   time (decoding, planning, rendering in the producer thread, inference, scoring: the real path);
-- **ratio** = audit / bare: 1.0 means the render thread is fully hidden behind inference.
+- **ratio** = audit / bare: 1.0 means the render thread is fully hidden behind inference;
+- **peer**: frames/s of the script a user would write instead (`peer_naive.py`: OpenCV resize, a black
+  canvas, ONNX Runtime, same frames and batch), and **audit/peer**, for the protocols it can do.
 
 Why: the audit promises to render batch k+1 while the engine runs batch k, so on a CPU-only machine
 its throughput should stay close to the engine's own. A low ratio says where to look (rendering cost,
@@ -40,6 +42,9 @@ from shiftaudit.server.engine.preprocessing import Preprocessing, load_preproces
 from shiftaudit.server.engine.protocols import PAIR_PROTOCOLS, plan
 from shiftaudit.server.engine.render.cpu import render_frames
 from shiftaudit.server.engine.runners.onnxruntime import OnnxRuntimeRunner
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import peer_naive  # noqa: E402  (bench/ is not a package)
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "examples" / "efficientnet_lite0.onnx"
@@ -94,7 +99,8 @@ def main(argv: list[str] | None = None) -> None:
     images = [read(p) for p in files]
     protocols = tuple(args.protocol or DEFAULT_PROTOCOLS)
 
-    print(f"{'protocol':<14} {'frames':>6} {'bare f/s':>9} {'audit f/s':>9} {'ratio':>6}")
+    print(f"{'protocol':<14} {'frames':>6} {'bare f/s':>9} {'audit f/s':>9} {'ratio':>6} {'peer f/s':>9} "
+          f"{'audit/peer':>10}")
     with OnnxRuntimeRunner(MODEL, threads=args.threads) as runner:
         for protocol in protocols:
             cfg = AuditOptions(protocols=(protocol,), batch=args.batch,
@@ -103,12 +109,17 @@ def main(argv: list[str] | None = None) -> None:
             frames = sum(len(x) for x in batches)
             time_bare(runner, batches)  # warm-up: ORT allocates per input shape on first use
             time_audit(runner, sources, pre, cfg, frames)
-            bare, audit = [], []
-            for _ in range(args.reps):  # alternate, so drift on a shared machine hits both alike
+            bare, audit, peer = [], [], []
+            for _ in range(args.reps):  # alternate, so drift on a shared machine hits all alike
                 bare.append(time_bare(runner, batches))
                 audit.append(time_audit(runner, sources, pre, cfg, frames))
+                if protocol in peer_naive.PROTOCOLS:
+                    done, seconds = peer_naive.run(runner.session, images, protocol, cfg, pre)
+                    assert done == frames, f"the peer inferred {done} frames, the audit {frames}"
+                    peer.append(seconds)
             b, a = frames / min(bare), frames / min(audit)
-            print(f"{protocol:<14} {frames:>6} {b:>9.1f} {a:>9.1f} {a / b:>6.2f}", flush=True)
+            versus = f"{frames / min(peer):>9.1f} {a / (frames / min(peer)):>10.2f}" if peer else f"{'-':>9} {'-':>10}"
+            print(f"{protocol:<14} {frames:>6} {b:>9.1f} {a:>9.1f} {a / b:>6.2f} {versus}", flush=True)
     print("command:", shlex.join([Path(sys.executable).name, *sys.argv]),
           f"(batch {args.batch}, pairs/image {args.pairs_per_image}, repeat {args.repeat}, reps {args.reps}, "
           f"threads {args.threads or 'ORT default'})")

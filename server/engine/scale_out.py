@@ -14,7 +14,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -141,15 +141,14 @@ class _Merge:
     """The driver's side: rows taken once by unit key, statistics merged, what was dropped counted."""
 
     protocols: tuple[str, ...]
-    units: set = None  # (image, protocol, index) of every unit taken
-    skips: set = None  # (image, protocol) of every skip taken
-    made: dict | None = None
+    units: set = field(default_factory=set)  # (image, protocol, index) of every unit taken
+    skips: set = field(default_factory=set)  # (image, protocol) of every skip taken
+    made: dict | None = None  # what the actors say made the report: tool, model, config, device
+    dropped: int = 0  # rows a retried task returned again
 
     def __post_init__(self) -> None:
-        self.units, self.skips = set(), set()
         self.result = AuditResult(stats={p: ProtocolStats("sequence" if p in SEQUENCE_PROTOCOLS else "pair")
                                          for p in self.protocols})
-        self.dropped = 0
 
     def take(self, row: dict) -> None:
         self.made = self.made or json.loads(row["made"])
