@@ -201,9 +201,13 @@ def _audit(args: argparse.Namespace, progress: ProgressBar | None) -> dict:
         return run_sharded(args.server, connect, args.engine.as_posix(), args.images, options,
                            preprocessing=preprocessing, labels_csv=labels, timeout=args.timeout, progress=progress)
     files = image_files(args.images) if args.images else None
+    selected = shard.select(files) if shard else None
+    if shard and not selected:
+        raise InputError(f"shard {shard.index}/{shard.count} holds none of the {len(files)} images: a server cannot "
+                         "audit nothing; write this empty part in process (without --server)")
     with connect(args.server[0]) as client:
         report = client.run(args.engine.as_posix(), options, images=args.images, data_path=args.data_path,
-                            files=shard.select(files) if shard else None, preprocessing=preprocessing,
+                            files=selected, preprocessing=preprocessing,
                             labels_csv=labels, timeout=args.timeout, progress=progress)
     if shard:
         report["shard"] = {**shard.to_json(), "images_listed": len(files)}

@@ -129,3 +129,22 @@ def test_the_manifests_commands_make_the_report_of_one_audit(tmp_path):
     whole = audit(model, EXAMPLE_IMAGES, {"seed": 0}, device="cpu")
     assert report["tallies"] == whole["tallies"] and report["images"] == whole["images"]
     assert (tmp_path / "results" / "report.html").exists()
+
+
+def test_a_part_audited_on_a_server_merges_with_one_audited_here(roots, server, labels, tmp_path, capsys):
+    models, _ = roots
+    small = models / "sub" / "small.onnx"
+    common = ["--images", str(EXAMPLE_IMAGES), "--size", "40", "--labels", str(labels), "--no-progress"]
+    assert main(["--engine", "sub/small.onnx", "--server", server.target, "--shard", "0/2", *common,
+                 "--json", str(tmp_path / "p0.json")]) == 0
+    assert main(["--engine", str(small), "--shard", "1/2", *common, "--json", str(tmp_path / "p1.json")]) == 0
+    assert main(["merge", str(tmp_path / "p0.json"), str(tmp_path / "p1.json"), "--json", str(tmp_path / "m.json")]) == 0
+    merged = json.loads((tmp_path / "m.json").read_text())
+    whole = audit(small, EXAMPLE_IMAGES, {"size": 40}, labels=labels, device="cpu")
+    for key in ("protocols", "tallies", "images", "labels"):
+        assert merged[key] == whole[key], key
+    empty = next(i for i in range(8) if not Shard(i, 8).select([(n, EXAMPLE_IMAGES / n) for n in
+                                                                  sorted(p.name for p in EXAMPLE_IMAGES.iterdir())]))
+    capsys.readouterr()
+    assert main(["--engine", "sub/small.onnx", "--server", server.target, "--shard", f"{empty}/8", *common]) == 2
+    assert "holds none of the 6 images" in capsys.readouterr().err
