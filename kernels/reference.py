@@ -6,7 +6,8 @@ gathers and the normalisation agree bit for bit; inpainting and softmax sum in a
 - `known_mask` + `inpaint`: `render_canvas` and the `inpaint_pass` iterations (normalised convolution
   with a binomial kernel, the paper's inpainting: known pixels kept, the border grows inwards by the
   kernel's radius per pass);
-- `normalise`: the per-channel scale/bias into the engine's layout and dtype (`render`, `normalise`);
+- `normalise` (`normalise_block` + `place`): the per-channel scale/bias into the engine's layout and dtype
+  (`render`, `normalise`);
 - `softmax`: the `score` kernels' probabilities.
 """
 from __future__ import annotations
@@ -54,12 +55,12 @@ def _clip(start: int, n: int, limit: int) -> tuple[slice, slice]:
     return slice(lo, hi), slice(lo - start, hi - start)
 
 
-def paste(block: np.ndarray, rows: AxisTable, cols: AxisTable, canvas_hw: tuple[int, int]) -> np.ndarray:
-    """The canvas (H, W, C) with the block pasted on black."""
+def paste(block: np.ndarray, at: tuple[int, int], canvas_hw: tuple[int, int]) -> np.ndarray:
+    """The canvas (H, W, C) with the block pasted on black, its top-left at canvas pixel ``at`` = (y, x)."""
     h, w = canvas_hw
     canvas = np.zeros((h, w, block.shape[2]), np.float32)
-    cy, by = _clip(rows.start, block.shape[0], h)
-    cx, bx = _clip(cols.start, block.shape[1], w)
+    cy, by = _clip(at[0], block.shape[0], h)
+    cx, bx = _clip(at[1], block.shape[1], w)
     canvas[cy, cx] = block[by, bx]
     return canvas
 
@@ -76,7 +77,7 @@ def known_mask(rows: AxisTable, cols: AxisTable, canvas_hw: tuple[int, int]) -> 
 
 def canvas(block: np.ndarray, frame: FrameTables) -> np.ndarray:
     """A frame's pixel-space canvas from its resampled block: pasted on black, inpainted if it asks."""
-    out = paste(block, frame.rows, frame.cols, frame.canvas)
+    out = paste(block, (frame.rows.start, frame.cols.start), frame.canvas)
     if frame.inpaint:
         out = inpaint(out, known_mask(frame.rows, frame.cols, frame.canvas))
     return out
@@ -127,7 +128,9 @@ def _inpaint_rectangle(canvas: np.ndarray, rect: tuple[int, int, int, int], kern
             work[r + a:r + b, r + p:r + q, :c] = values
             work[r + a:r + b, r + p:r + q, c] = 1
         y0, y1, x0, x1 = ny0, ny1, nx0, nx1
-    return np.ascontiguousarray(work[r:r + h, r:r + w, :c])
+    filled = work[r:r + h, r:r + w]
+    # the values without the weights: OpenCV's copy of three channels of four is 10x NumPy's strided one
+    return cv2.cvtColor(filled, cv2.COLOR_BGRA2BGR) if c == 3 else np.ascontiguousarray(filled[..., :c])
 
 
 def _inpaint_mask(canvas: np.ndarray, known: np.ndarray, kernel: np.ndarray) -> np.ndarray:
@@ -148,21 +151,48 @@ def _inpaint_mask(canvas: np.ndarray, known: np.ndarray, kernel: np.ndarray) -> 
 
 def normalise(canvases: Sequence[np.ndarray], norm: Normalisation, layout: str, dtype: np.dtype) -> np.ndarray:
     """RGB pixel-space canvases (H, W, 3) -> the engine's input batch: channel order, per-channel
-    scale/bias, NCHW or NHWC, float32 or float16. Frame by frame into the output: a batch-sized
-    float32 temporary costs more than the arithmetic."""
+    scale/bias, NCHW or NHWC, float32 or float16."""
     h, w, c = canvases[0].shape
     nchw = layout == "NCHW"
     out = np.empty((len(canvases), c, h, w) if nchw else (len(canvases), h, w, c), dtype)
-    scale, bias = (norm.scale[:, None, None], norm.bias[:, None, None]) if nchw else (norm.scale, norm.bias)
-    tmp = None if out.dtype == np.float32 else np.empty(out.shape[1:], np.float32)
     for i, frame in enumerate(canvases):
-        x = frame[..., ::-1] if norm.bgr else frame
-        dst = out[i] if tmp is None else tmp
-        np.multiply(x.transpose(2, 0, 1) if nchw else x, scale, out=dst)
-        dst += bias
-        if tmp is not None:
-            out[i] = tmp
+        place(out[i], normalise_block(frame, norm, nchw), (0, 0), norm, nchw)
     return out
+
+
+def normalise_block(block: np.ndarray, norm: Normalisation, nchw: bool) -> np.ndarray:
+    """Pixel-space RGB (h, w, 3) -> ``value * scale + bias`` per channel in the engine's channel order,
+    float32, (3, h, w) or (h, w, 3). Planes are split off by OpenCV first, so the arithmetic runs on
+    contiguous memory: a strided HWC->CHW read costs several times more, and more still while the
+    engine competes for the caches."""
+    if not nchw:
+        out = np.multiply(block[..., ::-1] if norm.bgr else block, norm.scale)
+        out += norm.bias
+        return out
+    planes = cv2.split(np.ascontiguousarray(block))
+    out = np.empty((3, *block.shape[:2]), np.float32)
+    for k, plane in enumerate(planes[::-1] if norm.bgr else planes):
+        np.multiply(plane, norm.scale[k], out=out[k])
+        out[k] += norm.bias[k]
+    return out
+
+
+def place(out: np.ndarray, block: np.ndarray, at: tuple[int, int], norm: Normalisation, nchw: bool) -> None:
+    """One frame of the engine's input, ``out`` ((3, H, W) or (H, W, 3), float32 or float16): a normalised
+    block (`normalise_block`) with its top-left at canvas pixel ``at`` = (y, x), clipped to the canvas,
+    and black around it: ``0 * scale + bias`` as for any zero pixel. So frames that show one resampled
+    block at several places (a translate pair, a crop's two windows) normalise it once."""
+    h, w = out.shape[1:] if nchw else out.shape[:2]
+    bh, bw = block.shape[1:] if nchw else block.shape[:2]
+    cy, by = _clip(at[0], bh, h)
+    cx, bx = _clip(at[1], bw, w)
+    if (cy.stop - cy.start, cx.stop - cx.start) != (h, w):
+        black = np.float32(0) * norm.scale + norm.bias
+        out[...] = black[:, None, None] if nchw else black
+    if nchw:
+        out[:, cy, cx] = block[:, by, bx]
+    else:
+        out[cy, cx] = block[by, bx]
 
 
 def softmax(out: np.ndarray) -> np.ndarray:

@@ -77,8 +77,8 @@ def _to_rgb8(img: np.ndarray, name: str) -> np.ndarray:
         elif channels == 4:
             alpha = block[..., 3:].astype(np.float32) / 255
             out[r:r + ROWS] = np.round(block[..., 2::-1] * alpha).astype(np.uint8)
-        else:
-            out[r:r + ROWS] = block[..., ::-1]
+        else:  # OpenCV's swap is ~50x faster than NumPy's reversed-stride copy
+            cv2.cvtColor(block, cv2.COLOR_BGR2RGB, dst=out[r:r + ROWS])
     return out
 
 
