@@ -152,12 +152,17 @@ def _inpaint_mask(canvas: np.ndarray, known: np.ndarray, kernel: np.ndarray) -> 
 def normalise(canvases: Sequence[np.ndarray], norm: Normalisation, layout: str, dtype: np.dtype) -> np.ndarray:
     """RGB pixel-space canvases (H, W, 3) -> the engine's input batch: channel order, per-channel
     scale/bias, NCHW or NHWC, float32 or float16."""
-    h, w, c = canvases[0].shape
     nchw = layout == "NCHW"
-    out = np.empty((len(canvases), c, h, w) if nchw else (len(canvases), h, w, c), dtype)
+    out = empty_batch(len(canvases), canvases[0].shape[:2], nchw, dtype)
     for i, frame in enumerate(canvases):
         place(out[i], normalise_block(frame, norm, nchw), (0, 0), norm, nchw)
     return out
+
+
+def empty_batch(n: int, canvas_hw: tuple[int, int], nchw: bool, dtype: np.dtype) -> np.ndarray:
+    """The engine's input batch of ``n`` RGB frames, uninitialised: (n, 3, H, W) or (n, H, W, 3)."""
+    h, w = canvas_hw
+    return np.empty((n, 3, h, w) if nchw else (n, h, w, 3), dtype)
 
 
 def normalise_block(block: np.ndarray, norm: Normalisation, nchw: bool) -> np.ndarray:

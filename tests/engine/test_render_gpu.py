@@ -1,6 +1,7 @@
-"""The GPU renderer (our kernels behind the engine's renderer contract) renders every protocol's frames
-as the CPU renderer does: bit for bit, inpainted frames within 1e-3 levels. Here on the kernels' host
-build; on a GPU (marked gpu) on the device, where a whole audit must also equal the CPU's."""
+"""The CPU renderer against its definition; and the GPU renderer (our kernels behind the engine's
+renderer contract), which renders every protocol's frames as the CPU renderer does: bit for bit,
+inpainted frames within 1e-3 levels. Here on the kernels' host build; on a GPU (marked gpu) on the
+device, where a whole audit must also equal the CPU's."""
 from __future__ import annotations
 
 import hashlib
@@ -12,11 +13,12 @@ import pytest
 from shiftaudit.client import audit
 from shiftaudit.kernels.check import INPAINT_TOLERANCE
 from shiftaudit.kernels.memory import HostMemory
+from shiftaudit.kernels.reference import normalise
 from shiftaudit.server.engine.images import SourceImage
 from shiftaudit.server.engine.options import AuditOptions
 from shiftaudit.server.engine.preprocessing import Preprocessing
 from shiftaudit.server.engine.protocols import PROTOCOLS, TooSmall, plan
-from shiftaudit.server.engine.render.cpu import CpuRenderer
+from shiftaudit.server.engine.render.cpu import CpuRenderer, render_frames
 from shiftaudit.server.engine.render.gpu import GpuRenderer
 from tests.support import EXAMPLE_IMAGES, EXAMPLE_MODEL
 
@@ -40,6 +42,22 @@ def protocol_frames(rng: np.random.Generator, filt: str, canvas: tuple[int, int]
                 continue
             frames += [(image, p) for u in units for p in u.frames]
     return frames
+
+
+def test_the_cpu_renderer_equals_normalising_each_frames_canvas():
+    """The CPU renderer's shortcuts (one normalisation of a block for every frame that shows it, placed
+    into each slot with black around it) give what the definition gives: every frame's whole canvas,
+    normalised on its own. Bit for bit, in both layouts, dtypes and channel orders."""
+    rng = np.random.default_rng(1)
+    for filt in ("auto", "area", "bilinear", "nearest"):
+        frames = protocol_frames(rng, filt, (int(rng.integers(40, 72)), int(rng.integers(40, 72))))
+        canvases = [canvas for image, p in frames for canvas in render_frames(image.pixels, [p])]
+        for pre in PREPROCESSING:
+            for layout in ("NCHW", "NHWC"):
+                for dtype in (np.dtype(np.float32), np.dtype(np.float16)):
+                    want = normalise(canvases, pre.normalisation(), layout, dtype)
+                    got = CpuRenderer().render(frames, pre.normalisation(), layout, dtype).to_host()
+                    assert got.tobytes() == want.tobytes(), f"filter {filt}, {layout} {dtype.name}"
 
 
 def renders_like_the_cpu(gpu: GpuRenderer) -> int:

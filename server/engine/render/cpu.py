@@ -47,9 +47,8 @@ class CpuRenderer:
         """One batch; consecutive frames of one image share their resamples, and frames showing one block
         (a pair's two places, a crop's two windows) its normalisation: each frame is placed straight
         into its slot of the batch, and no canvas is made for a frame on black."""
-        h, w = frames[0][1].canvas
         nchw = layout == "NCHW"
-        out = np.empty((len(frames), 3, h, w) if nchw else (len(frames), h, w, 3), dtype)
+        out = reference.empty_batch(len(frames), frames[0][1].canvas, nchw, dtype)
         i = 0
         for _, group in groupby(frames, key=lambda f: id(f[0])):
             group = list(group)
