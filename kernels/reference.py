@@ -168,7 +168,7 @@ def empty_batch(n: int, canvas_hw: tuple[int, int], nchw: bool, dtype: np.dtype)
 def normalise_block(block: np.ndarray, norm: Normalisation, nchw: bool) -> np.ndarray:
     """Pixel-space RGB (h, w, 3) -> ``value * scale + bias`` per channel in the engine's channel order,
     float32, (3, h, w) or (h, w, 3). Planes are split off by OpenCV first, so the arithmetic runs on
-    contiguous memory: a strided HWC->CHW read costs several times more, and more still while the
+    contiguous memory: a strided HWC->CHW read costs 1.5x more on an idle core, and more while the
     engine competes for the caches."""
     if not nchw:
         out = np.multiply(block[..., ::-1] if norm.bgr else block, norm.scale)
