@@ -2,21 +2,25 @@
 
 For each protocol this measures, on the example model and photographs, in one run:
 
-- **bare**: frames/s of ``OnnxRuntimeRunner.infer`` (a thin wrapper over ONNX Runtime's session, binding
-  the host batch) on the protocol's frames, rendered and normalised once beforehand and cut into batches of ``--batch``;
-- **audit**: frames/s of ``run_audit`` with the same runner, batch size and images, one protocol at a
+- **bare**: frames/s of a plain ONNX Runtime session with its default options (``session.run`` on the
+  protocol's frames, rendered and normalised once beforehand and cut into batches of ``--batch``): the
+  engine as a user runs it;
+- **ours/bare**: the same frames through ``OnnxRuntimeRunner.infer``, the audit's session (its intra-op
+  threads do not spin), against that: what our session options cost or give the engine alone;
+- **audit**: frames/s of ``run_audit`` with our runner, batch size and images, one protocol at a
   time (decoding, planning, rendering in the producer thread, inference, scoring: the real path);
 - **ratio** = audit / bare: 1.0 means the render thread is fully hidden behind inference;
 - **peer**: frames/s of the script a user would write instead (`peer_naive.py`: OpenCV resize, a black
-  canvas, ONNX Runtime, same frames and batch), and **audit/peer**, for the protocols it can do.
+  canvas, ONNX Runtime with its default options, same frames and batch), and **audit/peer**, for the
+  protocols it can do.
 
 Why: the audit promises to render batch k+1 while the engine runs batch k, so on a CPU-only machine
 its throughput should stay close to the engine's own. A low ratio says where to look (rendering cost,
 GIL, or the render thread and ONNX Runtime's threads competing for the same cores).
 
 Each image's placements depend on its content hash, so ``--repeat`` copies of the list render the same
-frames again; that is fine for timing. Bare and audit runs alternate after one untimed warm-up of
-each, and the best of ``--reps`` is kept for both numbers.
+frames again; that is fine for timing. Bare, ours, audit and peer runs alternate after one untimed
+warm-up of each, and the best of ``--reps`` is kept for every number.
 
     /work/venv/bin/python bench/cpu_overhead.py [--batch 32] [--pairs-per-image 8] [--repeat 4]
         [--reps 3] [--protocol crop ...] [--threads N]
@@ -32,6 +36,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 
 from shiftaudit.kernels.reference import normalise
 from shiftaudit.kernels.tables import Normalisation
@@ -63,10 +68,10 @@ def prerender(images: list[SourceImage], protocol: str, cfg: AuditOptions, runne
             for i in range(0, len(canvases), cfg.batch)]
 
 
-def time_bare(runner: OnnxRuntimeRunner, batches: list[np.ndarray]) -> float:
+def time_bare(infer: Callable[[np.ndarray], object], batches: list[np.ndarray]) -> float:
     start = time.perf_counter()
     for x in batches:
-        runner.infer(x)
+        infer(x)
     return time.perf_counter() - start
 
 
@@ -100,37 +105,47 @@ def main(argv: list[str] | None = None) -> None:
     images = [read(p) for p in files]
     protocols = tuple(args.protocol or DEFAULT_PROTOCOLS)
 
-    print(f"{'protocol':<14} {'frames':>6} {'bare f/s':>9} {'audit f/s':>9} {'ratio':>6} {'peer f/s':>9} "
-          f"{'audit/peer':>10}")
+    print(f"{'protocol':<14} {'frames':>6} {'bare f/s':>9} {'ours/bare':>9} {'audit f/s':>9} {'ratio':>6} "
+          f"{'peer f/s':>9} {'audit/peer':>10}")
+    plain = ort.SessionOptions()  # ONNX Runtime's defaults: the bare engine and the peer run on these
+    if args.threads:
+        plain.intra_op_num_threads = args.threads
+    session = ort.InferenceSession(str(MODEL), plain, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+
+    def bare_infer(x: np.ndarray) -> object:
+        return session.run(None, {name: x})
+
+    def measure(label: str, cfg: AuditOptions, batches: list[np.ndarray], peer_protocol: str | None) -> None:
+        frames = sum(len(x) for x in batches)
+        time_bare(bare_infer, batches)  # warm-up: ORT allocates per input shape on first use
+        time_bare(runner.infer, batches)
+        time_audit(runner, sources, pre, cfg, frames)
+        bare, ours, audit, peer = [], [], [], []
+        for _ in range(args.reps):  # alternate, so drift on a shared machine hits all alike
+            bare.append(time_bare(bare_infer, batches))
+            ours.append(time_bare(runner.infer, batches))
+            audit.append(time_audit(runner, sources, pre, cfg, frames))
+            if peer_protocol:
+                done, seconds = peer_naive.run(session, images, peer_protocol, cfg, pre)
+                assert done == frames, f"the peer inferred {done} frames, the audit {frames}"
+                peer.append(seconds)
+        b, a = frames / min(bare), frames / min(audit)
+        versus = f"{frames / min(peer):>9.1f} {a / (frames / min(peer)):>10.2f}" if peer else f"{'-':>9} {'-':>10}"
+        print(f"{label:<14} {frames:>6} {b:>9.1f} {min(bare) / min(ours):>9.2f} {a:>9.1f} {a / b:>6.2f} {versus}",
+              flush=True)
+
     with OnnxRuntimeRunner(MODEL, threads=args.threads) as runner:
         for protocol in protocols:
             cfg = AuditOptions(protocols=(protocol,), batch=args.batch,
                                pairs_per_image=args.pairs_per_image).resolved(runner.input_spec())
-            batches = prerender(images, protocol, cfg, runner, norm)
-            frames = sum(len(x) for x in batches)
-            time_bare(runner, batches)  # warm-up: ORT allocates per input shape on first use
-            time_audit(runner, sources, pre, cfg, frames)
-            bare, audit, peer = [], [], []
-            for _ in range(args.reps):  # alternate, so drift on a shared machine hits all alike
-                bare.append(time_bare(runner, batches))
-                audit.append(time_audit(runner, sources, pre, cfg, frames))
-                if protocol in peer_naive.PROTOCOLS:
-                    done, seconds = peer_naive.run(runner.session, images, protocol, cfg, pre)
-                    assert done == frames, f"the peer inferred {done} frames, the audit {frames}"
-                    peer.append(seconds)
-            b, a = frames / min(bare), frames / min(audit)
-            versus = f"{frames / min(peer):>9.1f} {a / (frames / min(peer)):>10.2f}" if peer else f"{'-':>9} {'-':>10}"
-            print(f"{protocol:<14} {frames:>6} {b:>9.1f} {a:>9.1f} {a / b:>6.2f} {versus}", flush=True)
+            measure(protocol, cfg, prerender(images, protocol, cfg, runner, norm),
+                    protocol if protocol in peer_naive.PROTOCOLS else None)
         if len(protocols) > 1:  # the audit people run: every protocol at once, against the engine on its frames
             cfg = AuditOptions(protocols=protocols, batch=args.batch,
                                pairs_per_image=args.pairs_per_image).resolved(runner.input_spec())
-            batches = [b for protocol in protocols for b in prerender(images, protocol, replace(cfg, protocols=(
-                protocol,)), runner, norm)]
-            frames = sum(len(x) for x in batches)
-            bare = min(time_bare(runner, batches) for _ in range(args.reps))
-            audit = min(time_audit(runner, sources, pre, cfg, frames) for _ in range(args.reps))
-            print(f"{'all of them':<14} {frames:>6} {frames / bare:>9.1f} {frames / audit:>9.1f} {bare / audit:>6.2f}",
-                  flush=True)
+            measure("all of them", cfg, [b for protocol in protocols for b in prerender(
+                images, protocol, replace(cfg, protocols=(protocol,)), runner, norm)], None)
     print("command:", shlex.join([Path(sys.executable).name, *sys.argv]),
           f"(batch {args.batch}, pairs/image {args.pairs_per_image}, repeat {args.repeat}, reps {args.reps}, "
           f"threads {args.threads or 'ORT default'})")
