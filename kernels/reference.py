@@ -123,10 +123,10 @@ def _inpaint_rectangle(canvas: np.ndarray, rect: tuple[int, int, int, int], kern
             if a < b and p < q:
                 around = work[a:b + 2 * r, p:q + 2 * r]  # the strip and r pixels around it
                 sums = cv2.sepFilter2D(around, -1, kernel, kernel, borderType=cv2.BORDER_CONSTANT)[r:-r, r:-r]
-                filled.append((a, b, p, q, sums[..., :c] / sums[..., c:]))
+                # values and weight over the weight: the values, and a weight of exactly 1 (w / w)
+                filled.append((a, b, p, q, np.divide(sums, sums[..., c:], out=sums)))
         for a, b, p, q, values in filled:  # written once all are read: a Jacobi pass
-            work[r + a:r + b, r + p:r + q, :c] = values
-            work[r + a:r + b, r + p:r + q, c] = 1
+            work[r + a:r + b, r + p:r + q] = values
         y0, y1, x0, x1 = ny0, ny1, nx0, nx1
     filled = work[r:r + h, r:r + w]
     # the values without the weights: OpenCV's copy of three channels of four is 10x NumPy's strided one
