@@ -24,9 +24,10 @@ log = logging.getLogger(__name__)
 # its full CPU time (audit/bare ≈ inference / (inference + rendering)). At the lowest priority the render
 # thread gets a core whenever the engine leaves one idle (between operators, with ONNX Runtime's spinning
 # off, `runners.onnxruntime`) and gives it back at once when the engine wakes; should it fall behind, the
-# consumer waits on it and so leaves it every core. Measured: crop 0.79-0.84 -> 0.91-0.95 of the bare engine
-# (docs/benchmarks.md). It yields to every thread of its cgroup (a container, a systemd service), ours and
-# others'; other cgroups share the cores by their own weights, whatever this thread's.
+# consumer waits on it and so leaves it every core. Measured against the old way in one run
+# (bench/render_priority.py): crop and embed-inpaint +0.03 to +0.10 of the bare engine. It yields to
+# every thread of its cgroup (a container, a systemd service), ours and others'; other cgroups share the
+# cores by their own weights, whatever this thread's.
 PRODUCER_NICENESS = 19
 
 
