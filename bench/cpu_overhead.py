@@ -5,8 +5,8 @@ For each protocol this measures, on the example model and photographs, in one ru
 - **bare**: frames/s of a plain ONNX Runtime session with its default options (``session.run`` on the
   protocol's frames, rendered and normalised once beforehand and cut into batches of ``--batch``): the
   engine as a user runs it;
-- **ours/bare**: the same frames through ``OnnxRuntimeRunner.infer``, the audit's session (its intra-op
-  threads do not spin), against that: what our session options cost or give the engine alone;
+- **ours/bare**: the same frames through ``OnnxRuntimeRunner.infer``, the audit's runner and session,
+  against that: what our runner and its session options cost or give the engine alone;
 - **audit**: frames/s of ``run_audit`` with our runner, batch size and images, one protocol at a
   time (decoding, planning, rendering in the producer thread, inference, scoring: the real path);
 - **ratio** = audit / bare: 1.0 means the render thread is fully hidden behind inference;

@@ -5,10 +5,7 @@ it is decoded) and every batch it renders, the consumer before every batch, so a
 rendering too. The pipeline knows frames and batches, not what they mean."""
 from __future__ import annotations
 
-import logging
-import os
 import queue
-import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
@@ -17,29 +14,6 @@ from .errors import Cancelled
 from .render import Batch, Frame
 
 T = TypeVar("T")
-log = logging.getLogger(__name__)
-
-# The producer's niceness. On a CPU node the engine's threads keep every core busy and its parallel
-# operators wait for their slowest thread, so a render thread that takes a core from them costs the audit
-# its full CPU time (audit/bare ≈ inference / (inference + rendering)). At the lowest priority the render
-# thread gets a core whenever the engine leaves one idle (between operators, with ONNX Runtime's spinning
-# off, `runners.onnxruntime`) and gives it back at once when the engine wakes; should it fall behind, the
-# consumer waits on it and so leaves it every core. Measured against the old way in one run
-# (bench/render_priority.py): crop and embed-inpaint +0.03 to +0.10 of the bare engine. It yields to
-# every thread of its cgroup (a container, a systemd service), ours and others'; other cgroups share the
-# cores by their own weights, whatever this thread's.
-PRODUCER_NICENESS = 19
-
-
-def _yield_to_consumer() -> None:
-    """The calling thread (Linux: a thread has its own nice value) at `PRODUCER_NICENESS`. Elsewhere
-    nothing: macOS's setpriority takes a process, not a thread, and Windows has none."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), PRODUCER_NICENESS)
-    except OSError as e:  # a sandbox that forbids it costs speed, not the audit
-        log.debug("render thread keeps its priority: %s", e)
 
 
 def render_ahead(groups: Iterable[Iterable[tuple[Frame, T]]], size: int, render: Callable[[list[Frame]], Batch],
@@ -48,8 +22,8 @@ def render_ahead(groups: Iterable[Iterable[tuple[Frame, T]]], size: int, render:
     """(batch, the tags of its frames) for the frames of ``groups`` (lazy: a group's work, decoding its
     image, starts when it is taken) taken ``size`` at a time, or fewer when the decoded images a batch
     would wait for exceed ``max_source_bytes``; an error in the producer (planning, decoding,
-    rendering) is raised here. The producer runs at the lowest priority (`PRODUCER_NICENESS`). Close the
-    iterator (``contextlib.closing``) to stop the producer early; it is joined before the close returns."""
+    rendering) is raised here. Close the iterator (``contextlib.closing``) to stop the producer early;
+    it is joined before the close returns."""
     if size < 1:
         raise ValueError(f"a batch needs at least one frame, not {size}")
     stop = threading.Event()
@@ -78,7 +52,6 @@ def render_ahead(groups: Iterable[Iterable[tuple[Frame, T]]], size: int, render:
         return True
 
     def produce() -> None:
-        _yield_to_consumer()
         try:
             chunk: list[tuple[Frame, T]] = []
             held: dict[int, int] = {}  # bytes of the decoded images the chunk's frames draw from

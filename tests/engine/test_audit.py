@@ -1,9 +1,6 @@
 """The audit itself: deterministic, mergeable across shards, cancellable, bounded on hostile input."""
 from __future__ import annotations
 
-import os
-import sys
-import threading
 from dataclasses import replace
 
 import cv2
@@ -13,7 +10,7 @@ import pytest
 from shiftaudit.server.engine.audit import run_audit
 from shiftaudit.server.engine.images import ImageError, declared_size, decode, read
 from shiftaudit.server.engine.options import AuditOptions
-from shiftaudit.server.engine.pipeline import PRODUCER_NICENESS, Cancelled
+from shiftaudit.server.engine.pipeline import Cancelled
 from shiftaudit.server.engine.preprocessing import Preprocessing
 from shiftaudit.server.engine.render.cpu import CpuRenderer
 from shiftaudit.server.engine.runners import open_runner
@@ -74,35 +71,6 @@ def test_a_cancel_stops_the_rendering_too(tmp_path, example_images, small_model)
         run_audit(runner, sources, Preprocessing(), cfg, progress=seen.append, should_stop=lambda: len(seen) >= 1,
                   renderer=Counting())
     assert 1 <= len(rendered) <= 4  # of 120 batches in the whole audit
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a thread's own nice value is Linux's")
-def test_the_render_thread_yields_to_inference(small_model, example_images):
-    """Rendering runs at the lowest priority in its own thread; the caller's thread (which runs the
-    engine) keeps its own, and threads made later are not lowered."""
-    def niceness() -> int:
-        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-
-    seen: dict[str, int] = {}
-
-    class Watching(CpuRenderer):
-        def render(self, frames, norm, layout, dtype):
-            seen["render"] = niceness()
-            return super().render(frames, norm, layout, dtype)
-
-    before = niceness()
-    cfg = AuditOptions(canvas=(64, 64), size=40, pairs_per_image=2, batch=4, protocols=("crop",))
-    sources = [(p.name, lambda p=p: read(p, p.name)) for p in sorted(example_images.iterdir())]
-    with open_runner(small_model) as runner:
-        result = run_audit(runner, sources, Preprocessing(), cfg, renderer=Watching())
-    assert result.stats["crop"].overall.pairs == 2 * len(sources)
-    assert seen["render"] == PRODUCER_NICENESS
-    assert niceness() == before
-    other = {}
-    t = threading.Thread(target=lambda: other.update(n=niceness()))
-    t.start()
-    t.join()
-    assert other["n"] == before
 
 
 def test_options_not_resolved_against_the_model_are_refused(small_model, example_images):

@@ -6,7 +6,6 @@ import pytest
 from onnx import TensorProto
 
 from shiftaudit.server.engine.runners import ModelError, open_runner
-from shiftaudit.server.engine.runners.onnxruntime import SPINNING
 from tests.support.models import cnn, feature_map, vector_input
 
 
@@ -19,16 +18,6 @@ def test_reads_layout_size_batch_and_dtype(tmp_path):
         s = r.input_spec()
         assert (s.layout, s.height, s.width, s.dtype) == ("NHWC", None, None, np.float16)
         assert r.infer(np.zeros((2, 40, 40, 3), np.float16)).shape == (2, 10)
-
-
-def test_idle_threads_sleep_in_every_session_the_runner_makes(tmp_path):
-    """Spinning threads would hold the cores the render thread runs on between operators
-    (`pipeline.PRODUCER_NICENESS`); the session made anew to give back memory keeps the option."""
-    with open_runner(cnn(tmp_path / "a.onnx", hw=32)) as r:
-        assert r.session.get_session_options().get_session_config_entry(SPINNING) == "0"
-        r.release_memory()
-        assert r.session.get_session_options().get_session_config_entry(SPINNING) == "0"
-        assert r.infer(np.zeros((2, 3, 32, 32), np.float32)).shape == (2, 10)
 
 
 @pytest.mark.parametrize("fixed", [1, 4])

@@ -16,7 +16,6 @@ _DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
 
 
 Provider = str | tuple[str, dict]
-SPINNING = "session.intra_op.allow_spinning"
 
 
 def providers_for(device: str, tensorrt: bool) -> list[Provider]:
@@ -49,9 +48,6 @@ class OnnxRuntimeRunner(Runner):
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
-        # Idle intra-op threads sleep instead of spinning: a spinning thread holds its core between
-        # operators, which is when the audit's render thread (`pipeline.PRODUCER_NICENESS`) can run.
-        opts.add_session_config_entry(SPINNING, "0")
         if threads:
             opts.intra_op_num_threads = threads
         self._path, self._options, self._providers = path, opts, list(providers)
