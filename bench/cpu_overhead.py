@@ -116,7 +116,8 @@ def main(argv: list[str] | None = None) -> None:
     def bare_infer(x: np.ndarray) -> object:
         return session.run(None, {name: x})
 
-    def measure(label: str, cfg: AuditOptions, batches: list[np.ndarray], peer_protocol: str | None) -> None:
+    def measure(runner: OnnxRuntimeRunner, label: str, cfg: AuditOptions, batches: list[np.ndarray],
+                peer_protocol: str | None) -> None:
         frames = sum(len(x) for x in batches)
         time_bare(bare_infer, batches)  # warm-up: ORT allocates per input shape on first use
         time_bare(runner.infer, batches)
@@ -139,12 +140,12 @@ def main(argv: list[str] | None = None) -> None:
         for protocol in protocols:
             cfg = AuditOptions(protocols=(protocol,), batch=args.batch,
                                pairs_per_image=args.pairs_per_image).resolved(runner.input_spec())
-            measure(protocol, cfg, prerender(images, protocol, cfg, runner, norm),
+            measure(runner, protocol, cfg, prerender(images, protocol, cfg, runner, norm),
                     protocol if protocol in peer_naive.PROTOCOLS else None)
         if len(protocols) > 1:  # the audit people run: every protocol at once, against the engine on its frames
             cfg = AuditOptions(protocols=protocols, batch=args.batch,
                                pairs_per_image=args.pairs_per_image).resolved(runner.input_spec())
-            measure("all of them", cfg, [b for protocol in protocols for b in prerender(
+            measure(runner, "all of them", cfg, [b for protocol in protocols for b in prerender(
                 images, protocol, replace(cfg, protocols=(protocol,)), runner, norm)], None)
     print("command:", shlex.join([Path(sys.executable).name, *sys.argv]),
           f"(batch {args.batch}, pairs/image {args.pairs_per_image}, repeat {args.repeat}, reps {args.reps}, "
