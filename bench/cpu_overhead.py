@@ -20,7 +20,8 @@ GIL, or the render thread and ONNX Runtime's threads competing for the same core
 
 Each image's placements depend on its content hash, so ``--repeat`` copies of the list render the same
 frames again; that is fine for timing. Bare, ours, audit and peer runs alternate after one untimed
-warm-up of each, and the best of ``--reps`` is kept for every number.
+warm-up of the first three (the peer runs on the bare engine's session, warm by then), and the best of
+``--reps`` is kept for every number.
 
     /work/venv/bin/python bench/cpu_overhead.py [--batch 32] [--pairs-per-image 8] [--repeat 4]
         [--reps 3] [--protocol crop ...] [--threads N]
