@@ -25,7 +25,7 @@ import pytest
 
 from shiftaudit.client.cli import main
 from shiftaudit.client.remote import AuditClient
-from tests.support import EXAMPLE_IMAGES, EXAMPLE_MODEL
+from tests.support import EXAMPLE_IMAGES, EXAMPLE_MODEL, ROOT
 from tests.support.models import cnn, feature_map
 from tests.support.server_process import ServerProcess
 
@@ -189,7 +189,7 @@ def scrub(text: str, ws: Workspace) -> str:
     """Text with what changes from run to run replaced by placeholders."""
     for name, place in sorted(ws.places().items(), key=lambda kv: -len(kv[1])):
         text = text.replace(place, "{" + name + "}")
-    text = text.replace(str(ws.root), "{root}")
+    text = text.replace(str(ws.root), "{root}").replace(str(ROOT), "{repo}")
     text = re.sub(r"<svg.*?</svg>", "<svg/>", text, flags=re.S)
     text = re.sub(r"data:image/jpeg;base64,[A-Za-z0-9+/=]+", "data:image/jpeg;base64,...", text)
     text = re.sub(r"\b[0-9a-f]{32}\b", "{audit_id}", text)
