@@ -11,7 +11,7 @@ import grpc
 from shiftaudit.server.engine.files import image_files
 from shiftaudit.server.engine.options import AuditOptions
 from shiftaudit.server.engine.progress import Progress
-from shiftaudit.server.service.wire import options_to_proto, preprocessing_to_proto
+from shiftaudit.server.wire import options_to_proto, preprocessing_to_proto
 from shiftaudit.v1 import audit_service_pb2 as pb
 from shiftaudit.v1 import audit_service_pb2_grpc as pb_grpc
 

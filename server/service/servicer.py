@@ -28,6 +28,7 @@ from shiftaudit.server.engine.preprocessing import load_preprocessing
 from shiftaudit.server.engine.progress import Progress
 from shiftaudit.server.engine.render import gpu_renderer
 from shiftaudit.server.engine.runners.tensorrt import tensorrt_version
+from shiftaudit.server.wire import options_from_proto, preprocessing_from_proto
 from shiftaudit.v1 import audit_service_pb2 as pb
 from shiftaudit.v1 import audit_service_pb2_grpc as pb_grpc
 
@@ -36,9 +37,9 @@ from .admission import Admission, Full, Place
 from .catalog import Lease, ModelCatalog, ModelFile
 from .datasets import Datasets
 from .errors import Errors, status_of
+from .messages import audit_message, dataset_message
 from .metrics import Metrics
 from .store import UNFINISHED, AuditStore, StoreError
-from .wire import audit_message, dataset_message, options_from_proto, preprocessing_from_proto
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import pytest
 
 from shiftaudit.server.engine.options import AuditOptions, options_of
 from shiftaudit.server.engine.preprocessing import Preprocessing
-from shiftaudit.server.service.wire import (
+from shiftaudit.server.wire import (
     options_from_proto,
     options_to_proto,
     preprocessing_from_proto,

@@ -1,24 +1,17 @@
-"""Python values <-> API messages. Options are derived from the option dataclasses' fields (each
-field's ``wire`` names its proto fields), so a remote audit is configured exactly like an in-process
-one; stored audits become `pb.Audit`. The client and the server both use this module; it imports the
-generated messages, the option definitions and the store's row type only."""
+"""Options <-> API messages, derived from the option dataclasses' fields (each field's ``wire`` names its
+proto fields), so a remote audit is configured exactly like an in-process one. The light client and the
+service both use this module: it imports the generated messages and the option definitions only (not
+the service: a client never loads it)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
 from google.protobuf.message import Message
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from shiftaudit.server.engine.options import AuditOptions, options_of
 from shiftaudit.server.engine.preprocessing import Preprocessing
 from shiftaudit.v1 import audit_service_pb2 as pb
-
-from .store import AuditRow, DatasetRow
-
-_STATE = {"queued": pb.AUDIT_STATE_QUEUED, "running": pb.AUDIT_STATE_RUNNING,
-          "succeeded": pb.AUDIT_STATE_SUCCEEDED, "failed": pb.AUDIT_STATE_FAILED,
-          "cancelled": pb.AUDIT_STATE_CANCELLED, "interrupted": pb.AUDIT_STATE_INTERRUPTED}
 
 
 def _to_proto(values: Mapping[str, Any], cls: type, msg: Message) -> Message:
@@ -75,23 +68,3 @@ def preprocessing_to_proto(overrides: Mapping[str, Any]) -> pb.Preprocessing:
 
 def preprocessing_from_proto(msg: pb.Preprocessing) -> dict[str, Any]:
     return _from_proto(msg, Preprocessing)
-
-
-def timestamp(t: float | None) -> Timestamp | None:
-    if t is None:
-        return None
-    ts = Timestamp()
-    ts.FromNanoseconds(int(t * 1e9))
-    return ts
-
-
-def dataset_message(row: DatasetRow) -> pb.Dataset:
-    return pb.Dataset(dataset_id=row.dataset_id, files=row.files, bytes=row.bytes,
-                      created_at=timestamp(row.created_at), used_at=timestamp(row.used_at))
-
-
-def audit_message(row: AuditRow) -> pb.Audit:
-    """A stored audit as the API describes it."""
-    return pb.Audit(audit_id=row.audit_id, state=_STATE[row.state], model_path=row.model_path,
-                    created_at=timestamp(row.created_at), finished_at=timestamp(row.finished_at),
-                    error=row.error, report_json=row.report_json or "")
