@@ -27,7 +27,7 @@ from shiftaudit.server.engine.audit import run_audit
 from shiftaudit.server.engine.files import list_images
 from shiftaudit.server.engine.options import AuditOptions
 from shiftaudit.server.engine.preprocessing import load_preprocessing
-from shiftaudit.server.engine.protocols import PAIR_PROTOCOLS
+from shiftaudit.server.engine.protocols import DEFAULT_PROTOCOLS
 from shiftaudit.server.engine.render import HostBatch
 from shiftaudit.server.engine.runners.onnxruntime import OnnxRuntimeRunner
 
@@ -62,7 +62,7 @@ class Recording(OnnxRuntimeRunner):
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--protocol", action="append", choices=PAIR_PROTOCOLS)
+    ap.add_argument("--protocol", action="append", choices=DEFAULT_PROTOCOLS)
     ap.add_argument("--pairs-per-image", type=int, default=8, help="as bench/cpu_overhead.py (default 8)")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--repeat", type=int, default=4, help="copies of the image list (default 4: 384 frames)")
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{'protocol':<14} {'bare ms/f':>9} {'audit ms/f':>10} {'ratio':>6}  render thread CPU ms/frame: "
           + " ".join(name for _, name in STAGES) + " (sum)")
     with Recording(MODEL) as runner:
-        for protocol in args.protocol or PAIR_PROTOCOLS:
+        for protocol in args.protocol or DEFAULT_PROTOCOLS:
             cfg = AuditOptions(protocols=(protocol,), batch=32,
                                pairs_per_image=args.pairs_per_image).resolved(runner.input_spec())
             runner.batches = []

@@ -28,7 +28,10 @@ from pathlib import Path
 import ray
 
 from shiftaudit.client.api import audit, audit_on_ray
+from shiftaudit.server.engine.runners import EngineOptions
 from shiftaudit.server.engine.scale_out import RayOptions
+
+CPU = EngineOptions(device="cpu")
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "examples" / "efficientnet_lite0.onnx"
@@ -45,7 +48,7 @@ def main() -> None:
         for i in range(args.copies):
             shutil.copytree(IMAGES, Path(tmp) / f"set{i}")
         start = time.perf_counter()
-        alone = audit(MODEL, tmp, device="cpu")
+        alone = audit(MODEL, tmp, engine_options=CPU)
         base = alone["frames"] / (time.perf_counter() - start)
         print(f"$ {shlex.join([sys.executable, *sys.argv])}")
         print(f"{len(alone['images'])} images, {alone['frames']} frames, {cores} cores")

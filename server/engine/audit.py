@@ -1,5 +1,5 @@
 """The audit: images -> plan -> render (ahead of inference, `pipeline.py`) -> infer -> score ->
-metrics (DESIGN.md §2).
+metrics (DESIGN.md §2), judged by one engine or several on the very frames.
 
 A unit's frames may straddle batches: its probabilities are collected until its last frame is back,
 then it is scored into the statistics and its image's record; an image's record is complete when its
@@ -9,49 +9,24 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import closing
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .errors import InputError
-from .images import ImageError, ImageSource, SourceImage
+from .images import ImageSource, SourceImage
 from .labels import Labels
 from .metrics import ProtocolStats, wilson
 from .options import AuditOptions
-from .pipeline import render_ahead
+from .pipeline import plan_image, require_usable, stream
 from .preprocessing import Preprocessing
 from .progress import Progress
-from .protocols import SEQUENCE_PROTOCOLS, TooSmall, Unit, plan
+from .protocols import REGISTRY, Unit, plan
 from .render import Batch, Frame, HostBatch, Renderer
 from .render.cpu import CpuRenderer
+from .result import AuditResult, Target
 from .runners import Runner
 from .score import detect_output_kind, probabilities, score_unit
-
-
-@dataclass
-class AuditResult:
-    """Mergeable outcome of an audit (or of one shard of it)."""
-
-    stats: dict[str, ProtocolStats] = field(default_factory=dict)
-    images: list[dict] = field(default_factory=list)
-    image_stats: list[dict[str, ProtocolStats]] = field(default_factory=list)  # per image, when asked (`Audit`)
-    skipped: list[dict] = field(default_factory=list)
-    frames: int = 0
-    output_kind: str | None = None
-    classes: int | None = None  # the model's outputs per frame, as the first batch showed them
-    seconds: float = 0.0
-    target: dict | None = None  # with a target half-width: whether it was reached, after how many images
-
-    def merge(self, other: AuditResult) -> None:
-        for name, s in other.stats.items():
-            self.stats.setdefault(name, ProtocolStats(s.kind)).merge(s)
-        self.images += other.images
-        self.skipped += other.skipped
-        self.frames += other.frames
-        self.output_kind = self.output_kind or other.output_kind
-        self.classes = self.classes or other.classes
-        self.seconds = max(self.seconds, other.seconds)
 
 
 @dataclass
@@ -78,12 +53,12 @@ class Audit:
     """One audit's state: the images it planned or skipped, the units in flight, the statistics."""
 
     def __init__(self, options: AuditOptions, output: str = "auto", labels: Labels | None = None,
-                 per_image: bool = False) -> None:
+                 per_image: bool = False, names: list[str] | None = None) -> None:
         """``per_image``: keep each image's statistics too (`AuditResult.image_stats`), so that a merge can
-        take an image once however often a retried task returns it (`scale_out`)."""
-        self.options, self.output, self.labels, self.per_image = options, output, labels, per_image
-        self.result = AuditResult(stats={p: ProtocolStats("sequence" if p in SEQUENCE_PROTOCOLS else "pair")
-                                         for p in options.protocols})
+        take an image once however often a retried task returns it (`scale_out`); ``names``: the model's
+        class names, written beside each frame's top-1 class in the records."""
+        self.options, self.output, self.labels, self.per_image, self.names = options, output, labels, per_image, names
+        self.result = AuditResult.empty(options.protocols)
         self.images_done = 0
         self.images_planned = self.frames_planned = 0  # planning runs ahead of inference
         self.positions: dict[str, int] = {}  # image name -> its place among the sources
@@ -132,7 +107,7 @@ class Audit:
             mirrored.append(u.twins[self])
         return mirrored
 
-    def _skip(self, name: str, reason: str, protocol: str | None = None) -> None:
+    def _skip(self, name: str, reason: str, protocol: str | None) -> None:
         """An unusable image (or protocol of an image) is skipped and listed, or stops a strict audit."""
         if self.options.strict:
             raise InputError(reason)
@@ -140,19 +115,11 @@ class Audit:
 
     def _plan(self, name: str, load: Callable[[], SourceImage]) -> tuple[SourceImage, list[Unit], dict] | None:
         """Decode one image and plan its units under every protocol."""
-        try:
-            image = load()
-        except ImageError as e:
-            self._skip(name, str(e))
+        planned = plan_image(name, load, self.options.protocols,
+                             lambda protocol, image: plan(protocol, image.size, image.digest, self.options), self._skip)
+        if planned is None:
             return None
-        units: list[Unit] = []
-        for protocol in self.options.protocols:
-            try:
-                units += plan(protocol, image.size, image.digest, self.options)
-            except TooSmall as e:
-                self._skip(name, f"{name}: {e}", protocol)
-        if not units:
-            return None
+        image, units = planned
         label = self.labels.label_for(name) if self.labels else None
         return image, units, {"image": name, "sha256": image.digest, "size": list(image.size), "label": label,
                               "units": []}
@@ -174,7 +141,7 @@ class Audit:
         """Score a completed unit into the statistics and its image's record."""
         unit, image = pending.unit, pending.image
         score = score_unit(np.stack(pending.probs))
-        size = unit.param if unit.protocol == "size-sweep" else None
+        size = unit.param if REGISTRY[unit.protocol].by_size else None
         self.result.stats[unit.protocol].add(score, size=size, label=image.record["label"])
         if self.per_image:
             image.stats.setdefault(unit.protocol, ProtocolStats(self.result.stats[unit.protocol].kind)).add(
@@ -184,6 +151,8 @@ class Audit:
         if unit.param is not None:
             entry["size"] = unit.param
         entry["placements"] = [[*f.dst] for f in unit.frames]
+        if self.names:
+            entry["top1_names"] = [self.names[c] if c < len(self.names) else str(c) for c in entry["top1"]]
         image.record["units"].append(entry)
         image.left -= 1
         if not image.left:
@@ -204,23 +173,23 @@ class Audit:
                 return False
         return True
 
-    def finish_target(self) -> None:
-        """The target's outcome in the result; skips of images planned after the one that reached it (the
-        planning runs ahead) are not this audit's."""
+    def finish_target(self, listed: int | None) -> None:
+        """The target's outcome in the result (``listed``: the images there were); skips of images planned
+        after the one that reached it (the planning runs ahead) are not this audit's."""
         if self.options.target_halfwidth is None:
             return
         if self.enough:
             self.result.skipped = [s for s in self.result.skipped if self.positions[s["image"]] <= self.stop_at]
-        self.result.target = {"halfwidth": self.options.target_halfwidth, "reached": self.enough,
-                              "images": self.images_done, "images_listed": None}
+        self.result.target = Target(self.options.target_halfwidth, self.enough, self.images_done, listed)
 
 
 @dataclass(frozen=True)
 class Judge:
-    """One engine of an audit: its runner and the preprocessing its frames get."""
+    """One engine of an audit: its runner, the preprocessing its frames get, its class names (if known)."""
 
     runner: Runner
     pre: Preprocessing
+    names: list[str] | None = None
 
 
 def run_audit(runner: Runner, sources: Sequence[ImageSource] | Iterable[ImageSource], pre: Preprocessing,
@@ -233,6 +202,63 @@ def run_audit(runner: Runner, sources: Sequence[ImageSource] | Iterable[ImageSou
     ``max_source_bytes`` bounds the decoded images held for a batch (`pipeline.render_ahead`)."""
     return run_judged([Judge(runner, pre)], sources, options, labels, progress, should_stop, renderer,
                       max_source_bytes)[0]
+
+
+class _Judging:
+    """One audit judged by several engines (`run_judged`): the renderings the engines share, their
+    audits, the time in each stage (an operator's metrics). The pipeline's consumer (`pipeline.stream`)."""
+
+    def __init__(self, judges: Sequence[Judge], options: AuditOptions, labels: Labels | None, renderer: Renderer,
+                 per_image: bool, total: int | None) -> None:
+        self.judges, self.renderer, self.total = judges, renderer, total
+        self.audits = [Audit(options, judge.pre.output, labels, per_image, judge.names) for judge in judges]
+        self.lead = self.audits[0]
+        self.inputs: list[int] = []  # per judge, the index of the rendering it reads
+        self.kinds: list[tuple] = []  # renderings are shared where inputs agree: (kind, (judge, norm, spec))
+        for judge in judges:
+            spec, norm = judge.runner.input_spec(), judge.pre.normalisation()
+            kind = (norm.scale.tobytes(), norm.bias.tobytes(), norm.channel_order, spec.layout, str(spec.dtype))
+            if kind not in [k for k, _ in self.kinds]:
+                self.kinds.append((kind, (judge, norm, spec)))
+            self.inputs.append([k for k, _ in self.kinds].index(kind))
+        self.stages = {"render": 0.0, "infer": 0.0, "score": 0.0}  # seconds in each
+
+    @property
+    def done(self) -> bool:
+        return self.lead.enough  # the target is reached: the planning that ran ahead is stopped
+
+    def render(self, frames: list[Frame]) -> list[Batch]:
+        """A batch the engine will not read where it lies is copied to the host here, in the producer,
+        so the copy overlaps inference too."""
+        begin = time.perf_counter()
+        batches = []
+        for _, (judge, norm, spec) in self.kinds:
+            batch = self.renderer.render(frames, norm, spec.layout, spec.dtype)
+            batches.append(batch if judge.runner.reads_in_place(batch) else HostBatch(batch.to_host()))
+        self.stages["render"] += time.perf_counter() - begin
+        return batches
+
+    def take(self, rendered: list[Batch], units: list[_Unit]) -> None:
+        mirrored = [units] + [audit.mirror(units) for audit in self.audits[1:]]
+        for judge, audit, which, mine in zip(self.judges, self.audits, self.inputs, mirrored):
+            begin = time.perf_counter()
+            out = judge.runner.infer(rendered[which])
+            scored = time.perf_counter()
+            audit.score(out, mine)
+            self.stages["infer"] += scored - begin
+            self.stages["score"] += time.perf_counter() - scored
+
+    def progress(self, seconds: float) -> Progress:
+        lead = self.lead
+        return Progress(lead.images_done, self.total, lead.result.frames, seconds, *self.stages.values(),
+                        frames_total=lead.frames_expected(self.total))
+
+    def results(self, seconds: float) -> list[AuditResult]:
+        self.lead.finish_target(self.total)
+        for audit in self.audits:
+            audit.result.seconds = seconds
+            audit.result.skipped = list(self.lead.result.skipped)  # planned once: the same skips for every engine
+        return [audit.result for audit in self.audits]
 
 
 def run_judged(judges: Sequence[Judge], sources: Sequence[ImageSource] | Iterable[ImageSource],
@@ -250,57 +276,11 @@ def run_judged(judges: Sequence[Judge], sources: Sequence[ImageSource] | Iterabl
                          "(AuditOptions.resolved)")
     if options.target_halfwidth is not None and len(judges) > 1:
         raise InputError("a comparison audits every image: it takes no target half-width")
-    renderer = renderer or CpuRenderer()
-    audits = [Audit(options, judge.pre.output, labels, per_image) for judge in judges]
-    inputs = []  # per judge, the index of the rendering it reads; renderings are shared where inputs agree
-    kinds: list[tuple] = []
-    for judge in judges:
-        spec, norm = judge.runner.input_spec(), judge.pre.normalisation()
-        kind = (norm.scale.tobytes(), norm.bias.tobytes(), norm.channel_order, spec.layout, str(spec.dtype))
-        if kind not in [k for k, _ in kinds]:
-            kinds.append((kind, (judge, norm, spec)))
-        inputs.append([k for k, _ in kinds].index(kind))
     total = len(sources) if isinstance(sources, Sequence) else None
-    start = time.perf_counter()
-
-    stages = {"render": 0.0, "infer": 0.0, "score": 0.0}  # seconds in each (an operator's metrics)
-
-    def render(frames: list[Frame]) -> list[Batch]:
-        """A batch the engine will not read where it lies is copied to the host here, in the producer,
-        so the copy overlaps inference too."""
-        begin = time.perf_counter()
-        batches = []
-        for _, (judge, norm, spec) in kinds:
-            batch = renderer.render(frames, norm, spec.layout, spec.dtype)
-            batches.append(batch if judge.runner.reads_in_place(batch) else HostBatch(batch.to_host()))
-        stages["render"] += time.perf_counter() - begin
-        return batches
-
-    lead = audits[0]
-    with closing(render_ahead(lead.frames(sources), options.batch, render, should_stop,
-                              max_source_bytes=max_source_bytes)) as batches:
-        for rendered, units in batches:
-            mirrored = [units] + [audit.mirror(units) for audit in audits[1:]]
-            for judge, audit, which, mine in zip(judges, audits, inputs, mirrored):
-                begin = time.perf_counter()
-                out = judge.runner.infer(rendered[which])
-                scored = time.perf_counter()
-                audit.score(out, mine)
-                stages["infer"] += scored - begin
-                stages["score"] += time.perf_counter() - scored
-            if progress:
-                progress(Progress(lead.images_done, total, lead.result.frames, time.perf_counter() - start,
-                                  *stages.values(), frames_total=lead.frames_expected(total)))
-            if lead.enough:  # closing the pipeline stops the planning that ran ahead
-                break
-    lead.finish_target()
-    if lead.result.target is not None:
-        lead.result.target["images_listed"] = total
-    results = [audit.result for audit in audits]
-    for result in results:
-        result.seconds = time.perf_counter() - start
-        result.skipped = list(lead.result.skipped)  # planned once: the same images skipped for every engine
-    if not lead.result.images and not part:
-        reasons = "; ".join(s["reason"] for s in lead.result.skipped[:3])
-        raise InputError("no usable image" + (f": {reasons}" if reasons else ""))
+    judging = _Judging(judges, options, labels, renderer or CpuRenderer(), per_image, total)
+    seconds = stream(judging.lead.frames(sources), options.batch, judging.render, judging, progress, should_stop,
+                     max_source_bytes)
+    results = judging.results(seconds)
+    if not part:
+        require_usable(len(results[0].images), results[0].skipped)
     return results

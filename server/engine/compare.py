@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Callable
 
 from .errors import InputError
 from .metrics import Z95, wilson
@@ -82,6 +83,70 @@ def _check(a: dict, b: dict, class_map: dict[int, int] | None) -> None:
                            "compare their top-1 classes")
 
 
+class _Paired:
+    """The paired statistics of two reports' matched units, per protocol: the 2x2 flip table, each image's
+    summed differences (the clusters of the increases), agreement frame by frame, the first disagreements."""
+
+    def __init__(self, same: Callable[[int], int]) -> None:
+        self.same = same  # A's class as B numbers it
+        self.acc: dict[str, dict] = defaultdict(lambda: {"cells": [0, 0, 0, 0], "flip": [], "mac": [],
+                                                         "frames": [0, 0], "first": [0, 0]})
+        self.disagreements: list[dict] = []
+
+    def add_image(self, rec_a: dict, rec_b: dict) -> None:
+        units_b = {(u["protocol"], u["index"]): u for u in rec_b["units"]}
+        per_image: dict[str, list] = defaultdict(lambda: [0, 0.0, 0])  # flips B − A, MAC B − A, pairs
+        for ua in rec_a["units"]:
+            ub = units_b.get((ua["protocol"], ua["index"]))
+            if ub is None or ub["placements"] != ua["placements"]:
+                raise CompareError(f"{rec_a['image']}: {ua['protocol']} unit {ua['index']} has other frames in "
+                                   "report B (not the same audit?)")
+            self._pairs(ua, ub, per_image[ua["protocol"]])
+            self._frames(rec_a["image"], ua, ub)
+        for protocol, (flips, mac, pairs) in per_image.items():
+            self.acc[protocol]["flip"].append((flips, pairs))
+            self.acc[protocol]["mac"].append((mac, pairs))
+
+    def _pairs(self, ua: dict, ub: dict, d: list) -> None:
+        """A unit's pairs of consecutive frames: whether each engine flipped, and the image's differences."""
+        cells = self.acc[ua["protocol"]]["cells"]
+        for j in range(len(ua["top1"]) - 1):
+            fa = ua["top1"][j] != ua["top1"][j + 1]
+            fb = ub["top1"][j] != ub["top1"][j + 1]
+            cells[2 * (not fa) + (not fb)] += 1  # both, A only, B only, neither
+            d[0] += int(fb) - int(fa)
+            d[1] += abs(ub["p_top1"][j + 1] - ub["p_top1"][j]) - abs(ua["p_top1"][j + 1] - ua["p_top1"][j])
+            d[2] += 1
+
+    def _frames(self, image: str, ua: dict, ub: dict) -> None:
+        """A unit's frames: whether the engines agree on each."""
+        s = self.acc[ua["protocol"]]
+        for j, (ca, cb) in enumerate(zip(ua["top1"], ub["top1"])):
+            agree = self.same(ca) == cb
+            s["frames"][0] += agree
+            s["frames"][1] += 1
+            if j == 0:
+                s["first"][0] += agree
+                s["first"][1] += 1
+            if not agree and len(self.disagreements) < SHOWN:
+                self.disagreements.append({"image": image, "protocol": ua["protocol"], "index": ua["index"],
+                                           "frame": j, "a": ca, "b": cb,
+                                           **({"a_name": ua["top1_names"][j]} if "top1_names" in ua else {}),
+                                           **({"b_name": ub["top1_names"][j]} if "top1_names" in ub else {})})
+
+    def protocol(self, name: str, a: dict, b: dict) -> dict:
+        s = self.acc[name]
+        both, a_only, b_only, neither = s["cells"]
+        return {"pairs": sum(s["cells"]),
+                "a": {k: a["protocols"][name][k] for k in ("p_top1_change", "mac")},
+                "b": {k: b["protocols"][name][k] for k in ("p_top1_change", "mac")},
+                "flips": {"both": both, "a_only": a_only, "b_only": b_only, "neither": neither},
+                "mcnemar_p": mcnemar_exact(a_only, b_only),
+                "p_top1_change_increase": clustered(s["flip"]), "mac_increase": clustered(s["mac"]),
+                "agreement": {"frames": wilson(*s["frames"]), "first_frames": wilson(*s["first"])},
+                "images": len(s["flip"])}
+
+
 def compare_reports(a: dict, b: dict, class_map: dict[int, int] | None = None) -> dict:
     """The comparison of engine B against engine A (the baseline) on the frames both reports share,
     which must be all of them. ``class_map`` maps A's class indices to B's (classes it leaves out never
@@ -92,59 +157,12 @@ def compare_reports(a: dict, b: dict, class_map: dict[int, int] | None = None) -
         only = sorted({r["image"] for r in a["images"] if r["sha256"] not in records_b}
                       | {r["image"] for r in b["images"] if r["sha256"] not in {x["sha256"] for x in a["images"]}})
         raise CompareError(f"the reports audited different images (e.g. {', '.join(only[:3])} in one only)")
-    same = (lambda c: c) if class_map is None else (lambda c: class_map.get(c, -1))
-    acc: dict[str, dict] = defaultdict(lambda: {"cells": [0, 0, 0, 0], "flip": [], "mac": [], "frames": [0, 0],
-                                                "first": [0, 0]})
-    disagreements = []
+    paired = _Paired((lambda c: c) if class_map is None else (lambda c: class_map.get(c, -1)))
     for rec_a in sorted(a["images"], key=lambda r: r["sha256"]):  # a fixed order: sums are the same bits however listed
-        units_b = {(u["protocol"], u["index"]): u for u in records_b[rec_a["sha256"]]["units"]}
-        per_image: dict[str, list] = defaultdict(lambda: [0, 0.0, 0])  # flips B − A, MAC B − A, pairs
-        for ua in rec_a["units"]:
-            ub = units_b.get((ua["protocol"], ua["index"]))
-            if ub is None or ub["placements"] != ua["placements"]:
-                raise CompareError(f"{rec_a['image']}: {ua['protocol']} unit {ua['index']} has other frames in "
-                                   "report B (not the same audit?)")
-            s = acc[ua["protocol"]]
-            for j in range(len(ua["top1"]) - 1):
-                fa = ua["top1"][j] != ua["top1"][j + 1]
-                fb = ub["top1"][j] != ub["top1"][j + 1]
-                s["cells"][2 * (not fa) + (not fb)] += 1  # both, A only, B only, neither
-                d = per_image[ua["protocol"]]
-                d[0] += int(fb) - int(fa)
-                d[1] += abs(ub["p_top1"][j + 1] - ub["p_top1"][j]) - abs(ua["p_top1"][j + 1] - ua["p_top1"][j])
-                d[2] += 1
-            for j, (ca, cb) in enumerate(zip(ua["top1"], ub["top1"])):
-                agree = same(ca) == cb
-                s["frames"][0] += agree
-                s["frames"][1] += 1
-                if j == 0:
-                    s["first"][0] += agree
-                    s["first"][1] += 1
-                if not agree and len(disagreements) < SHOWN:
-                    disagreements.append({"image": rec_a["image"], "protocol": ua["protocol"], "index": ua["index"],
-                                          "frame": j, "a": ca, "b": cb,
-                                          **({"a_name": ua["top1_names"][j]} if "top1_names" in ua else {}),
-                                          **({"b_name": ub["top1_names"][j]} if "top1_names" in ub else {})})
-        for protocol, (flips, mac, pairs) in per_image.items():
-            acc[protocol]["flip"].append((flips, pairs))
-            acc[protocol]["mac"].append((mac, pairs))
-    protocols = {}
-    for name in a["config"]["protocols"]:
-        s = acc[name]
-        both, a_only, b_only, neither = s["cells"]
-        protocols[name] = {
-            "pairs": sum(s["cells"]),
-            "a": {k: a["protocols"][name][k] for k in ("p_top1_change", "mac")},
-            "b": {k: b["protocols"][name][k] for k in ("p_top1_change", "mac")},
-            "flips": {"both": both, "a_only": a_only, "b_only": b_only, "neither": neither},
-            "mcnemar_p": mcnemar_exact(a_only, b_only),
-            "p_top1_change_increase": clustered(s["flip"]),
-            "mac_increase": clustered(s["mac"]),
-            "agreement": {"frames": wilson(*s["frames"]), "first_frames": wilson(*s["first"])},
-            "images": len(s["flip"]),
-        }
+        paired.add_image(rec_a, records_b[rec_a["sha256"]])
     return {"schema": COMPARE_SCHEMA,
             "a": {"model": a["model"], "tool": a["tool"], "device": a["device"]},
             "b": {"model": b["model"], "tool": b["tool"], "device": b["device"]},
             "config": a["config"], "class_map": None if class_map is None else {str(k): v for k, v in class_map.items()},
-            "images": len(a["images"]), "protocols": protocols, "disagreements": disagreements}
+            "images": len(a["images"]), "protocols": {name: paired.protocol(name, a, b) for name in a["config"]["protocols"]},
+            "disagreements": paired.disagreements}

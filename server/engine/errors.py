@@ -6,7 +6,16 @@ from __future__ import annotations
 
 
 class AuditError(Exception):
-    """Base of every error below: ``except AuditError`` catches what an audit can fail with."""
+    """Base of every error below: ``except AuditError`` catches what an audit can fail with. ``fields``:
+    the options the message names, by their field names (``rise``, ``device``): a command line writes
+    each as the flag its user typed (``--rise``), a Python caller reads the name it passed."""
+
+    def __init__(self, message: str = "", *fields: str) -> None:
+        super().__init__(message)
+        self.fields = fields
+
+    def __reduce__(self) -> tuple:  # pickled with its fields (a Ray actor's error reaches the driver so)
+        return type(self), (str(self), *self.fields)
 
 
 class InputError(AuditError, ValueError):

@@ -1,6 +1,6 @@
-"""One audit job, as the CLI, the Python API and the service run it: the model's preprocessing and
-labels read, the options resolved against the open model, the audit run on the chosen renderer, and
-its report built."""
+"""One audit job, as the CLI, the Python API, the service and a Ray actor run it: the model's
+preprocessing, class names and labels read, the options resolved against the open model, the audit run
+on the chosen renderer, and its report assembled."""
 from __future__ import annotations
 
 import platform
@@ -10,17 +10,18 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from .audit import AuditResult, Judge, run_judged
+from .audit import Judge, run_judged
 from .budget import MemoryBudget
 from .compare import CompareError
-from .files import file_sha256
+from .files import Shard, file_sha256
 from .images import ImageSource
 from .labels import Labels, load_labels, parse_labels
 from .options import AuditOptions
 from .preprocessing import Preprocessing, class_names, load_preprocessing
 from .progress import Progress
 from .render import Renderer, select_renderer
-from .report import build_report
+from .report import Made, assemble
+from .result import AuditResult
 from .runners import Runner
 from .runners.tensorrt import tensorrt_version
 
@@ -35,45 +36,51 @@ class Job:
     options: AuditOptions  # resolved against the runner's model
     sources: list[ImageSource]
     labels: Labels | None = None
+    names: list[str] | None = None  # the model's class names, when its sidecar names a file of them
     device: str = "auto"  # where frames are rendered (render.DEVICES)
     budget: MemoryBudget | None = None  # what the audit may hold (a server's); None: no limit
     listed: list[str] | None = None  # every image name of the directory, when the sources are a shard of it
+    shard: Shard | None = None  # which shard the sources are
 
     @classmethod
     def prepare(cls, model: Path, runner: Runner, options: AuditOptions, sources: list[ImageSource], *,
                 preprocessing: Mapping[str, Any] | None = None, labels: Path | str | None = None,
-                device: str = "auto", budget: MemoryBudget | None = None, listed: list[str] | None = None) -> Job:
+                device: str = "auto", budget: MemoryBudget | None = None, listed: list[str] | None = None,
+                shard: Shard | None = None) -> Job:
         """``preprocessing`` overrides the sidecar's values; ``labels`` is a labels file, or its text;
         options over the ``budget`` are refused (OverBudget) before anything runs; ``listed``: every image
-        name of the directory, when ``sources`` are a shard of it."""
+        name of the directory, when ``sources`` are ``shard`` of it."""
         pre = load_preprocessing(model, **(preprocessing or {}))
-        names = class_names(model, pre) if labels else None
+        names = class_names(model, pre)
         truth = (load_labels(labels, names) if isinstance(labels, Path) else parse_labels(labels, names)) \
             if labels else None
         resolved = options.resolved(runner.input_spec())
         if budget:
             budget.check(resolved, runner.input_spec())
-        return cls(model, runner, pre, resolved, sources, truth, device, budget, listed)
+        return cls(model, runner, pre, resolved, sources, truth, names, device, budget, listed, shard)
+
+    @property
+    def judge(self) -> Judge:
+        return Judge(self.runner, self.preprocessing, self.names)
 
     def run(self, progress: Callable[[Progress], None] | None = None,
             should_stop: Callable[[], bool] | None = None) -> dict:
-        """The report (class names added to the records when the sidecar names them)."""
+        """The report, as JSON."""
         return run_together([self], progress, should_stop)[0]
 
-    def report(self, result: AuditResult, renderer: Renderer) -> dict:
-        names = class_names(self.model, self.preprocessing)
+    def made(self, result: AuditResult, renderer: Renderer) -> Made:
+        """What made this job's report."""
         model = {"path": self.model.name, "sha256": file_sha256(self.model), **self.runner.describe(),
-                 "preprocessing": self.preprocessing.to_json(), "classes": len(names) if names else None,
+                 "preprocessing": self.preprocessing.to_json(), "classes": len(self.names) if self.names else None,
                  "outputs": result.classes}
-        report = build_report(tool_versions(), model, self.options, result, {"render": renderer.name,
-                                                            "inference": inference_site(renderer, self.runner)})
-        if self.labels is not None:
-            report["labels"] = self.labels.summary([name for name, _ in self.sources], result.classes, self.listed)
-        if names:
-            for record in report["images"]:
-                for unit in record["units"]:
-                    unit["top1_names"] = [names[c] if c < len(names) else str(c) for c in unit["top1"]]
-        return report
+        return Made(tool_versions(), model, self.options.to_json(),
+                    {"render": renderer.name, "inference": inference_site(renderer, self.runner)})
+
+    def report(self, result: AuditResult, renderer: Renderer) -> dict:
+        labels = None if self.labels is None else \
+            self.labels.summary([name for name, _ in self.sources], result.classes, self.listed)
+        shard = None if self.shard is None else {**self.shard.to_json(), "images_listed": len(self.listed or [])}
+        return assemble(self.made(result, renderer), result, labels=labels, shard=shard).to_json()
 
 
 def run_together(jobs: Sequence[Job], progress: Callable[[Progress], None] | None = None,
@@ -90,8 +97,8 @@ def run_together(jobs: Sequence[Job], progress: Callable[[Progress], None] | Non
     options = replace(first.options, batch=min(job.options.batch for job in jobs))
     jobs = [replace(job, options=options) for job in jobs]
     renderer = select_renderer(first.device)
-    results = run_judged([Judge(job.runner, job.preprocessing) for job in jobs], first.sources, options,
-                         labels=first.labels, progress=progress, should_stop=should_stop, renderer=renderer,
+    results = run_judged([job.judge for job in jobs], first.sources, options, labels=first.labels,
+                         progress=progress, should_stop=should_stop, renderer=renderer,
                          max_source_bytes=first.budget.source_bytes if first.budget else None,
                          part=first.listed is not None)
     return [job.report(result, renderer) for job, result in zip(jobs, results)]

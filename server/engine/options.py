@@ -1,7 +1,10 @@
-"""An audit's options, defined once. Every other place derives from the fields below: the CLI's flags
-(`shiftaudit.client.flags`, from each field's `Option`), the API message (`shiftaudit.server.service.
-wire`, from each field's proto fields), and the report's ``config`` (`AuditOptions.to_json`). A new
-option is one field here (and its proto fields in the .proto).
+"""Options, defined once: a field of an options dataclass carries an `Option` (`option`), from which
+every other place derives what it needs: the command lines' flags (`shiftaudit.server.flags`), the API
+message (`shiftaudit.server.wire`, from each field's proto fields), messages that name the field (a
+command line writes it as its flag) and, for an audit's options, the report's ``config``
+(`AuditOptions.to_json`). A new option is one field (and its proto fields in the .proto). The groups:
+`AuditOptions` here, `Preprocessing`, `EngineOptions`, `RayOptions`, `LayerOptions`, the client's gates
+and outputs, the server's limits.
 
 Options a user gives may leave the canvas and the batch open: `AuditOptions.resolved` fixes them
 from the model (its input size; a TensorRT profile's largest batch).
@@ -16,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import OptionError
 from .geometry import FILTERS
-from .protocols import MAX_PAIRS_PER_IMAGE, MAX_SWEEP_FRAMES, PAIR_PROTOCOLS, PROTOCOLS
+from .protocols import DEFAULT_PROTOCOLS, MAX_PAIRS_PER_IMAGE, MAX_SWEEP_FRAMES, PROTOCOLS
 
 if TYPE_CHECKING:
     from .runners.base import InputSpec
@@ -63,6 +66,7 @@ class Option:
     group: str = "frames"
     default_text: str | None = None  # the default as --help states it, when it is not the field's value
     repeat: bool = False  # the flag may be given several times, each adds a value
+    many: bool = False  # the flag takes one value or more
 
     def default_for_help(self, default: Any) -> str:
         if self.default_text is not None:
@@ -112,7 +116,7 @@ def named_options(cls: type) -> type:
 class AuditOptions:
     """Field order is the order of the report's ``config`` (and of the flags in ``--help``)."""
 
-    protocols: tuple[str, ...] = option(PAIR_PROTOCOLS, "a protocol to run; repeat for several", flag="--protocol",
+    protocols: tuple[str, ...] = option(DEFAULT_PROTOCOLS, "a protocol to run; repeat for several", flag="--protocol",
                                         choices=PROTOCOLS, repeat=True)
     seed: int = option(0, "seed of every random draw", parse=int)
     canvas: tuple[int, int] | None = option(None, "HxW, for models with a dynamic input size", parse=Numbers(2, "x"),
@@ -138,24 +142,35 @@ class AuditOptions:
                                             metavar="H", default_text="none: every image")
 
     def __post_init__(self) -> None:
-        if isinstance(self.protocols, str):  # protocols="crop" is one protocol, not the protocols c, r, o, p
-            object.__setattr__(self, "protocols", (self.protocols,))
-        for f in fields(self):  # lists (JSON, a caller) become tuples; protocols lose repeats
-            value = getattr(self, f.name)
-            if isinstance(value, list):
-                object.__setattr__(self, f.name, tuple(value))
-        object.__setattr__(self, "protocols", tuple(dict.fromkeys(self.protocols)))
+        self._normalise()
         unknown = [p for p in self.protocols if p not in PROTOCOLS]
         if unknown or not self.protocols:
             raise OptionError(f"unknown protocol {', '.join(unknown) or '(none)'}; choose from {', '.join(PROTOCOLS)}")
         if self.batch is not None and not 1 <= self.batch <= MAX_BATCH:
-            raise OptionError(f"batch must lie in 1..{MAX_BATCH}")
+            raise OptionError(f"batch must lie in 1..{MAX_BATCH}", "batch")
         if self.shift == (0, 0):
-            raise OptionError("shift must not be 0,0")
+            raise OptionError("shift must not be 0,0", "shift")
         if not 1 <= self.pairs_per_image <= MAX_PAIRS_PER_IMAGE:
             raise OptionError(f"pairs per image must lie in 1..{MAX_PAIRS_PER_IMAGE}")
         if self.filter not in ("auto", *FILTERS):
             raise OptionError(f"unknown filter {self.filter!r}; choose one of auto, {', '.join(FILTERS)}")
+        self._check_sweeps()
+        if self.target_halfwidth is not None and not 0 < self.target_halfwidth < 0.5:
+            raise OptionError(f"target half-width must lie in (0, 0.5), not {self.target_halfwidth:g}")
+
+    def _normalise(self) -> None:
+        """Lists (JSON, a caller) become tuples; ``protocols="crop"`` is one protocol, not the protocols c,
+        r, o, p; protocols lose repeats."""
+        if isinstance(self.protocols, str):
+            object.__setattr__(self, "protocols", (self.protocols,))
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, list):
+                object.__setattr__(self, f.name, tuple(value))
+        object.__setattr__(self, "protocols", tuple(dict.fromkeys(self.protocols)))
+
+    def _check_sweeps(self) -> None:
+        """The sweeps' pixels and step make whole steps, not too many; the size sweep is a range."""
         steps = self.sweep_pixels / self.sweep_step if self.sweep_step > 0 else -1
         if self.sweep_pixels < 1 or not 0 < self.sweep_step <= self.sweep_pixels:
             raise OptionError("sweep needs 1 <= pixels and 0 < step <= pixels")
@@ -170,8 +185,6 @@ class AuditOptions:
         lo, hi, step = self.size_sweep
         if lo < 4 or step < 1 or (hi and hi < lo):
             raise OptionError(f"size sweep {lo}..{hi} step {step} is not a valid range")
-        if self.target_halfwidth is not None and not 0 < self.target_halfwidth < 0.5:
-            raise OptionError(f"target half-width must lie in (0, 0.5), not {self.target_halfwidth:g}")
 
     def _check_canvas(self) -> None:
         """What depends on the canvas, checked once it is final (`resolved`)."""
@@ -192,7 +205,7 @@ class AuditOptions:
         model_hw = (spec.height, spec.width)
         if None not in model_hw:
             if canvas not in (None, model_hw):
-                raise OptionError(f"canvas {canvas} differs from the model's fixed input {model_hw}")
+                raise OptionError(f"canvas {canvas} differs from the model's fixed input {model_hw}", "canvas")
             canvas = model_hw
         batch = self.batch or (min(spec.max_batch, MAX_BATCH) if spec.max_batch else DEFAULT_BATCH)
         resolved = replace(self, canvas=canvas or DEFAULT_CANVAS, batch=batch)

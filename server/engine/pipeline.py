@@ -1,19 +1,81 @@
-"""Render-ahead: frames are rendered into batches in a producer thread while the engine (which
-releases the GIL) infers the batch before, at most ``depth`` finished batches waiting. Producer and
-consumer both check for a cancel: the producer before every group of frames it takes (an image, before
-it is decoded) and every batch it renders, the consumer before every batch, so a cancel stops the
-rendering too. The pipeline knows frames and batches, not what they mean."""
+"""The skeleton every run of frames through an engine shares (the audit, a layer profile, a Ray actor's
+part): each image decoded and planned when its turn comes, an image or a protocol it cannot serve skipped
+and listed (`plan_image`), its frames rendered ahead in batches (`render_ahead`), each batch handed to a
+consumer with the progress after it (`stream`), and no usable image at all an error (`require_usable`).
+
+Render-ahead: frames are rendered into batches in a producer thread while the engine (which releases the
+GIL) infers the batch before, at most ``depth`` finished batches waiting. Producer and consumer both check
+for a cancel: the producer before every group of frames it takes (an image, before it is decoded) and
+every batch it renders, the consumer before every batch, so a cancel stops the rendering too."""
 from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import TypeVar
+from contextlib import closing
+from typing import Protocol, TypeVar
 
-from .errors import Cancelled
+from .errors import Cancelled, InputError
+from .images import ImageError, SourceImage
+from .progress import Progress
+from .protocols import TooSmall, Unit
 from .render import Batch, Frame
 
 T = TypeVar("T")
+Skip = Callable[[str, str, "str | None"], None]  # (image, why, protocol or None: the whole image)
+
+
+def plan_image(name: str, load: Callable[[], SourceImage], protocols: Iterable[str],
+               plan: Callable[[str, SourceImage], list[Unit]], skip: Skip) -> tuple[SourceImage, list[Unit]] | None:
+    """Decode one image and plan its units under each protocol; what it cannot serve is skipped (the whole
+    image when it cannot be decoded, a protocol it is too small for); None when nothing is left."""
+    try:
+        image = load()
+    except ImageError as e:  # its message names the image
+        skip(name, str(e), None)
+        return None
+    units: list[Unit] = []
+    for protocol in protocols:
+        try:
+            units += plan(protocol, image)
+        except TooSmall as e:
+            skip(name, f"{name}: {e}", protocol)
+    return (image, units) if units else None
+
+
+def require_usable(images: int, skipped: list[dict]) -> None:
+    """An audit with no usable image is an error, not an empty report; it names why the first were skipped."""
+    if not images:
+        reasons = "; ".join(s["reason"] for s in skipped[:3])
+        raise InputError("no usable image" + (f": {reasons}" if reasons else ""))
+
+
+class Consumer(Protocol[T]):
+    """What a run does with each rendered batch, how far it is, and whether it has seen enough."""
+
+    done: bool
+
+    def take(self, batch: Batch, tags: list[T]) -> None: ...
+
+    def progress(self, seconds: float) -> Progress: ...
+
+
+def stream(groups: Iterable[Iterable[tuple[Frame, T]]], size: int, render: Callable[[list[Frame]], Batch],
+           consumer: Consumer[T], progress: Callable[[Progress], None] | None = None,
+           should_stop: Callable[[], bool] | None = None, max_source_bytes: int | None = None) -> float:
+    """Every batch of ``groups``' frames rendered ahead (`render_ahead`) and handed to ``consumer``, the
+    progress reported after each, until the frames run out or the consumer is done (the planning that
+    ran ahead is stopped); the seconds it took."""
+    start = time.perf_counter()
+    with closing(render_ahead(groups, size, render, should_stop, max_source_bytes=max_source_bytes)) as batches:
+        for batch, tags in batches:
+            consumer.take(batch, tags)
+            if progress:
+                progress(consumer.progress(time.perf_counter() - start))
+            if consumer.done:
+                break
+    return time.perf_counter() - start
 
 
 def render_ahead(groups: Iterable[Iterable[tuple[Frame, T]]], size: int, render: Callable[[list[Frame]], Batch],

@@ -21,11 +21,6 @@ from .geometry import Placement, resolve_filter
 if TYPE_CHECKING:
     from .options import AuditOptions
 
-PAIR_PROTOCOLS = ("crop", "embed-black", "embed-inpaint", "scale", "null")
-SEQUENCE_PROTOCOLS = ("translate-sweep", "scale-sweep")
-PROTOCOLS = PAIR_PROTOCOLS + SEQUENCE_PROTOCOLS + ("size-sweep",)
-
-
 MAX_PAIRS_PER_IMAGE = 10_000  # bounds what one request can ask a server to plan and hold
 MAX_SWEEP_FRAMES = 257
 
@@ -55,7 +50,7 @@ def plan(protocol: str, image_wh: tuple[int, int], digest: str, cfg: AuditOption
     if cfg.canvas is None:
         raise ValueError("the options have no canvas yet: resolve them against the model first")
     rng = rng_for(cfg.seed, protocol, digest)
-    return _BUILDERS[protocol](image_wh, rng, cfg)
+    return REGISTRY[protocol].build(image_wh, rng, cfg)
 
 
 def embedded_size(image_wh: tuple[int, int], short: int) -> tuple[int, int]:
@@ -195,9 +190,6 @@ def _scale_sweep(image_wh, rng, cfg):
     return units
 
 
-STEP_PROTOCOLS = ("embed-black", "crop")  # one picture translated: the frames of a per-layer profile
-
-
 def plan_steps(protocol: str, image_wh: tuple[int, int], digest: str, cfg: AuditOptions,
                steps: Sequence[int]) -> list[Unit]:
     """Units whose frames are frame A translated by k·shift for each k of ``steps`` (0 first), for the
@@ -214,7 +206,7 @@ def plan_steps(protocol: str, image_wh: tuple[int, int], digest: str, cfg: Audit
     reach = max(steps)
     units = []
     for i in range(cfg.pairs_per_image):
-        if protocol == "crop":
+        if REGISTRY[protocol].windowed:
             a, sign, size = _crop_frame(image_wh, rng, cfg, reach), -1, None
         else:
             a, sign, size = _embed(image_wh, cfg, rng, cfg.size, (dx * reach, dy * reach), "black"), 1, cfg.size
@@ -248,13 +240,44 @@ def _size_sweep(image_wh, rng, cfg):
     return units
 
 
-_BUILDERS: dict[str, Callable] = {
-    "crop": _crop,
-    "embed-black": _embed_shift("black", "embed-black"),
-    "embed-inpaint": _embed_shift("inpaint", "embed-inpaint"),
-    "scale": _scale,
-    "null": _null,
-    "translate-sweep": _translate_sweep,
-    "scale-sweep": _scale_sweep,
-    "size-sweep": _size_sweep,
-}
+@dataclass(frozen=True)
+class Axis:
+    """What a sequence's frames step along, as a view's x axis: from a start (the unit's embedded size, or
+    0) by a step (an option's value, or 1)."""
+
+    label: str
+    start: str | None = None  # the option whose value starts it (a unit's own size first), else 0
+    step: str | None = None  # the option whose value is its step, else 1
+
+    def positions(self, unit: dict, config: dict, frames: int) -> np.ndarray:
+        start = unit.get("size", config[self.start]) if self.start else 0
+        return start + np.arange(frames) * (config[self.step] if self.step else 1)
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """A protocol, and what the audit, its statistics and its views need to know of it."""
+
+    name: str
+    build: Callable[[tuple[int, int], np.random.Generator, AuditOptions], list[Unit]]
+    kind: str = "pair"  # pair | sequence: a sequence's consecutive frames are compared (its flip probability)
+    default: bool = False  # one of the paper's protocols, audited when none is named
+    by_size: bool = False  # its statistics are stratified by the embedded size (Fig. 6)
+    steps: bool = False  # one picture translated: a layer profile's frames can be planned from it (`plan_steps`)
+    windowed: bool = False  # the picture is a window moved over a resampled crop, not an image moved on a canvas
+    axis: Axis | None = None  # a sequence's frames step along it
+
+
+REGISTRY = {p.name: p for p in (
+    Protocol("crop", _crop, default=True, steps=True, windowed=True),
+    Protocol("embed-black", _embed_shift("black", "embed-black"), default=True, steps=True),
+    Protocol("embed-inpaint", _embed_shift("inpaint", "embed-inpaint"), default=True),
+    Protocol("scale", _scale, default=True),
+    Protocol("null", _null, default=True),
+    Protocol("translate-sweep", _translate_sweep, "sequence", axis=Axis("shift (pixels)", step="sweep_step")),
+    Protocol("scale-sweep", _scale_sweep, "sequence", axis=Axis("embedded size (pixels)", start="size")),
+    Protocol("size-sweep", _size_sweep, by_size=True),
+)}
+PROTOCOLS = tuple(REGISTRY)
+DEFAULT_PROTOCOLS = tuple(n for n, p in REGISTRY.items() if p.default)
+STEP_PROTOCOLS = tuple(n for n, p in REGISTRY.items() if p.steps)

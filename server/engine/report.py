@@ -1,19 +1,19 @@
-"""The versioned JSON report (``shiftaudit.report/v1``) that the CLI writes and other tools read: built
-from an audit's result, or merged from the reports of an audit's shards. Plain data: the fan-out merges
-reports with this module and loads no engine."""
+"""The versioned JSON report (``shiftaudit.report/v1``) that the CLI writes and other tools read, as a typed
+object: assembled in one place (`assemble`) from what made it and the audit's (merged) result, by every
+path an audit takes — in process, on a server, a shard, a job array's parts (`merge_parts`), the fan-out
+over servers (`merge_reports`), Ray — and never patched afterwards. Plain data: the fan-out merges reports
+with this module and loads no engine."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, fields
 from importlib.resources import files
-from typing import TYPE_CHECKING
+from typing import Any
 
 from .files import listing_order
 from .labels import merge_labels
 from .metrics import ProtocolStats
-
-if TYPE_CHECKING:  # merging reports (the client's fan-out) needs neither the audit nor an engine
-    from .audit import AuditResult
-    from .options import AuditOptions
+from .result import AuditResult, Merge, MergeError, Target
 
 SCHEMA = "shiftaudit.report/v1"
 
@@ -24,86 +24,129 @@ def json_schema(name: str = "report") -> dict:
     return json.loads(files(__package__).joinpath(f"{name}.schema.json").read_text())
 
 
-def build_report(tool: dict, model: dict, options: AuditOptions, result: AuditResult, device: dict) -> dict:
-    """``tool``: what made it (versions); ``model``: what the runner and preprocessing say about the model
-    (path, digest, input, ...); ``device``: what rendered and what inferred."""
-    return {
-        "schema": SCHEMA,
-        "tool": tool,
-        "model": {**model, "output_kind": result.output_kind},
-        "config": options.to_json(),
-        "device": device,
-        "frames": result.frames,
-        "seconds": round(result.seconds, 3),
-        "protocols": {name: stats.summary() for name, stats in result.stats.items()},
-        "tallies": {name: stats.to_json() for name, stats in result.stats.items()},
-        "skipped": result.skipped,
-        "images": result.images,
-        **({"target": result.target} if result.target is not None else {}),
-    }
+@dataclass(frozen=True)
+class Made:
+    """What made a report: the tool (versions), the model (what the runner and the preprocessing say of it:
+    path, digest, input, ...), the options (the report's ``config``) and what rendered and inferred."""
+
+    tool: dict
+    model: dict
+    config: dict
+    device: dict
 
 
-class MergeError(ValueError):
-    """Shard reports that do not belong to one audit."""
+@dataclass(frozen=True)
+class Report:
+    """A report; `to_json` writes it in the schema's key order, the optional parts only when present."""
+
+    tool: dict
+    model: dict
+    config: dict
+    device: dict
+    frames: int
+    seconds: float
+    protocols: dict  # per protocol, its summary: estimates with intervals, strata
+    tallies: dict  # per protocol, its statistics as counts and sums: what a merge adds
+    skipped: list[dict]
+    images: list[dict]
+    target: Target | None = None
+    labels: dict | None = None  # how the labels met the images
+    shard: dict | None = None  # one part of a job array: which shard of how many, of how many images
+    shards: list[dict] | None = None  # merged from shards: where each ran
+    ray: dict | None = None  # audited on a Ray cluster
+    schema: str = SCHEMA
+
+    def to_json(self) -> dict:
+        out: dict[str, Any] = {"schema": self.schema}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name != "schema" and value is not None:
+                out[f.name] = value.to_json() if isinstance(value, Target) else value
+        return out
+
+    @classmethod
+    def from_json(cls, doc: dict) -> Report:
+        """A stored report (its schema checked by the caller)."""
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in doc.items() if k in known}
+        if values.get("target") is not None:
+            values["target"] = Target.from_json(values["target"])
+        return cls(**values)
+
+    @property
+    def made(self) -> Made:
+        return Made(self.tool, {k: v for k, v in self.model.items() if k != "output_kind"}, self.config, self.device)
+
+    def result(self) -> AuditResult:
+        """The audit's result, as a part that merges with others."""
+        return AuditResult(stats={name: ProtocolStats.from_json(t) for name, t in self.tallies.items()},
+                           images=list(self.images), skipped=list(self.skipped), frames=self.frames,
+                           output_kind=self.model["output_kind"], classes=self.model.get("outputs"),
+                           seconds=self.seconds, target=self.target)
 
 
-def merge_reports(shards: list[tuple[str, dict]], order: dict[str, int], seconds: float) -> dict:
-    """One report from the reports of an audit's image shards (``(server, report)`` each), as one
-    audit of all the images would give it: the statistics merged from their tallies (exactly), records
-    in the order of ``order`` (image name -> position). Where each shard ran is kept under ``shards``."""
-    first = shards[0][1]
-    for server, report in shards:
+def assemble(made: Made, result: AuditResult, *, labels: dict | None = None, shard: dict | None = None,
+             shards: list[dict] | None = None, ray: dict | None = None) -> Report:
+    """The report of ``result``, made by ``made``: the one place a report is put together."""
+    return Report(tool=made.tool, model={**made.model, "output_kind": result.output_kind}, config=made.config,
+                  device=made.device, frames=result.frames, seconds=round(result.seconds, 3),
+                  protocols={name: s.summary() for name, s in result.stats.items()},
+                  tallies={name: s.to_json() for name, s in result.stats.items()}, skipped=result.skipped,
+                  images=result.images, target=result.target, labels=labels, shard=shard, shards=shards, ray=ray)
+
+
+def _made(parts: list[tuple[str, Report]]) -> Made:
+    """What made the parts of one audit: the same schema, options and model, or MergeError; devices that
+    differ are named in ``shards``."""
+    name, first = parts[0]
+    for where, report in parts:
         for key in ("schema", "config"):
-            if report[key] != first[key]:
-                raise MergeError(f"{server}: its report's {key} differs from {shards[0][0]}'s")
-        if report["model"]["sha256"] != first["model"]["sha256"]:
-            raise MergeError(f"{server} audited a model with sha256 {report['model']['sha256'][:12]}..., "
-                             f"{shards[0][0]} one with {first['model']['sha256'][:12]}...: not the same model")
-    stats: dict[str, ProtocolStats] = {}
-    for _, report in shards:
-        for name, data in report["tallies"].items():
-            part = ProtocolStats.from_json(data)
-            stats.setdefault(name, ProtocolStats(part.kind)).merge(part)
-    devices = [r["device"] for _, r in shards]
-    last = len(order)
-    targets = [r["target"] for _, r in shards if "target" in r]
-    target = {} if not targets else {"target": {  # each shard audited its own images in content order to the target
-        "halfwidth": targets[0]["halfwidth"], "reached": all(t["reached"] for t in targets),
-        "images": sum(t["images"] for t in targets),
-        "images_listed": sum(t["images_listed"] or 0 for t in targets) if all(t["images_listed"] for t in targets)
-        else None}}
-    return {
-        **first,
-        "model": {**first["model"],
-                  "output_kind": next((r["model"]["output_kind"] for _, r in shards if r["model"]["output_kind"]),
-                                      None)},
-        "device": devices[0] if all(d == devices[0] for d in devices) else {"render": "several (see shards)",
-                                                                          "inference": "several (see shards)"},
-        "frames": sum(r["frames"] for _, r in shards),
-        "seconds": round(seconds, 3),
-        "protocols": {name: s.summary() for name, s in stats.items()},
-        "tallies": {name: s.to_json() for name, s in stats.items()},
-        "skipped": sorted((x for _, r in shards for x in r["skipped"]), key=lambda x: order.get(x["image"], last)),
-        "images": sorted((x for _, r in shards for x in r["images"]), key=lambda x: order.get(x["image"], last)),
-        **target,
-        "shards": [{"server": server, "images": len(r["images"]), "frames": r["frames"], "seconds": r["seconds"],
-                    "device": r["device"]} for server, r in shards],
-    }
+            if getattr(report, key) != getattr(first, key):
+                raise MergeError(f"{where}: its report's {key} differs from {name}'s")
+        if report.model["sha256"] != first.model["sha256"]:
+            raise MergeError(f"{where} audited a model with sha256 {report.model['sha256'][:12]}..., {name} one "
+                             f"with {first.model['sha256'][:12]}...: not the same model")
+    devices = [r.device for _, r in parts]
+    device = devices[0] if all(d == devices[0] for d in devices) else {"render": "several (see shards)",
+                                                                       "inference": "several (see shards)"}
+    return Made(first.tool, first.made.model, first.config, device)
 
 
-def merge_parts(parts: list[tuple[str, dict]]) -> dict:
+def merge_reports(parts: list[tuple[str, Report]], order: dict[str, int], seconds: float | None = None,
+                  unknown: dict | None = None, failed_on: list[list[str]] | None = None) -> Report:
+    """One report from the reports of an audit's image shards (``(where, report)`` each: the server or
+    the file), as one audit of all the images would give it: the statistics merged from their tallies
+    (exactly), records in the order of ``order`` (image name -> position). Where each shard ran is kept
+    under ``shards`` (with the servers that failed it before, ``failed_on``). ``seconds``: the whole
+    audit's (default: the longest part's); ``unknown``: the labels' names that match no image at all."""
+    made, merge = _made(parts), Merge(tuple(parts[0][1].config["protocols"]))
+    for _, report in parts:
+        merge.take(report.result())
+    result = merge.finish(order)
+    if seconds is not None:
+        result.seconds = seconds
+    first = parts[0][1]
+    labels = None if first.labels is None else merge_labels(
+        [r.labels for _, r in parts], order, unknown if unknown is not None else first.labels["unknown_names"])
+    shards = [{"server": where, "images": len(r.images), "frames": r.frames, "seconds": r.seconds, "device": r.device,
+               **({"failed_on": failed} if failed else {})}
+              for (where, r), failed in zip(parts, failed_on or [[]] * len(parts))]
+    return assemble(made, result, labels=labels, shards=shards)
+
+
+def merge_parts(parts: list[tuple[str, Report]]) -> Report:
     """One report from a job array's parts (``audit-client --shard I/N`` each; ``(file, report)``), as
     one audit of every image gives it. Refused: a part that is not one, parts of different splits or
     listings, a shard given twice or missing (a merge of some shards is not the audit), and, by
     `merge_reports`, different options or models."""
     for name, report in parts:
-        if "shard" not in report:
+        if report.shard is None:
             raise MergeError(f"{name}: not a part of a sharded audit (audit-client --shard I/N writes one)")
     first_name, first = parts[0]
-    count, listed = first["shard"]["count"], first["shard"]["images_listed"]
+    count, listed = first.shard["count"], first.shard["images_listed"]
     seen: dict[int, str] = {}
     for name, report in parts:
-        shard = report["shard"]
+        shard = report.shard
         if (shard["count"], shard["images_listed"]) != (count, listed):
             raise MergeError(f"{name} is shard {shard['index']} of {shard['count']} of {shard['images_listed']} images, "
                              f"{first_name} one of {count} of {listed}: not parts of one audit")
@@ -115,10 +158,5 @@ def merge_parts(parts: list[tuple[str, dict]]) -> dict:
     if missing:
         raise MergeError(f"shard{'s' if len(missing) > 1 else ''} {', '.join(map(str, missing))} of {count} missing: "
                          "the parts given are not the whole audit")
-    names = [x["image"] for _, r in parts for x in (*r["images"], *r["skipped"])]
-    order = listing_order(list(dict.fromkeys(names)))
-    merged = merge_reports(parts, order, max(r["seconds"] for _, r in parts))
-    del merged["shard"]
-    if "labels" in first:
-        merged["labels"] = merge_labels([r["labels"] for _, r in parts], order, first["labels"]["unknown_names"])
-    return merged
+    names = [x["image"] for _, r in parts for x in (*r.images, *r.skipped)]
+    return merge_reports(parts, listing_order(list(dict.fromkeys(names))))

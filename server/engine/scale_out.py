@@ -2,10 +2,10 @@
 
 Ray Data reads the images (local or shared paths, and the cloud URIs it supports) and streams them to a
 pool of actors; each actor opens the engine itself (nothing of it is pickled on the driver), renders and
-infers in the same process, and returns, per image, its record and its own statistics. The driver merges
-them by unit key (image, protocol, unit index): a task Ray retries after losing an actor may return an
-image again, and it is taken once. Statistics are integer sums, so the merged report is the in-process
-audit's, bit for bit.
+infers in the same process, and returns a part per image: its record and its own statistics. The driver
+merges them as every partial result merges (`result.Merge`, by unit key: a task Ray retries after losing
+an actor may return an image again, and it is taken once). Statistics are integer sums, so the merged
+report is the in-process audit's, bit for bit.
 """
 from __future__ import annotations
 
@@ -14,29 +14,31 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
 
-from .audit import AuditResult, Judge, run_judged
-from .errors import AuditError, DeviceError, InputError
+from .audit import run_judged
+from .errors import AuditError, DeviceError, InputError, OptionError
 from .files import image_files, listing_order
 from .images import decode
 from .job import Job
 from .labels import Labels, load_labels
-from .metrics import ProtocolStats
-from .options import AuditOptions
+from .options import AuditOptions, named_options, option
+from .pipeline import require_usable
 from .preprocessing import class_names, load_preprocessing
 from .progress import Progress
-from .protocols import SEQUENCE_PROTOCOLS
 from .render import select_renderer
-from .report import build_report
+from .report import Made, assemble
+from .result import AuditResult, Merge
+from .runners import EngineOptions
 
 ADDRESSES = "local (a cluster in this process), auto (the running one, or RAY_ADDRESS) or HOST:PORT"
 
 
+@named_options
 @dataclass(frozen=True)
 class RayOptions:
     """Where and how wide: ``address`` (`ADDRESSES`), ``workers`` actors (default: as many as the cluster's
@@ -44,19 +46,26 @@ class RayOptions:
     OMP_NUM_THREADS=1 in its workers, so they are set explicitly) and ``gpus_per_worker`` GPUs (0: CPU
     actors); ``images_per_batch`` images per actor call."""
 
-    address: str = "auto"
-    workers: int | None = None
-    cpus_per_worker: float = 1.0
-    gpus_per_worker: float = 0.0
-    images_per_batch: int = 8
+    address: str = option("auto", f"audit on a Ray cluster with Ray Data: {ADDRESSES} (pip install "
+                          "'shiftaudit[ray]')", flag="--ray", metavar="ADDRESS", group="scale-out",
+                          default_text="none: in this process, or on --server")
+    workers: int | None = option(None, "actors", flag="--ray-workers", parse=int, metavar="N", group="scale-out",
+                                 default_text="as many as the cluster's GPUs, or CPUs, hold")
+    cpus_per_worker: float = option(1.0, "CPUs of each actor, and ONNX Runtime's threads in it",
+                                    flag="--ray-cpus-per-worker", parse=float, metavar="C", group="scale-out")
+    gpus_per_worker: float = option(0.0, "GPUs of each actor (0: CPU actors)", flag="--ray-gpus-per-worker",
+                                    parse=float, metavar="G", group="scale-out")
+    images_per_batch: int = option(8, "images per actor call", flag="--ray-batch-images", parse=int, metavar="K",
+                                   group="scale-out")
 
     def __post_init__(self) -> None:
         if self.workers is not None and self.workers < 1:
-            raise InputError("--ray-workers must be at least 1")
+            raise OptionError("workers must be at least 1", "workers")
         if self.cpus_per_worker <= 0 or self.gpus_per_worker < 0:
-            raise InputError("--ray-cpus-per-worker must be above 0 and --ray-gpus-per-worker at least 0")
+            raise OptionError("cpus_per_worker must be above 0 and gpus_per_worker at least 0", "cpus_per_worker",
+                              "gpus_per_worker")
         if self.images_per_batch < 1:
-            raise InputError("--ray-batch-images must be at least 1")
+            raise OptionError("images_per_batch must be at least 1", "images_per_batch")
 
     @property
     def threads(self) -> int:
@@ -72,19 +81,19 @@ class RayOptions:
 
 
 class AuditWorker:
-    """A Ray actor's audit: the engine opened in the actor, then per call a batch of image files in,
-    per image a row out (its record and statistics, or why it was skipped, and what made them)."""
+    """A Ray actor's audit: the engine opened in the actor, then per call a batch of image files in, a
+    row out per image (its part of the audit, and what made it)."""
 
     def __init__(self, model: str, options: dict, preprocessing: dict, labels: str | None, root: str,
-                 gpus: float, threads: int, allow_engine_host_code: bool) -> None:
+                 gpus: float, threads: int, engine: dict) -> None:
         import cv2
 
-        from .runners import EngineOptions, open_runner
+        from .runners import open_runner
 
         cv2.setNumThreads(threads)
         device = "cuda" if gpus else "cpu"
         self.root = root
-        self.runner = open_runner(Path(model), EngineOptions(device, allow_engine_host_code, threads=threads))
+        self.runner = open_runner(Path(model), EngineOptions(**{**engine, "device": device, "threads": threads}))
         providers = getattr(self.runner, "providers", ())
         if gpus and providers and "CUDAExecutionProvider" not in providers:  # ORT would run on the CPU, quietly
             raise DeviceError(f"a GPU actor's ONNX Runtime runs on {', '.join(providers)}: install onnxruntime-gpu "
@@ -100,23 +109,11 @@ class AuditWorker:
             if not any(part.startswith(".") for part in PurePosixPath(name).parts):  # as the local listing
                 sources.append((name, lambda data=bytes(data), name=name: decode(data, name)))
         job = replace(self.job, sources=sources)
-        result = run_judged([Judge(self.runner, job.preprocessing)], sources, job.options, job.labels,
-                            renderer=self.renderer, part=True, per_image=True)[0]
-        report = job.report(result, self.renderer)
-        made = json.dumps({k: report[k] for k in ("tool", "model", "config", "device")})
-        rows: dict[str, list] = {"image": [], "record": [], "stats": [], "skipped": [], "made": []}
-        for record, stats in zip(report["images"], result.image_stats):
-            rows["image"].append(record["image"])
-            rows["record"].append(json.dumps(record))
-            rows["stats"].append(json.dumps({p: s.to_json() for p, s in stats.items()}))
-            rows["skipped"].append("")
-        for skip in result.skipped:
-            rows["image"].append(skip["image"])
-            rows["record"].append("")
-            rows["stats"].append("")
-            rows["skipped"].append(json.dumps(skip))
-        rows["made"] = [made] * len(rows["image"])
-        return rows
+        result = run_judged([job.judge], sources, job.options, job.labels, renderer=self.renderer, part=True,
+                            per_image=True)[0]
+        made = json.dumps(vars(job.made(result, self.renderer)))
+        parts = result.per_image()
+        return {"part": [json.dumps(p.to_json()) for p in parts], "made": [made] * len(parts)}
 
 
 def image_name(path: str, root: str) -> str:
@@ -136,59 +133,21 @@ def _location(images: str) -> tuple[str | list[str], str, list[str] | None]:
     return [str(f) for _, f in files], str(path), [name for name, _ in files]
 
 
-@dataclass
-class _Merge:
-    """The driver's side: rows taken once by unit key, statistics merged, what was dropped counted."""
-
-    protocols: tuple[str, ...]
-    units: set = field(default_factory=set)  # (image, protocol, index) of every unit taken
-    skips: set = field(default_factory=set)  # (image, protocol) of every skip taken
-    made: dict | None = None  # what the actors say made the report: tool, model, config, device
-    dropped: int = 0  # rows a retried task returned again
-
-    def __post_init__(self) -> None:
-        self.result = AuditResult(stats={p: ProtocolStats("sequence" if p in SEQUENCE_PROTOCOLS else "pair")
-                                         for p in self.protocols})
-
-    def take(self, row: dict) -> None:
-        self.made = self.made or json.loads(row["made"])
-        if row["skipped"]:
-            skip = json.loads(row["skipped"])
-            key = (skip["image"], skip["protocol"])
-            if key in self.skips:
-                self.dropped += 1
-                return
-            self.skips.add(key)
-            self.result.skipped.append(skip)
-            return
-        record = json.loads(row["record"])
-        keys = {(record["image"], u["protocol"], u["index"]) for u in record["units"]}
-        if keys <= self.units:  # a retried task's image, taken already
-            self.dropped += 1
-            return
-        if keys & self.units:
-            raise RuntimeError(f"{record['image']}: some of its units came twice and some once")
-        self.units |= keys
-        self.result.images.append(record)
-        self.result.frames += sum(len(u["placements"]) for u in record["units"])
-        for protocol, stats in json.loads(row["stats"]).items():
-            self.result.stats[protocol].merge(ProtocolStats.from_json(stats))
-
-
 def run_on_ray(model: Path, images: str, options: AuditOptions, ray_options: RayOptions, *,
                preprocessing: dict[str, Any] | None = None, labels: Path | None = None,
-               progress: Callable[[Progress], None] | None = None, allow_engine_host_code: bool = False) -> dict:
+               progress: Callable[[Progress], None] | None = None, engine: EngineOptions = EngineOptions()) -> dict:
     """The report of ``model`` audited on ``images`` (a directory, or a URI Ray Data reads) by a pool of
     Ray actors; Ray is started or joined as ``ray_options.address`` says, unless this process already
     holds a connection (which is then used and kept)."""
     try:
         import ray
     except ImportError:
-        raise InputError("--ray needs Ray Data on this machine and the workers: pip install 'shiftaudit[ray]'") from None
+        raise InputError("an audit on Ray needs Ray Data on this machine and the workers: pip install "
+                         "'shiftaudit[ray]'") from None
 
     if options.target_halfwidth is not None:
-        raise InputError("--ray audits every image; --target-halfwidth needs the images in content-hash order (in "
-                         "process, on a server, or as --shard parts)")
+        raise OptionError("an audit on Ray audits every image; target_halfwidth needs the images in content-hash "
+                          "order (in process, on a server, or as shard parts)", "target_halfwidth")
     reads, root, listed = _location(images)
     model = model.resolve()
     if not model.is_file():
@@ -212,13 +171,15 @@ def run_on_ray(model: Path, images: str, options: AuditOptions, ray_options: Ray
                                    "preprocessing": dict(preprocessing or {}),
                                    "labels": labels.read_text() if labels else None, "root": root,
                                    "gpus": ray_options.gpus_per_worker, "threads": ray_options.threads,
-                                   "allow_engine_host_code": allow_engine_host_code})
-        merge = _Merge(options.protocols)
+                                   "engine": {"allow_engine_host_code": engine.allow_engine_host_code,
+                                              "onnx_tensorrt": engine.onnx_tensorrt}})
+        merge, made = Merge(options.protocols), None
         start = time.perf_counter()
         total = len(listed) if listed is not None else None
         try:
             for row in audited.iter_rows():
-                merge.take(row)
+                made = made or Made(**json.loads(row["made"]))
+                merge.take(AuditResult.from_json(json.loads(row["part"])))
                 if progress:
                     progress(Progress(len(merge.result.images), total, merge.result.frames, time.perf_counter() - start))
         except Exception as e:  # an actor's AuditError arrives wrapped in Ray's errors: raise it as the audit's
@@ -227,7 +188,7 @@ def run_on_ray(model: Path, images: str, options: AuditOptions, ray_options: Ray
     finally:
         if ours:
             ray.shutdown()
-    return _report(merge, truth, listed, ray_options, workers)
+    return _report(merge, made, truth, listed, ray_options, workers)
 
 
 def _audit_error(e: BaseException) -> BaseException:
@@ -240,25 +201,16 @@ def _audit_error(e: BaseException) -> BaseException:
     return e
 
 
-def _report(merge: _Merge, truth: Labels | None, listed: list[str] | None, ray_options: RayOptions,
-            workers: int) -> dict:
-    result, made = merge.result, merge.made
-    if not result.images:
-        reasons = "; ".join(s["reason"] for s in result.skipped[:3])
-        raise InputError("no usable image" + (f": {reasons}" if reasons else ""))
+def _report(merge: Merge, made: Made | None, truth: Labels | None, listed: list[str] | None,
+            ray_options: RayOptions, workers: int) -> dict:
+    result = merge.result
+    require_usable(len(result.images), result.skipped)
     names = listed or list(dict.fromkeys([r["image"] for r in result.images] + [s["image"] for s in result.skipped]))
-    order = listing_order(names)
-    result.images.sort(key=lambda r: order[r["image"]])  # as one process lists them: planned in listing order
-    result.skipped.sort(key=lambda s: (order[s["image"]], -1 if s["protocol"] is None
-                                       else merge.protocols.index(s["protocol"])))
-    model = {k: v for k, v in made["model"].items() if k != "output_kind"}
-    result.output_kind, result.classes = made["model"]["output_kind"], model["outputs"]
-    report = build_report(made["tool"], model, AuditOptions(**made["config"]), result, made["device"])
-    if truth is not None:
-        report["labels"] = truth.summary(names, result.classes)
+    result = merge.finish(listing_order(names))  # as one process lists them: planned in listing order
     audited = {r["image"] for r in result.images}
-    report["ray"] = {"address": ray_options.address, "workers": workers, "cpus_per_worker": ray_options.cpus_per_worker,
-                     "gpus_per_worker": ray_options.gpus_per_worker, "images_listed": len(listed) if listed else None,
-                     "images_audited": len(audited), "images_skipped": len(set(names) - audited),
-                     "duplicates_dropped": merge.dropped}
-    return report
+    ray = {"address": ray_options.address, "workers": workers, "cpus_per_worker": ray_options.cpus_per_worker,
+           "gpus_per_worker": ray_options.gpus_per_worker, "images_listed": len(listed) if listed else None,
+           "images_audited": len(audited), "images_skipped": len(set(names) - audited),
+           "duplicates_dropped": merge.dropped}
+    labels = truth.summary(names, result.classes) if truth is not None else None
+    return assemble(made, result, labels=labels, ray=ray).to_json()

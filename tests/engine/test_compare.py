@@ -17,7 +17,7 @@ from shiftaudit.server.engine.images import image_sources
 from shiftaudit.server.engine.options import AuditOptions
 from shiftaudit.server.engine.preprocessing import Preprocessing
 from shiftaudit.server.engine.render.cpu import CpuRenderer
-from shiftaudit.server.engine.report import merge_reports
+from shiftaudit.server.engine.report import Report, merge_reports
 from shiftaudit.server.engine.runners import InputSpec, open_runner
 from tests.support import EXAMPLE_IMAGES, assert_valid_report
 from tests.support.models import cnn, perturbed_head
@@ -101,7 +101,8 @@ def test_merged_shards_compare_exactly_as_one_audit(pair_of_models, tmp_path):
     cnn(models[0], hw=64, stride=2)
     perturbed_head(models[0], models[1])
     order = {r["image"]: i for i, r in enumerate(a["images"])}
-    merged = [merge_reports([(str(h), audit(m, h, OPTIONS)) for h in halves], order, 1.0) for m in models]
+    merged = [merge_reports([(str(h), Report.from_json(audit(m, h, OPTIONS))) for h in halves], order, 1.0).to_json()
+              for m in models]
     assert compare_reports(*merged) == compare_reports(a, b)
 
 

@@ -34,8 +34,10 @@ from shiftaudit.server.engine.options import AuditOptions
 from shiftaudit.server.engine.preprocessing import load_preprocessing
 from shiftaudit.server.engine.protocols import PROTOCOLS, plan
 from shiftaudit.server.engine.render.cpu import CpuRenderer
-from shiftaudit.server.engine.runners import open_runner
+from shiftaudit.server.engine.runners import EngineOptions, open_runner
 from shiftaudit.server.engine.score import detect_output_kind, probabilities
+
+CPU = EngineOptions(device="cpu")
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = ROOT / "examples" / "efficientnet_lite0.onnx"
@@ -66,7 +68,7 @@ def fingerprints() -> dict[str, str]:
 
 
 def golden_report() -> dict:
-    return audit(MODEL, IMAGES, OPTIONS, device="cpu")
+    return audit(MODEL, IMAGES, OPTIONS, engine_options=CPU)
 
 
 def test_every_protocol_gives_the_recorded_tallies_bit_for_bit():

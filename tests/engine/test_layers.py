@@ -10,7 +10,7 @@ import pytest
 
 from shiftaudit.server.engine.errors import InputError, OptionError
 from shiftaudit.server.engine.images import image_sources
-from shiftaudit.server.engine.layers import merge_profiles, profile_layers
+from shiftaudit.server.engine.layers import LayerOptions, merge_profiles, profile_layers
 from shiftaudit.server.engine.layers.shiftability import interior, translate, whole_move
 from shiftaudit.server.engine.options import AuditOptions
 from tests.support import EXAMPLE_IMAGES, EXAMPLE_MODEL, assert_valid_report, write_image
@@ -44,8 +44,8 @@ def nets(tmp_path_factory) -> dict[str, Path]:
     return out
 
 
-def _profile(model: Path, images: Path, options: AuditOptions = KNOWN, **kw) -> dict:
-    doc = profile_layers(model, image_sources(images), options, device="cpu", **kw)
+def _profile(model: Path, images: Path, options: AuditOptions = KNOWN, **layers) -> dict:
+    doc = profile_layers(model, image_sources(images), options, LayerOptions(**layers), device="cpu")
     assert_valid_report(doc, "layers")
     return doc
 
@@ -123,7 +123,7 @@ def test_the_example_model_profile_merges_exactly_over_shards_and_repeats_with_i
 
 
 def test_the_batch_budget_bounds_the_activations_held(nets, haloed, tmp_path):
-    small = _profile(nets["conv"], haloed, tensors=("all",), max_memory=2**20)
+    small = _profile(nets["conv"], haloed, tensors=("all",), max_memory_mib=1)
     large = _profile(nets["conv"], haloed, tensors=("all",))
     assert small["memory"]["units_per_batch"] == 1 and large["memory"]["units_per_batch"] > 1
     assert small["memory"]["batch_bytes"] <= 2**20 < 2 * small["memory"]["batch_bytes"]
@@ -131,7 +131,7 @@ def test_the_batch_budget_bounds_the_activations_held(nets, haloed, tmp_path):
     assert small["sums"] == large["sums"]  # the batching changes nothing measured
     wide = shift_cnn(tmp_path / "wide.onnx", subsample="conv", hw=128)  # one unit's activations: 2.6 MiB
     wide.with_suffix(".json").write_text(nets["conv"].with_suffix(".json").read_text())
-    over = _profile(wide, haloed, tensors=("all",), max_memory=2**20)["memory"]
+    over = _profile(wide, haloed, tensors=("all",), max_memory_mib=1)["memory"]
     assert over["units_per_batch"] == 1 and over["over_budget"] and over["batch_bytes"] > 2**20
 
 

@@ -20,7 +20,10 @@ from shiftaudit.server.engine.preprocessing import Preprocessing
 from shiftaudit.server.engine.protocols import PROTOCOLS, TooSmall, plan
 from shiftaudit.server.engine.render.cpu import CpuRenderer, render_frames
 from shiftaudit.server.engine.render.gpu import GpuRenderer
+from shiftaudit.server.engine.runners import EngineOptions
 from tests.support import EXAMPLE_IMAGES, EXAMPLE_MODEL
+
+CPU = EngineOptions(device="cpu")
 
 PREPROCESSING = (Preprocessing(), Preprocessing(mean=(127, 120, 110), std=(128, 60, 70), pixel_range=255,
                                                 channel_order="BGR"))
@@ -97,8 +100,8 @@ def test_the_kernels_on_the_gpu_render_every_protocol_as_the_cpu_renderer():
 def test_audit_on_cuda_equals_the_audit_on_cpu():
     options = AuditOptions(pairs_per_image=2, sweep_pixels=3,
                            protocols=("crop", "embed-black", "embed-inpaint", "scale", "null", "translate-sweep"))
-    gpu = audit(EXAMPLE_MODEL, EXAMPLE_IMAGES, options, device="cuda")
-    cpu = audit(EXAMPLE_MODEL, EXAMPLE_IMAGES, options, device="cpu")
+    gpu = audit(EXAMPLE_MODEL, EXAMPLE_IMAGES, options, engine_options=EngineOptions(device="cuda"))
+    cpu = audit(EXAMPLE_MODEL, EXAMPLE_IMAGES, options, engine_options=CPU)
     assert gpu["device"]["render"].startswith("cuda:0") and cpu["device"]["render"] == "cpu"
     exact = {k: v for k, v in gpu["protocols"].items() if k != "embed-inpaint"}
     assert exact == {k: v for k, v in cpu["protocols"].items() if k != "embed-inpaint"}

@@ -15,8 +15,12 @@ from shiftaudit.client.api import audit, audit_on_ray
 from shiftaudit.client.cli import main
 from shiftaudit.server.engine.images import image_sources
 from shiftaudit.server.engine.options import AuditOptions
-from shiftaudit.server.engine.scale_out import AuditWorker, RayOptions, _Merge
+from shiftaudit.server.engine.result import AuditResult, Merge
+from shiftaudit.server.engine.runners import EngineOptions
+from shiftaudit.server.engine.scale_out import AuditWorker, RayOptions
 from tests.support import EXAMPLE_IMAGES, EXAMPLE_MODEL, assert_valid_report, write_image
+
+CPU = EngineOptions(device="cpu")
 
 ray = pytest.importorskip("ray", reason="the ray extra (pip install 'shiftaudit[ray]')")
 
@@ -52,11 +56,14 @@ def labels(tmp_path_factory) -> Path:
 
 
 def test_the_ray_audit_is_the_in_process_audit_bit_for_bit(cluster, images, labels):
-    single = audit(MODEL, images, EVERY, labels=labels, device="cpu")
+    single = audit(MODEL, images, EVERY, labels=labels, engine_options=CPU)
     on_ray = audit_on_ray(MODEL, images, EVERY, ray=WORKERS, labels=labels)
     assert_valid_report(on_ray)
     for key in SAME:
         assert on_ray[key] == single[key], key
+    # the whole report, key order included, but for the time and where it ran
+    assert [(k, v) for k, v in on_ray.items() if k not in ("seconds", "ray")] == \
+        [(k, v) for k, v in single.items() if k != "seconds"]
     assert on_ray["skipped"][0]["image"] == "notes.txt" and on_ray["skipped"][-1]["image"] == "tiny.png"
     audited = len(single["images"])
     assert on_ray["ray"] == {"address": "auto", "workers": 2, "cpus_per_worker": 0.9, "gpus_per_worker": 0.0,
@@ -81,7 +88,7 @@ def test_an_actor_killed_mid_audit_changes_nothing(cluster, tmp_path):
     for i in range(3):  # 18 images, one per call: the kill lands while most are still to come
         shutil.copytree(EXAMPLE_IMAGES, tmp_path / f"set{i}")
     options = {"protocols": ("crop", "embed-black", "translate-sweep"), "sweep_pixels": 2}
-    single = audit(MODEL, tmp_path, options, device="cpu")
+    single = audit(MODEL, tmp_path, options, engine_options=CPU)
     killed: list[int] = []
 
     def kill_one(progress) -> None:
@@ -100,15 +107,15 @@ def test_rows_returned_again_are_taken_once(images):
     """A retried task returns its images again: the merge takes each unit once (no cluster needed: the
     actor's class runs here)."""
     worker = AuditWorker(str(MODEL), AuditOptions(protocols=("crop", "scale")).to_json(), {}, None,
-                         str(images.resolve()), 0, 1, False)
+                         str(images.resolve()), 0, 1, {})
     paths = sorted(str(p.resolve()) for p in (images / "photos").iterdir())[:3]
     rows = worker({"path": paths, "bytes": [Path(p).read_bytes() for p in paths]})
-    once, twice = _Merge(("crop", "scale")), _Merge(("crop", "scale"))
-    as_rows = [dict(zip(rows, values)) for values in zip(*rows.values())]
-    for row in as_rows:
-        once.take(row)
-    for row in as_rows + as_rows[1:]:
-        twice.take(row)
+    parts = [AuditResult.from_json(json.loads(part)) for part in rows["part"]]
+    once, twice = Merge(("crop", "scale")), Merge(("crop", "scale"))
+    for part in parts:
+        once.take(part)
+    for part in parts + parts[1:]:
+        twice.take(part)
     assert twice.dropped == 2 and once.dropped == 0
     assert {p: s.to_json() for p, s in twice.result.stats.items()} == {p: s.to_json() for p, s in once.result.stats.items()}
     assert twice.result.images == once.result.images and len(once.result.images) == 3

@@ -14,9 +14,12 @@ from shiftaudit.client.api import audit
 from shiftaudit.server.engine.errors import OptionError
 from shiftaudit.server.engine.files import Shard, file_sha256
 from shiftaudit.server.engine.metrics import Z95
-from shiftaudit.server.engine.report import merge_parts
+from shiftaudit.server.engine.report import Report, merge_parts
+from shiftaudit.server.engine.runners import EngineOptions
 from tests.support import assert_valid_report, write_image
 from tests.support.models import cnn
+
+CPU = EngineOptions(device="cpu")
 
 # null compares a frame with itself: P(top-1 change) is 0 and its Wilson interval [0, z²/(n + z²)], so the
 # interval lies within ±0.2 once z²/(n + z²) <= 0.2, i.e. n >= 4 z² = 15.37: 16 pairs, 6 images of 3 pairs
@@ -41,7 +44,7 @@ def noise(tmp_path_factory) -> Path:
 
 def test_the_audit_stops_at_the_image_count_computed_by_hand(model, noise):
     assert BY_HAND == 6
-    report = audit(model, noise, NULL, device="cpu")
+    report = audit(model, noise, NULL, engine_options=CPU)
     assert_valid_report(report)
     assert report["target"] == {"halfwidth": 0.2, "reached": True, "images": 6, "images_listed": 11}
     assert report["protocols"]["null"]["pairs"] == 18 and report["frames"] == 36
@@ -58,23 +61,24 @@ def test_the_same_images_count_whatever_the_files_are_called(model, noise, tmp_p
     for i, path in enumerate(sorted(noise.iterdir(), reverse=True)):
         (shuffled / f"d{i % 3}").mkdir(parents=True, exist_ok=True)
         shutil.copy(path, shuffled / f"d{i % 3}" / f"{9 - i}-{path.name}")
-    a, b = audit(model, noise, NULL, device="cpu"), audit(model, shuffled, NULL, device="cpu")
+    a, b = audit(model, noise, NULL, engine_options=CPU), audit(model, shuffled, NULL, engine_options=CPU)
     assert a["tallies"] == b["tallies"] and a["target"] == b["target"]
     assert [r["sha256"] for r in a["images"]] == [r["sha256"] for r in b["images"]]
 
 
 def test_when_the_images_run_out_the_report_says_so(model, noise, capsys):
-    report = audit(model, noise, {**NULL, "target_halfwidth": 0.01}, device="cpu")
+    report = audit(model, noise, {**NULL, "target_halfwidth": 0.01}, engine_options=CPU)
     assert report["target"] == {"halfwidth": 0.01, "reached": False, "images": 10, "images_listed": 11}
-    from shiftaudit.client.table import format_table
-    assert "target +-0.01 NOT reached: the images ran out after 10 images; null is still +-0.1" in format_table(report)
+    from shiftaudit.client.summary import summarise
+    assert "target +-0.01 NOT reached: the images ran out after 10 images; null is still +-0.1" in \
+        summarise(report, None).target
     with pytest.raises(OptionError, match="target half-width"):
-        audit(model, noise, {**NULL, "target_halfwidth": 0.7}, device="cpu")
+        audit(model, noise, {**NULL, "target_halfwidth": 0.7}, engine_options=CPU)
 
 
 def test_each_shard_reaches_the_target_on_its_own_images(model, noise):
-    parts = [(f"p{i}", audit(model, noise, NULL, device="cpu", shard=Shard(i, 2))) for i in range(2)]
-    merged = merge_parts(parts)
+    parts = [(f"p{i}", audit(model, noise, NULL, engine_options=CPU, shard=Shard(i, 2))) for i in range(2)]
+    merged = merge_parts([(name, Report.from_json(p)) for name, p in parts]).to_json()
     assert merged["target"]["images"] == sum(p["target"]["images"] for _, p in parts)
     assert merged["target"]["reached"] == all(p["target"]["reached"] for _, p in parts)
     assert merged["target"]["images_listed"] == 11
@@ -86,7 +90,7 @@ def test_a_server_stops_at_the_same_image(roots, server, noise):
     from shiftaudit.server.engine.options import AuditOptions
 
     models, _ = roots
-    local = audit(models / "sub" / "small.onnx", noise, NULL, device="cpu")
+    local = audit(models / "sub" / "small.onnx", noise, NULL, engine_options=CPU)
     with AuditClient(server.target) as client:
         remote = client.run("sub/small.onnx", AuditOptions(**NULL), images=noise)
     assert remote["target"] == local["target"] and remote["tallies"] == local["tallies"]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,13 +17,13 @@ import numpy as np
 
 from ..errors import InputError, OptionError
 from ..files import file_sha256
-from ..images import ImageError, ImageSource
+from ..images import ImageSource, SourceImage
 from ..job import inference_site, tool_versions
-from ..options import AuditOptions
-from ..pipeline import render_ahead
+from ..options import AuditOptions, named_options, option
+from ..pipeline import plan_image, require_usable, stream
 from ..preprocessing import Preprocessing, load_preprocessing
 from ..progress import Progress
-from ..protocols import STEP_PROTOCOLS, TooSmall, Unit, plan_steps
+from ..protocols import STEP_PROTOCOLS, Unit, plan_steps
 from ..render import Frame, Renderer, select_renderer
 from ..runners.base import InputSpec, engine_calls, engine_failure
 from ..runners.onnxruntime import OnnxRuntimeRunner, providers_for
@@ -32,13 +31,44 @@ from .graph import Graph, Tensor, check_onnx
 from .shiftability import MEASURES, Sums, interior, pooled_error, shift_error, translate, whole_move
 
 SCHEMA = "shiftaudit.layers/v1"
-RISE = 0.05  # the finding: a rise of the mean error by more than this from one tensor to the next
-MAX_MEMORY = 1024 * 2**20  # bytes of the chosen activations one batch may hand back
+PROTOCOL = "embed-black"  # a profile's unless told: the whole image stays in view as it moves
 # the audit options a profile takes (the sweeps' and gates' mean nothing here); its config lists these
 OPTIONS = ("protocols", "seed", "canvas", "size", "shift", "pairs_per_image", "filter", "batch", "strict")
 CAVEAT = ("A blur before the subsampling (BlurPool, Zhang 2019) makes the subsampled tensor closer to shiftable, "
           "but a nonlinearity after it can bring high frequencies back (the paper's §3, Observation 2, and §5.1): "
           "profile the model again after the change.")
+
+
+@named_options
+@dataclass(frozen=True)
+class LayerOptions:
+    """What a profile measures and how much it may hold; the profile's ``config`` lists them after the audit
+    options it takes (`OPTIONS`)."""
+
+    tensors: tuple[str, ...] = option(("stages",), "stages: each subsampling op's output, the last tensor at each "
+                                      "stride and the last before global pooling; all: every spatial activation; or "
+                                      "tensor names", many=True, metavar="stages|all|NAME", group="layers")
+    rise: float = option(0.05, "the finding: the first tensor whose mean pooled invariance or shiftability error "
+                         "exceeds the tensor before it's by more than this", parse=float, group="layers")
+    max_memory_mib: int = option(1024, "activations one engine call may hand back, MiB; fewer frames per call "
+                                 "below it", flag="--max-memory", parse=int, metavar="MiB", group="layers")
+
+    def __post_init__(self) -> None:
+        if isinstance(self.tensors, (list, str)):
+            object.__setattr__(self, "tensors", (self.tensors,) if isinstance(self.tensors, str) else
+                               tuple(self.tensors))
+        if not self.rise > 0:
+            raise OptionError(f"rise must be above 0, not {self.rise:g}", "rise")
+        if self.max_memory_mib < 1:
+            raise OptionError("max_memory_mib must be at least 1 MiB", "max_memory_mib")
+
+    @property
+    def max_memory(self) -> int:
+        """Bytes of the chosen activations one batch may hand back."""
+        return self.max_memory_mib * 2**20
+
+    def to_json(self) -> dict:
+        return {"tensors": list(self.tensors), "rise": self.rise, "max_memory_mib": self.max_memory_mib}
 
 
 @dataclass
@@ -105,55 +135,64 @@ def units_per_batch(graph: Graph, tensors: Sequence[Tensor], steps: Sequence[int
     return max(1, min(options.batch // len(steps), max_memory // max(1, per_unit)))
 
 
+class _Profiling:
+    """A profile run's consumer of rendered batches (`pipeline.stream`): each batch's activations, the
+    measures of its units, its images counted done."""
+
+    done = False  # a profile takes every image
+
+    def __init__(self, profile: Profile, session: Any, spec: InputSpec, options: AuditOptions,
+                 images_total: int | None) -> None:
+        self.profile, self.session, self.spec, self.options, self.total = profile, session, spec, options, images_total
+        self.exposed = [t.name for t in profile.tensors if t.node is not None]
+
+    def groups(self, sources: Iterable[ImageSource]) -> Iterator[list[tuple[Frame, tuple[Unit, _Image]]]]:
+        """Per image, its units' frames with their tags; what an image cannot serve is skipped."""
+        def skip(name: str, why: str, protocol: str | None) -> None:
+            self.profile.skip(name, self.options.protocols[0], why, self.options.strict)
+
+        def steps(protocol: str, image: SourceImage) -> list[Unit]:
+            return plan_steps(protocol, image.size, image.digest, self.options, self.profile.steps)
+
+        for name, load in sources:
+            planned = plan_image(name, load, self.options.protocols[:1], steps, skip)
+            if planned is not None:
+                image, units = planned
+                entry = _Image(name, len(units))
+                yield [((image, p), (unit, entry)) for unit in units for p in unit.frames]
+
+    def take(self, batch: np.ndarray, tags: list[tuple[Unit, _Image]]) -> None:
+        outputs = _infer(self.session, self.spec, self.exposed, batch)
+        outputs[self.spec.name] = batch
+        frames = len(self.profile.steps)
+        for at in range(0, len(tags), frames):
+            unit, image = tags[at]
+            self.profile.add_unit(unit, outputs, at)
+            image.left -= 1
+            if not image.left:
+                self.profile.images.append(image.name)
+
+    def progress(self, seconds: float) -> Progress:
+        p = self.profile
+        expected = (self.total - len(p.skipped)) * self.options.pairs_per_image * len(p.steps) if self.total else None
+        return Progress(len(p.images), self.total, p.frames, seconds, frames_total=expected)
+
+
 def run_profile(graph: Graph, tensors: list[Tensor], pre: Preprocessing, options: AuditOptions,
                 sources: Iterable[ImageSource], renderer: Renderer, session: Any, units: int,
                 progress: Callable[[Progress], None] | None = None,
                 should_stop: Callable[[], bool] | None = None, images_total: int | None = None) -> Profile:
-    """Profile ``tensors`` of ``graph`` on ``sources`` (``session``: `Graph.session` of those tensors)."""
-    steps = steps_for(tensors)
-    profile = Profile(tensors, steps)
-    protocol = options.protocols[0]
-    spec = graph.spec
-    exposed = [t.name for t in tensors if t.node is not None]
-    norm = pre.normalisation()
-    start = time.perf_counter()
-
-    def groups() -> Iterator[list[tuple[Frame, tuple[Unit, _Image]]]]:
-        for name, load in sources:
-            try:
-                image = load()
-                planned = plan_steps(protocol, image.size, image.digest, options, steps)
-            except ImageError as e:  # its message names the image
-                profile.skip(name, protocol, str(e), options.strict)
-                continue
-            except TooSmall as e:
-                profile.skip(name, protocol, f"{name}: {e}", options.strict)
-                continue
-            entry = _Image(name, len(planned))
-            yield [((image, p), (unit, entry)) for unit in planned for p in unit.frames]
+    """Profile ``tensors`` of ``graph`` on ``sources`` (``session``: `Graph.session` of those tensors); a
+    batch's activations are let go before the next batch is inferred."""
+    profile = Profile(tensors, steps_for(tensors))
+    spec, norm = graph.spec, pre.normalisation()
+    profiling = _Profiling(profile, session, spec, options, images_total)
 
     def render(frames: list[Frame]) -> np.ndarray:
         return renderer.render(frames, norm, spec.layout, spec.dtype).to_host()
 
-    with closing(render_ahead(groups(), units * len(steps), render, should_stop)) as batches:
-        for batch, tags in batches:
-            outputs = _infer(session, spec, exposed, batch)
-            outputs[spec.name] = batch
-            for at in range(0, len(tags), len(steps)):
-                unit, image = tags[at]
-                profile.add_unit(unit, outputs, at)
-                image.left -= 1
-                if not image.left:
-                    profile.images.append(image.name)
-            del outputs
-            if progress:
-                expected = (images_total - len(profile.skipped)) * options.pairs_per_image * len(steps) \
-                    if images_total else None
-                progress(Progress(len(profile.images), images_total, profile.frames, time.perf_counter() - start,
-                                  frames_total=expected))
-    if not profile.units:
-        reasons = "; ".join(s["reason"] for s in profile.skipped[:3])
-        raise InputError("no usable image" + (f": {reasons}" if reasons else ""))
+    stream(profiling.groups(sources), units * len(profile.steps), render, profiling, progress, should_stop)
+    require_usable(len(profile.images), profile.skipped)
     return profile
 
 
@@ -169,19 +208,14 @@ def _infer(session: Any, spec: InputSpec, names: list[str], batch: np.ndarray) -
             for j, name in enumerate(names)}
 
 
-def profile_layers(model: Path, sources: Sequence[ImageSource], options: AuditOptions, *,
-                   tensors: Sequence[str] = ("stages",), preprocessing: dict | None = None, rise: float = RISE,
-                   max_memory: int = MAX_MEMORY, device: str = "auto",
+def profile_layers(model: Path, sources: Sequence[ImageSource], options: AuditOptions,
+                   layers: LayerOptions = LayerOptions(), *, preprocessing: dict | None = None, device: str = "auto",
                    progress: Callable[[Progress], None] | None = None,
                    should_stop: Callable[[], bool] | None = None) -> dict:
     """The ``shiftaudit.layers/v1`` profile of the ONNX model at ``model`` on ``sources``."""
     if len(options.protocols) != 1 or options.protocols[0] not in STEP_PROTOCOLS:
         raise OptionError(f"a layer profile takes one protocol, {' or '.join(STEP_PROTOCOLS)}; not "
                           f"{', '.join(options.protocols)}")
-    if not rise > 0:
-        raise OptionError(f"--rise must be above 0, not {rise:g}")
-    if max_memory < 2**20:
-        raise OptionError("--max-memory must be at least 1 MiB")
     check_onnx(model)
     pre = load_preprocessing(model, **(preprocessing or {}))
     providers = providers_for(device, False)
@@ -189,8 +223,8 @@ def profile_layers(model: Path, sources: Sequence[ImageSource], options: AuditOp
         spec, used = runner.input_spec(), list(runner.providers)
     resolved = options.resolved(spec)
     graph = Graph(model, spec, resolved.canvas)
-    chosen = graph.select(tensors)
-    units = units_per_batch(graph, chosen, steps_for(chosen), resolved, max_memory)
+    chosen = graph.select(layers.tensors)
+    units = units_per_batch(graph, chosen, steps_for(chosen), resolved, layers.max_memory)
     renderer = select_renderer(device)
     session = graph.session([t.name for t in chosen if t.node is not None], providers)
     start = time.perf_counter()
@@ -199,12 +233,11 @@ def profile_layers(model: Path, sources: Sequence[ImageSource], options: AuditOp
     described = {"schema": SCHEMA, "tool": tool_versions(),
                  "model": {"path": model.name, "sha256": file_sha256(model), "runner": "onnxruntime",
                            "providers": used, "input": spec.to_json(), "preprocessing": pre.to_json()},
-                 "config": {**{k: v for k, v in resolved.to_json().items() if k in OPTIONS}, "tensors": list(tensors),
-                            "rise": rise, "max_memory_mib": max_memory // 2**20},
+                 "config": {**{k: v for k, v in resolved.to_json().items() if k in OPTIONS}, **layers.to_json()},
                  "device": {"render": renderer.name, "inference": inference_site(renderer, runner)},
                  "memory": {"units_per_batch": units, "frames_per_batch": units * len(profile.steps),
                             "batch_bytes": (held := units * len(profile.steps) * graph.frame_bytes(chosen)),
-                            "over_budget": held > max_memory},
+                            "over_budget": held > layers.max_memory},
                  "steps": list(profile.steps), "seconds": round(time.perf_counter() - start, 3)}
     return build(described, profile)
 
@@ -255,9 +288,8 @@ class ProfileMergeError(InputError):
     """Profiles that are not shards of one profile."""
 
 
-def merge_profiles(docs: Sequence[dict]) -> dict:
-    """One profile from profiles of disjoint image shards (same model, options and tensors): the sums
-    added (exactly), images and skips listed, the measures and the finding computed anew."""
+def _check_shards(docs: Sequence[dict]) -> None:
+    """Profiles of one model, options and tensors, on disjoint images; else ProfileMergeError."""
     first = docs[0]
     for doc in docs:
         if doc.get("schema") != SCHEMA:
@@ -272,16 +304,24 @@ def merge_profiles(docs: Sequence[dict]) -> dict:
     seen = [name for doc in docs for name in doc["images"]]
     if len(seen) != len(set(seen)):
         raise ProfileMergeError("an image is in more than one shard: it would count twice")
-    sums = {}
-    for name in first["sums"]:
-        sums[name] = {}
-        for m in MEASURES:
-            total = Sums()
-            for doc in docs:
-                total.merge(Sums.from_json(doc["sums"][name][m]))
-            sums[name][m] = total.to_json()
-    merged = {**first, "images": seen, "skipped": [s for doc in docs for s in doc["skipped"]],
+
+
+def _summed(docs: Sequence[dict], tensor: str, measure: str) -> list[int]:
+    total = Sums()
+    for doc in docs:
+        total.merge(Sums.from_json(doc["sums"][tensor][measure]))
+    return total.to_json()
+
+
+def merge_profiles(docs: Sequence[dict]) -> dict:
+    """One profile from profiles of disjoint image shards (same model, options and tensors): the sums
+    added (exactly), images and skips listed, the measures and the finding computed anew."""
+    _check_shards(docs)
+    first = docs[0]
+    merged = {**first, "images": [name for doc in docs for name in doc["images"]],
+              "skipped": [s for doc in docs for s in doc["skipped"]],
               "units": sum(d["units"] for d in docs), "frames": sum(d["frames"] for d in docs),
-              "seconds": max(d["seconds"] for d in docs), "sums": sums,
+              "seconds": max(d["seconds"] for d in docs),
+              "sums": {name: {m: _summed(docs, name, m) for m in MEASURES} for name in first["sums"]},
               "tensors": [{k: v for k, v in t.items() if k not in MEASURES} for t in first["tensors"]]}
     return summarise(merged)

@@ -20,6 +20,8 @@ import numpy as np
 
 from shiftaudit.kernels.launch import Gpu, cuda_call
 
+from ..errors import OptionError
+from ..options import named_options, option
 from .base import InputSpec, ModelError, Runner, classifier_output, float_tensor, image_input
 from .manifest import SCHEMA, EngineMismatch, check_file, check_runtime, manifest_path, read_manifest
 
@@ -239,13 +241,51 @@ class TensorRTRunner(Runner):
             d.cuStreamDestroy(self.stream)
 
 
-def build_engine(onnx_path: Path, plan_path: Path, *, max_batch: int = 32, fp16: bool = False,
-                 workspace_mib: int | None = None, version_compatible: bool = False,
-                 hardware_compatible: bool = False) -> dict:
-    """Build ``plan_path`` from an ONNX model on this GPU and write its manifest; returns the manifest.
-    A dynamic batch gets one optimisation profile 1..``max_batch`` (optimal at the max: audits send
-    full batches). ``fp16`` sets the builder flag of TensorRT 10; TensorRT 11 builds strongly typed
-    networks, so there the ONNX model's own types decide (convert it to float16 first)."""
+@named_options
+@dataclass(frozen=True)
+class BuildOptions:
+    """How an engine is built: a dynamic batch gets one optimisation profile 1..``max_batch`` (optimal at the
+    max: audits send full batches); ``fp16`` sets the builder flag of TensorRT 10 (TensorRT 11 builds
+    strongly typed networks, so there the ONNX model's own types decide: convert it to float16 first)."""
+
+    max_batch: int = option(32, "largest batch of a dynamic-batch model; audits then send batches of this size",
+                            parse=int, group="engine")
+    fp16: bool = option(False, "let TensorRT 10 pick float16 kernels (TensorRT 11: convert the ONNX model to float16 "
+                        "instead)", group="engine")
+    workspace_mib: int | None = option(None, "builder workspace limit, MiB", parse=int, group="engine",
+                                       default_text="TensorRT's")
+    version_compatible: bool = option(False, "an engine later TensorRT releases of the same major version run (it "
+                                      "carries host code: load it with --allow-engine-host-code)", group="engine")
+    hardware_compatible: bool = option(False, "an engine every GPU of compute capability 8.0 and later runs (Ampere "
+                                       "and newer)", group="engine")
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_batch <= 4096:
+            raise OptionError("max_batch must lie in 1..4096", "max_batch")
+        if self.workspace_mib is not None and self.workspace_mib < 1:
+            raise OptionError("workspace_mib must be at least 1", "workspace_mib")
+
+
+def _configure(trt, builder, build: BuildOptions):  # noqa: ANN001, ANN202 (TensorRT's types)
+    """The builder configuration ``build`` asks for."""
+    config = builder.create_builder_config()
+    if build.workspace_mib:
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, build.workspace_mib << 20)
+    if build.fp16:
+        if not hasattr(trt.BuilderFlag, "FP16"):
+            raise ModelError(f"TensorRT {trt.__version__} has no FP16 builder flag (strongly typed networks): "
+                             "convert the ONNX model to float16 first, then build without fp16", "fp16")
+        config.set_flag(trt.BuilderFlag.FP16)
+    if build.version_compatible:
+        config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)
+    if build.hardware_compatible:
+        config.hardware_compatibility_level = trt.HardwareCompatibilityLevel.AMPERE_PLUS
+    return config
+
+
+def build_engine(onnx_path: Path, plan_path: Path, build: BuildOptions = BuildOptions()) -> dict:
+    """Build ``plan_path`` from an ONNX model on this GPU as ``build`` says and write its manifest; returns
+    the manifest."""
     trt = import_tensorrt()
     gpu = open_gpu()
     log = logger(trt)
@@ -256,18 +296,7 @@ def build_engine(onnx_path: Path, plan_path: Path, *, max_batch: int = 32, fp16:
     if not parser.parse(onnx):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
         raise ModelError(f"{onnx_path}: TensorRT's ONNX parser failed: {errors}")
-    config = builder.create_builder_config()
-    if workspace_mib:
-        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mib << 20)
-    if fp16:
-        if not hasattr(trt.BuilderFlag, "FP16"):
-            raise ModelError(f"TensorRT {trt.__version__} has no FP16 builder flag (strongly typed networks): "
-                             "convert the ONNX model to float16 first, then build without --fp16")
-        config.set_flag(trt.BuilderFlag.FP16)
-    if version_compatible:
-        config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)
-    if hardware_compatible:
-        config.hardware_compatibility_level = trt.HardwareCompatibilityLevel.AMPERE_PLUS
+    config = _configure(trt, builder, build)
     inp = network.get_input(0)
     shape = tuple(inp.shape)
     if shape and shape[0] == -1:
@@ -275,13 +304,14 @@ def build_engine(onnx_path: Path, plan_path: Path, *, max_batch: int = 32, fp16:
             raise ModelError(f"{onnx_path}: input {inp.name!r} {list(shape)} is dynamic beyond its batch; "
                              "export the model for one image size")
         profile = builder.create_optimization_profile()
-        profile.set_shape(inp.name, (1, *shape[1:]), (max_batch, *shape[1:]), (max_batch, *shape[1:]))
+        top = (build.max_batch, *shape[1:])
+        profile.set_shape(inp.name, (1, *shape[1:]), top, top)
         config.add_optimization_profile(profile)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise ModelError(f"{onnx_path}: TensorRT could not build an engine: {'; '.join(log.errors) or 'no reason'}")
     data = bytes(serialized)
-    _, engine, _ = deserialize(trt, data, plan_path, allow_host_code=version_compatible)  # ours: trusted
+    _, engine, _ = deserialize(trt, data, plan_path, allow_host_code=build.version_compatible)  # ours: trusted
     tensors = describe(trt, engine)
     plan_io(tensors, plan_path)  # an engine the audit could not use is not written
     plan_path.write_bytes(data)
@@ -289,9 +319,9 @@ def build_engine(onnx_path: Path, plan_path: Path, *, max_batch: int = 32, fp16:
         "schema": SCHEMA, "engine": plan_path.name, "engine_sha256": hashlib.sha256(data).hexdigest(),
         "tensorrt": trt.__version__, "gpu": gpu.name,
         "compute_capability": f"{gpu.compute_capability[0]}.{gpu.compute_capability[1]}",
-        "version_compatible": version_compatible,
-        "hardware_compatibility": "AMPERE_PLUS" if hardware_compatible else "NONE",
-        "fp16": fp16, "max_batch": max_batch,
+        "version_compatible": build.version_compatible,
+        "hardware_compatibility": "AMPERE_PLUS" if build.hardware_compatible else "NONE",
+        "fp16": build.fp16, "max_batch": build.max_batch,
         "built_from": {"onnx": onnx_path.name, "sha256": hashlib.sha256(onnx).hexdigest()},
         "tensors": [t.to_json() for t in tensors]}
     manifest_path(plan_path).write_text(json.dumps(manifest, indent=1) + "\n")
