@@ -49,13 +49,12 @@ class Lease:
 class ModelCatalog:
     """Models are opened with the operator's ``options`` (TensorRT host code, ONNX Runtime's TensorRT
     provider); engines load only from under the root, like every model. At most ``max_loaded`` stay
-    open: opening another closes the least recently used one that no audit holds."""
+    open (the server's ``max_loaded_models``, which `ServerLimits` checks): opening another closes the
+    least recently used one that no audit holds."""
 
-    def __init__(self, root: Path, options: EngineOptions = EngineOptions(), max_loaded: int = 4) -> None:
+    def __init__(self, root: Path, max_loaded: int, options: EngineOptions = EngineOptions()) -> None:
         if not root.is_dir():
             raise FileNotFoundError(f"model root {root} is not a directory")
-        if max_loaded < 1:
-            raise ValueError("--max-loaded-models must be >= 1")
         self.root = root.resolve()
         self.options = options
         self.max_loaded = max_loaded
@@ -116,8 +115,8 @@ class ModelCatalog:
         while len(self._loaded) + len(self._closing) >= self.max_loaded:
             idle = next((path for path, e in self._loaded.items() if not e.leases), None)
             if idle is None:
-                raise OverBudget(f"{len(self._loaded) + len(self._closing)} models are open and in use by audits, the most this server "
-                                 "keeps (audit-server --max-loaded-models); retry when an audit ends")
+                raise OverBudget(f"{len(self._loaded) + len(self._closing)} models are open and in use by audits, "
+                                 "this server's max_loaded_models; retry when an audit ends", "max_loaded_models")
             self._loaded.pop(idle).runner.close()
 
     def _release(self, entry: _Loaded) -> None:

@@ -1,17 +1,26 @@
 """Where an audit's images come from on a server: a path under the data root, or an uploaded
-dataset (files streamed by the client, kept under the state directory)."""
+dataset (files streamed by the client, kept under the state directory).
+
+An uploaded dataset is on disk (a folder), in the store (a row: listed, retained, counted against the
+state's limit) and, while audits use it, held. `Datasets` alone keeps that bookkeeping, so that the
+bytes counted, the holds and the deletions cannot disagree: uploads, holds (`acquire`), deletion
+(DeleteDataset and retention) and the reconciliation of disk and store at start all go through it."""
 from __future__ import annotations
 
 import asyncio
 import shutil
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from shiftaudit.server.engine.budget import OverBudget
 from shiftaudit.server.engine.files import PathError, relative_path, resolve_under
 from shiftaudit.server.engine.images import MAX_BYTES
+
+from .errors import Conflict
+from .limits import ServerLimits
+from .store import AuditStore, StoreError
 
 INCOMING = ".incoming-"  # uploads in progress: hidden, and not an id, so never usable as a dataset
 
@@ -21,25 +30,41 @@ class UploadError(ValueError):
     relative paths are a `PathError`."""
 
 
-@dataclass(frozen=True)
-class UploadLimits:
-    max_bytes: int = 2 << 30  # one upload
-    max_files: int = 100_000  # one upload
-    max_state_bytes: int = 50 << 30  # everything the node keeps: reports and uploads
-
-
 class Datasets:
-    """Uploaded datasets on disk (a folder each under ``upload_dir``) and the data root."""
+    """The data root, and the uploaded datasets (a folder each under ``upload_dir``, a row each in
+    ``store``) within the upload ``limits``."""
 
-    def __init__(self, data_root: Path | None, upload_dir: Path, limits: UploadLimits = UploadLimits()) -> None:
+    def __init__(self, data_root: Path | None, upload_dir: Path, store: AuditStore, limits: ServerLimits) -> None:
         self.data_root = data_root.resolve() if data_root else None
         self.upload_dir = upload_dir
+        self.store = store
         self.limits = limits
-        self.kept = 0  # bytes of the datasets the store accounts for (set at start, kept up to date)
-        self.incoming = 0  # bytes of uploads in progress, and of complete ones not yet accounted
+        self._kept = 0  # bytes of the datasets the store accounts for (set by `reconcile`, kept up to date)
+        self._incoming = 0  # bytes of uploads in progress, and of complete ones the store does not account yet
+        self._in_use: Counter[str] = Counter()  # dataset id -> queued and running audits that use it
+        self._deleting: set[str] = set()  # datasets being removed: no audit may take them meanwhile
+        self._uploads = 0
         upload_dir.mkdir(parents=True, exist_ok=True)
         for cut in upload_dir.glob(f"{INCOMING}*"):  # uploads a crash cut short
             shutil.rmtree(cut, ignore_errors=True)
+
+    @property
+    def uploads(self) -> int:
+        """Uploads in progress: at shutdown they get the grace period, like audits."""
+        return self._uploads
+
+    def reconcile(self) -> None:
+        """At start, before any call: the store's datasets are the ones on disk (rows for datasets an
+        earlier version kept without one: they count against the limits, and retention sees them; no
+        rows for datasets gone from disk), and the bytes kept are theirs."""
+        disk = self._on_disk()
+        rows = {row.dataset_id for row in self.store.datasets()}
+        for dataset_id in rows - disk.keys():
+            self.store.remove_dataset(dataset_id)
+        for dataset_id in disk.keys() - rows:
+            files, size, modified = disk[dataset_id]
+            self.store.add_dataset(dataset_id, files, size, created_at=modified)
+        self._kept = sum(row.bytes for row in self.store.datasets())
 
     def data_path(self, relative: str) -> Path:
         if self.data_root is None:
@@ -57,7 +82,7 @@ class Datasets:
             raise FileNotFoundError(f"no dataset {dataset_id}")
         return path
 
-    def on_disk(self) -> dict[str, tuple[int, int, float]]:
+    def _on_disk(self) -> dict[str, tuple[int, int, float]]:
         """Every complete dataset on disk: id -> (files, bytes, modified), for the store to account for
         datasets it does not know (kept by an earlier version)."""
         out = {}
@@ -67,22 +92,71 @@ class Datasets:
                 out[d.name] = (len(files), sum(p.stat().st_size for p in files), d.stat().st_mtime)
         return out
 
-    def accounted(self, size: int) -> None:
-        """An upload of ``size`` bytes that `receive` completed is now a dataset the store accounts for."""
-        self.incoming -= size
-        self.kept += size
+    def acquire(self, dataset_id: str | None) -> Callable[[], None]:
+        """Holds the dataset for an audit (``None``: the audit uses none), so that deletion leaves it
+        alone; returns what gives it back. A dataset being deleted cannot be held."""
+        if not dataset_id:
+            return lambda: None
+        if dataset_id in self._deleting:
+            raise FileNotFoundError(f"no dataset {dataset_id}")
+        self._in_use[dataset_id] += 1
+        self.store.post(self.store.use_dataset, dataset_id)
 
-    def forget(self, size: int) -> None:
-        """A complete upload of ``size`` bytes was removed before the store accounted for it."""
-        self.incoming -= size
+        def release() -> None:
+            self._in_use[dataset_id] -= 1
+            if not self._in_use[dataset_id]:
+                del self._in_use[dataset_id]
+        return release
 
-    async def receive(self, chunks: AsyncIterator[tuple[str, bytes]], database: int) -> tuple[str, int, int]:
-        """Store streamed (file name, bytes) chunks as a new dataset; returns (id, files, bytes). The files
+    async def delete(self, dataset_id: str) -> None:
+        """Remove a dataset no audit holds (Conflict otherwise): marked first, so no audit takes it while
+        its files go; its row, then its files. A dataset whose files vanished is still removed from the
+        list."""
+        if self._in_use[dataset_id]:
+            raise Conflict(f"dataset {dataset_id} is used by a queued or running audit")
+        if dataset_id in self._deleting:
+            raise FileNotFoundError(f"no dataset {dataset_id}")
+        self._deleting.add(dataset_id)
+        try:
+            try:
+                path = self.dataset(dataset_id)
+            except FileNotFoundError:
+                path = None
+            size = await self.store.call(self.store.remove_dataset, dataset_id)
+            if size is None and path is None:
+                raise FileNotFoundError(f"no dataset {dataset_id}")
+            self._kept -= size or 0
+            if path:
+                await asyncio.to_thread(shutil.rmtree, path, True)
+        finally:
+            self._deleting.discard(dataset_id)
+
+    async def upload(self, chunks: AsyncIterator[tuple[str, bytes]]) -> tuple[str, int, int]:
+        """Store streamed (file name, bytes) chunks as a new dataset, with its row; returns (id, files,
+        bytes). A dataset the store cannot account for is removed: it would escape retention and the
+        state's limit."""
+        self._uploads += 1
+        try:
+            dataset_id, files, size = await self._receive(chunks, await self.store.call(self.store.database_bytes))
+            try:
+                await self.store.call(self.store.add_dataset, dataset_id, files, size)
+            except StoreError:
+                await asyncio.to_thread(shutil.rmtree, self.upload_dir / dataset_id, True)
+                self._incoming -= size
+                raise
+            self._incoming -= size
+            self._kept += size
+            return dataset_id, files, size
+        finally:
+            self._uploads -= 1
+
+    async def _receive(self, chunks: AsyncIterator[tuple[str, bytes]], database: int) -> tuple[str, int, int]:
+        """The chunks as a new dataset's files; returns (id, files, bytes). The files
         are written off the event loop into a hidden folder, renamed to the dataset's id only when the
         upload is complete: a cut upload is never a dataset. What the node keeps — ``database`` bytes of
         reports, the datasets, and uploads in progress — may not go over the state's limit, so
-        simultaneous uploads cannot overrun it. A complete upload stays counted as incoming until the
-        caller says it is `accounted` (or removes it and `forget`s it)."""
+        simultaneous uploads cannot overrun it. A complete upload stays counted as incoming until
+        `upload` has its row stored (or has removed it)."""
         dataset_id = uuid.uuid4().hex
         root = self.upload_dir / f"{INCOMING}{dataset_id}"
         await asyncio.to_thread(root.mkdir)
@@ -97,24 +171,23 @@ class Datasets:
                         out.close()
                     if name in files:
                         raise UploadError(f"file {name!r} uploaded twice")
-                    if len(files) == limits.max_files:
-                        raise OverBudget(f"upload of more than {limits.max_files} files, this server's limit "
-                                         "(audit-server --max-upload-files); upload the images in parts")
+                    if len(files) == limits.max_upload_files:
+                        raise OverBudget(f"upload of more than {limits.max_upload_files} files, this server's "
+                                         "max_upload_files; upload the images in parts", "max_upload_files")
                     out, name_now = await asyncio.to_thread(_open_new, root, name), name
                     files[name] = 0
                 if out is None:
                     raise UploadError("the first chunk of an upload must name its file")
                 total += len(data)
-                self.incoming += len(data)
+                self._incoming += len(data)
                 files[name_now] += len(data)
-                if total > limits.max_bytes:
-                    raise OverBudget(f"upload larger than this server's limit of {limits.max_bytes} bytes "
-                                     "(audit-server --max-upload-bytes)")
-                if database + self.kept + self.incoming > limits.max_state_bytes:
-                    raise OverBudget(f"the server keeps {database + self.kept} bytes of reports and uploads; this "
-                                     "upload would "
-                                     f"take it over its limit of {limits.max_state_bytes} (audit-server "
-                                     "--max-state-bytes): delete datasets (DeleteDataset) or audits first")
+                if total > limits.max_upload_bytes:
+                    raise OverBudget(f"upload larger than this server's max_upload_bytes of {limits.max_upload_bytes} "
+                                     "bytes", "max_upload_bytes")
+                if database + self._kept + self._incoming > limits.max_state_bytes:
+                    raise OverBudget(f"the server keeps {database + self._kept} bytes of reports and uploads; this "
+                                     f"upload would take it over its max_state_bytes of {limits.max_state_bytes}: "
+                                     "delete datasets (DeleteDataset) or audits first", "max_state_bytes")
                 if files[name_now] > MAX_BYTES:
                     raise UploadError(f"file {name_now!r} is larger than {MAX_BYTES} bytes")
                 await asyncio.to_thread(out.write, data)
@@ -124,7 +197,7 @@ class Datasets:
             await asyncio.to_thread(root.rename, self.upload_dir / dataset_id)
         except BaseException:  # removed in the background: a large cut upload takes a while
             asyncio.get_running_loop().run_in_executor(None, shutil.rmtree, root, True)
-            self.incoming -= total
+            self._incoming -= total
             raise
         finally:
             if out:

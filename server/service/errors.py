@@ -4,9 +4,11 @@ under the server's roots, never by the server's own paths."""
 from __future__ import annotations
 
 import errno
+import functools
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
+from typing import Any, NoReturn, TypeVar
 
 import grpc
 
@@ -16,26 +18,38 @@ from shiftaudit.server.engine.files import PathError
 from shiftaudit.server.engine.runners import EngineOutOfMemory, ModelError
 
 from . import logs
-from .datasets import UploadError
+from .admission import Full
 from .store import StoreError
 
 MAX_MESSAGE = 1000  # characters: status details travel in a trailer that clients cap at 16 KiB
 QUOTED = 80  # characters of a quoted input a message echoes (a 20 kB name stays readable, and small)
 _LONG_QUOTE = re.compile(r"""(?<!\w)(['"])([^'"]{%d,})\1(?!\w)""" % (QUOTED + 1))  # quoted, not an apostrophe
 NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+T = TypeVar("T")
+
+
+class NotFound(LookupError):
+    """No audit by the id the request names (a missing dataset or file is a FileNotFoundError)."""
+
+
+class Conflict(Exception):
+    """The request does not fit the state of what it names: a dataset or an audit in use cannot be
+    removed, a finished audit cannot be cancelled. The caller can act (cancel, wait), then retry."""
 
 
 def status_of(e: BaseException) -> grpc.StatusCode:
     """What the caller can fix, what is missing, what to retry later, what this node cannot do."""
-    if isinstance(e, FileNotFoundError):
+    if isinstance(e, (FileNotFoundError, NotFound)):
         return grpc.StatusCode.NOT_FOUND
+    if isinstance(e, Conflict):
+        return grpc.StatusCode.FAILED_PRECONDITION
     if isinstance(e, OSError) and e.errno in NO_SPACE:
         return grpc.StatusCode.RESOURCE_EXHAUSTED
     if isinstance(e, OSError) and e.errno == errno.ENAMETOOLONG:
         return grpc.StatusCode.INVALID_ARGUMENT
-    if isinstance(e, (PathError, UploadError, InputError, ValueError)):
+    if isinstance(e, (PathError, InputError, ValueError)):  # an UploadError too
         return grpc.StatusCode.INVALID_ARGUMENT
-    if isinstance(e, (EngineOutOfMemory, OverBudget)):
+    if isinstance(e, (EngineOutOfMemory, OverBudget, Full)):
         return grpc.StatusCode.RESOURCE_EXHAUSTED
     if isinstance(e, ModelError):
         return grpc.StatusCode.FAILED_PRECONDITION
@@ -70,10 +84,26 @@ class Errors:
         return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE - 1] + "…"
 
     async def abort(self, context: grpc.aio.ServicerContext, e: BaseException,
-                    code: grpc.StatusCode | None = None) -> None:
+                    code: grpc.StatusCode | None = None) -> NoReturn:
         """End the call with ``e``'s status (or ``code``) and its message."""
         code = code or status_of(e)
         message = self.message(e, code)
         logs.event("error", code=code.name, error=message)
         self._on_error(code.name)
         await context.abort(code, message)
+
+
+def answers(handler: Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[T]]) \
+        -> Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[T]]:
+    """A handler whose exception ends its call with the status and message `status_of` and
+    `Errors.message` give it (through its servicer's ``errors``): the one place a handler's failure is
+    mapped, so that every handler answers alike. A call already ended (`context.abort`) stays so."""
+    @functools.wraps(handler)
+    async def answer(self: Any, request: Any, context: grpc.aio.ServicerContext) -> T:
+        try:
+            return await handler(self, request, context)
+        except grpc.aio.AbortError:
+            raise
+        except Exception as e:
+            await self.errors.abort(context, e)
+    return answer

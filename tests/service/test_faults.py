@@ -14,7 +14,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from shiftaudit.client import AuditOptions
-from shiftaudit.client.remote import AuditClient, RemoteError
+from shiftaudit.client.remote import AuditClient, DataPath, Dataset, RemoteError
 from shiftaudit.v1 import audit_service_pb2 as pb
 from tests.support import EXAMPLE_IMAGES, QUICK, SLOW
 from tests.support.server_process import ServerProcess, refused_start, wait_for
@@ -29,16 +29,16 @@ def test_a_store_failure_gives_the_audits_place_back(roots, tmp_path):
                         "--max-queued-audits", "0").start()
     try:
         with AuditClient(srv.target) as client:
-            assert client.run("sub/small.onnx", data_path="photos", **QUICK)["frames"] == 24
+            assert client.run("sub/small.onnx", images=DataPath("photos"), **QUICK)["frames"] == 24
             lock = sqlite3.connect(state / "audits.sqlite", isolation_level=None, timeout=0)
             lock.execute("BEGIN EXCLUSIVE")
             try:
                 with pytest.raises(RemoteError):
-                    client.run("sub/small.onnx", data_path="photos", **QUICK)
+                    client.run("sub/small.onnx", images=DataPath("photos"), **QUICK)
             finally:
                 lock.execute("ROLLBACK")
                 lock.close()
-            assert client.run("sub/small.onnx", data_path="photos", **QUICK)["frames"] == 24
+            assert client.run("sub/small.onnx", images=DataPath("photos"), **QUICK)["frames"] == 24
     finally:
         srv.stop()
 
@@ -58,13 +58,13 @@ def test_a_full_server_refuses_at_once_without_listing_images_or_loading_the_mod
     try:
         with AuditClient(srv.target) as client:
             busy = threading.Thread(target=lambda: pytest.raises(
-                RemoteError, client.run, "lite0.onnx", data_path="photos", on_accepted=lambda i, q: ids.append(i),
+                RemoteError, client.run, "lite0.onnx", images=DataPath("photos"), on_accepted=lambda i, q: ids.append(i),
                 **SLOW))
             busy.start()
             wait_for(lambda: ids)
             start = time.monotonic()
             with pytest.raises(RemoteError) as e:
-                client.run("sub/small.onnx", data_path="many", **QUICK)
+                client.run("sub/small.onnx", images=DataPath("many"), **QUICK)
             refused_in = time.monotonic() - start
             assert e.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
             assert not next(m for m in client.models() if m.path == "sub/small.onnx").loaded
@@ -107,7 +107,7 @@ def test_health_answers_at_once_while_the_store_is_locked(roots, tmp_path):
         with AuditClient(srv.target) as client:
             def run() -> None:  # recorded once the lock is gone, or failed by the store's timeout
                 try:
-                    outcome.append(client.run("sub/small.onnx", data_path="photos", **QUICK)["frames"])
+                    outcome.append(client.run("sub/small.onnx", images=DataPath("photos"), **QUICK)["frames"])
                 except RemoteError as e:
                     outcome.append(e.code)
             waiting = threading.Thread(target=run)
@@ -136,7 +136,7 @@ def test_audits_run_on_threads_of_their_own(roots, tmp_path):
             def run() -> None:
                 ids: list[str] = []
                 try:
-                    client.run("sub/small.onnx", long, data_path="photos", on_accepted=lambda i, q: ids.append(i),
+                    client.run("sub/small.onnx", long, images=DataPath("photos"), on_accepted=lambda i, q: ids.append(i),
                                progress=lambda p: started.setdefault(ids[0], p.frames))
                 except RemoteError:
                     pass  # cancelled below
@@ -164,7 +164,7 @@ def test_health_answers_within_100_ms_while_audits_run(roots, tmp_path):
     try:
         with AuditClient(srv.target) as client:
             threads = [threading.Thread(target=lambda: pytest.raises(
-                RemoteError, client.run, "lite0.onnx", long, data_path="photos",
+                RemoteError, client.run, "lite0.onnx", long, images=DataPath("photos"),
                 on_accepted=lambda i, q: ids.append(i))) for _ in range(2)]
             for t in threads:
                 t.start()
@@ -206,7 +206,7 @@ def test_an_upload_cut_short_is_never_a_dataset(roots, tmp_path):
         with AuditClient(srv.target) as client:
             for name in cut:
                 with pytest.raises(RemoteError) as e:
-                    client.run("sub/small.onnx", dataset_id=name, **QUICK)
+                    client.run("sub/small.onnx", images=Dataset(name), **QUICK)
                 assert e.value.code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT)
     finally:
         srv.stop()
@@ -259,14 +259,14 @@ def test_a_locked_store_answers_unavailable_and_health_follows_it(roots, tmp_pat
     srv = ServerProcess(models, state, "--data-root", str(data)).start()
     try:
         with AuditClient(srv.target) as client:
-            client.run("sub/small.onnx", data_path="photos", **QUICK)
+            client.run("sub/small.onnx", images=DataPath("photos"), **QUICK)
             done = client.list()[0].audit_id
         lock = sqlite3.connect(state / "audits.sqlite", isolation_level=None, timeout=0)
         lock.execute("BEGIN EXCLUSIVE")
         try:
             wait_for(lambda: srv.healthy() == health_pb2.HealthCheckResponse.NOT_SERVING, timeout=10)
             with AuditClient(srv.target) as client:
-                for call in (lambda: client.run("sub/small.onnx", data_path="photos", **QUICK),
+                for call in (lambda: client.run("sub/small.onnx", images=DataPath("photos"), **QUICK),
                              lambda: client.delete(done)):
                     with pytest.raises(RemoteError) as e:
                         call()
@@ -295,7 +295,7 @@ def test_a_report_that_cannot_be_stored_is_delivered_and_stored_later(roots, tmp
     try:
         with AuditClient(srv.target) as client:
             report = client.run("lite0.onnx", AuditOptions(pairs_per_image=4, protocols=("null",)),
-                                data_path="photos", on_accepted=lambda i, q: ids.append(i),
+                                images=DataPath("photos"), on_accepted=lambda i, q: ids.append(i),
                                 progress=lock_once_running)
             assert report["frames"] == 48
             lock.execute("ROLLBACK")

@@ -53,13 +53,16 @@ def test_batches_and_canvases_over_the_budget_are_refused_naming_the_limit(model
     srv = ServerProcess(models, tmp_path / "state").start()
     try:
         with AuditClient(srv.target) as client:
-            for model, options, limit in (
-                    ("lite0.onnx", AuditOptions(batch=1024, protocols=("crop",)), "--max-batch"),
+            for model, options, limit in (  # by the limit's name and the request's option's: no flag named
+                    ("lite0.onnx", AuditOptions(batch=1024, protocols=("crop",)),
+                     "batch 1024 is over this server's max_batch of 128 frames per engine call; ask for a smaller "
+                     "batch"),
                     ("dynamic.onnx", AuditOptions(canvas=(4000, 4000), batch=8, protocols=("crop",)),
-                     "--max-audit-memory-mb")):
+                     "over this server's max_audit_memory_mb of 1024 MiB per audit; ask for batch 1 or less")):
                 with pytest.raises(RemoteError) as e:
                     client.run(model, options, images=EXAMPLE_IMAGES)
                 assert e.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED and limit in e.value.details
+                assert "--" not in e.value.details
             with pytest.raises(RemoteError) as e:
                 client.run("dynamic.onnx", AuditOptions(canvas=(6000, 6000), batch=1), images=EXAMPLE_IMAGES)
             assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT and "8..4096" in e.value.details
@@ -123,7 +126,8 @@ def test_open_models_are_bounded_and_never_closed_in_use(models, tmp_path):
             wait_for(lambda: ids and client.get(ids[0]).state == pb.AUDIT_STATE_RUNNING)
             with pytest.raises(RemoteError) as e:
                 client.load_model("small.onnx")
-            assert e.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED and "--max-loaded-models" in e.value.details
+            assert e.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "this server's max_loaded_models" in e.value.details and "--" not in e.value.details
             assert client.unload_model("lite0.onnx") and loaded() == []
             assert client.get(ids[0]).state == pb.AUDIT_STATE_RUNNING  # its audit still holds it
             client.cancel(ids[0])

@@ -17,7 +17,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from shiftaudit.client import AuditOptions
-from shiftaudit.client.remote import AuditClient, RemoteError
+from shiftaudit.client.remote import AuditClient, DataPath, RemoteError
 from tests.support import QUICK, SLOW
 from tests.support.server_process import ServerProcess, refused_start, wait_for
 
@@ -28,11 +28,11 @@ def test_the_log_is_a_json_line_per_audit_event_and_error(roots, tmp_path):
     ids: list[str] = []
     try:
         with AuditClient(srv.target) as client:
-            report = client.run("sub/small.onnx", data_path="photos", **QUICK)
+            report = client.run("sub/small.onnx", images=DataPath("photos"), **QUICK)
             with pytest.raises(RemoteError):
-                client.run("sub/small.onnx", data_path="photos", options=AuditOptions(size=1000))
+                client.run("sub/small.onnx", images=DataPath("photos"), options=AuditOptions(size=1000))
             with pytest.raises(RemoteError):  # cut by its deadline: no traceback on the server
-                client.run("lite0.onnx", data_path="photos", timeout=2, on_accepted=lambda i, q: ids.append(i),
+                client.run("lite0.onnx", images=DataPath("photos"), timeout=2, on_accepted=lambda i, q: ids.append(i),
                            **SLOW)
             wait_for(lambda: any(line.get("event") == "cancelled" and line.get("audit_id") == ids[0]
                                  for line in srv.log()))
@@ -85,9 +85,9 @@ def test_metrics_pass_prometheus_own_checker_and_count_the_audits(roots, tmp_pat
     try:
         url = srv.banner.split("metrics on ")[1].split()[0]
         with AuditClient(srv.target) as client:
-            report = client.run("sub/small.onnx", data_path="photos", **QUICK)
+            report = client.run("sub/small.onnx", images=DataPath("photos"), **QUICK)
             with pytest.raises(RemoteError):
-                client.run("sub/small.onnx", data_path="photos", options=AuditOptions(size=1000))
+                client.run("sub/small.onnx", images=DataPath("photos"), options=AuditOptions(size=1000))
         text = urllib.request.urlopen(url, timeout=5).read().decode()
     finally:
         srv.stop()

@@ -7,7 +7,7 @@ import threading
 import grpc
 import pytest
 
-from shiftaudit.client.remote import AuditClient, RemoteError
+from shiftaudit.client.remote import AuditClient, Dataset, RemoteError
 from shiftaudit.v1 import audit_service_pb2 as pb
 from tests.support import EXAMPLE_IMAGES, QUICK, SLOW
 from tests.support.server_process import ServerProcess, wait_for
@@ -29,10 +29,10 @@ def test_audits_and_datasets_are_listed_and_deleted(roots, tmp_path):
             (listed,) = client.datasets()
             assert (listed.dataset_id, listed.files) == (dataset, 6)
             assert listed.bytes == sum(p.stat().st_size for p in EXAMPLE_IMAGES.iterdir())
-            client.run("sub/small.onnx", dataset_id=dataset, **QUICK)
+            client.run("sub/small.onnx", images=Dataset(dataset), **QUICK)
             done = client.list()[0].audit_id
             busy = threading.Thread(target=lambda: pytest.raises(
-                RemoteError, client.run, "lite0.onnx", dataset_id=dataset, on_accepted=lambda i, q: ids.append(i),
+                RemoteError, client.run, "lite0.onnx", images=Dataset(dataset), on_accepted=lambda i, q: ids.append(i),
                 **SLOW))
             busy.start()
             wait_for(lambda: ids)
@@ -46,7 +46,7 @@ def test_audits_and_datasets_are_listed_and_deleted(roots, tmp_path):
             wait_for(lambda: client.get(ids[0]).state == pb.AUDIT_STATE_CANCELLED)
             client.delete_dataset(dataset)
             assert client.datasets() == []
-            assert _code(lambda: client.run("sub/small.onnx", dataset_id=dataset, **QUICK)) == grpc.StatusCode.NOT_FOUND
+            assert _code(lambda: client.run("sub/small.onnx", images=Dataset(dataset), **QUICK)) == grpc.StatusCode.NOT_FOUND
             assert not (tmp_path / "state" / "uploads" / dataset).exists()
     finally:
         srv.stop()
@@ -74,7 +74,9 @@ def test_uploads_are_bounded_in_files_and_in_what_the_node_keeps(roots, tmp_path
         with AuditClient(srv.target) as client:
             with pytest.raises(RemoteError) as e:
                 client.upload(EXAMPLE_IMAGES)  # six files
-            assert e.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED and "--max-upload-files" in e.value.details
+            assert e.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "upload of more than 4 files, this server's max_upload_files" in e.value.details
+            assert "--" not in e.value.details  # the limit's name: the caller never typed the server's flags
             few = tmp_path / "few"
             few.mkdir()
             for name in ("coffee_cup.jpg", "cat_chelsea.jpg"):
@@ -83,7 +85,8 @@ def test_uploads_are_bounded_in_files_and_in_what_the_node_keeps(roots, tmp_path
             with pytest.raises(RemoteError) as e:
                 for _ in range(4):
                     client.upload(few)
-            assert e.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED and "--max-state-bytes" in e.value.details
+            assert e.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "would take it over its max_state_bytes of 600000" in e.value.details
             info = client.server_info()
             assert info.state_bytes <= info.max_state_bytes == 600000
             client.delete_dataset(kept)  # room again

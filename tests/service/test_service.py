@@ -17,7 +17,7 @@ from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
 from shiftaudit.client import AuditOptions, audit
-from shiftaudit.client.remote import AuditClient, RemoteError
+from shiftaudit.client.remote import AuditClient, DataPath, RemoteError
 from shiftaudit.v1 import audit_service_pb2 as pb
 from tests.support import EXAMPLE_IMAGES, QUICK, SLOW, assert_valid_report
 from tests.support.server_process import ServerProcess, wait_for
@@ -39,7 +39,7 @@ def test_remote_report_equals_the_in_process_report(client, roots):
     local = audit(models / "lite0.onnx", EXAMPLE_IMAGES, **QUICK)
     uploaded = client.run("lite0.onnx", images=EXAMPLE_IMAGES, **QUICK)
     seen = []
-    by_path = client.run("lite0.onnx", data_path="photos", progress=seen.append, **QUICK)
+    by_path = client.run("lite0.onnx", images=DataPath("photos"), progress=seen.append, **QUICK)
     assert seen[-1].frames == seen[-1].frames_total == local["frames"]  # progress in frames, of frames expected
     for remote in (uploaded, by_path):
         assert_valid_report(remote)
@@ -93,7 +93,7 @@ def test_the_containers_health_probe(server):
 ])
 def test_bad_models_get_their_status(client, model, code):
     with pytest.raises(RemoteError) as e:
-        client.run(model, data_path="photos", **QUICK)
+        client.run(model, images=DataPath("photos"), **QUICK)
     assert _code(e) == code
 
 
@@ -104,17 +104,17 @@ def test_bad_models_get_their_status(client, model, code):
 ])
 def test_bad_image_paths_get_their_status(client, data_path, code):
     with pytest.raises(RemoteError) as e:
-        client.run("sub/small.onnx", data_path=data_path, **QUICK)
+        client.run("sub/small.onnx", images=DataPath(data_path), **QUICK)
     assert _code(e) == code
 
 
 def test_the_data_root_itself_may_be_audited(client):
-    report = client.run("sub/small.onnx", data_path=".", **QUICK)
+    report = client.run("sub/small.onnx", images=DataPath("."), **QUICK)
     assert {r["image"] for r in report["images"]} >= {"photos/cat_chelsea.jpg", "mixed/coffee_cup.jpg"}
 
 
 def test_a_symlink_inside_the_data_root_cannot_read_outside_it(client):
-    report = client.run("sub/small.onnx", data_path="linked", **QUICK)
+    report = client.run("sub/small.onnx", images=DataPath("linked"), **QUICK)
     assert [i["image"] for i in report["images"]] == ["coffee_cup.jpg"]
     assert report["skipped"] == [{"image": "escape.jpg", "protocol": None,
                                   "reason": "escape.jpg: leads outside the data root"}]
@@ -141,7 +141,7 @@ def test_simultaneous_requests_cannot_overbook(roots, tmp_path):
             with AuditClient(srv.target) as c:
                 barrier.wait()
                 try:
-                    c.run("lite0.onnx", data_path="photos", on_accepted=lambda i, q: accepted.append(i), **SLOW)
+                    c.run("lite0.onnx", images=DataPath("photos"), on_accepted=lambda i, q: accepted.append(i), **SLOW)
                 except RemoteError as e:
                     refused.append(e.code)
                     if e.code == grpc.StatusCode.RESOURCE_EXHAUSTED:
@@ -160,7 +160,7 @@ def test_simultaneous_requests_cannot_overbook(roots, tmp_path):
 
 
 def test_bad_uploads_and_bad_images(client, tmp_path):
-    report = client.run("sub/small.onnx", data_path="mixed", **QUICK)
+    report = client.run("sub/small.onnx", images=DataPath("mixed"), **QUICK)
     assert [s["image"] for s in report["skipped"]] == ["corrupt.jpg"] and len(report["images"]) == 1
     junk = tmp_path / "junk"
     junk.mkdir()
@@ -185,7 +185,7 @@ def test_bad_uploads_and_bad_images(client, tmp_path):
         client.stub.UploadImages(iter([pb.UploadImagesRequest(file_name="../x.jpg", data=b"x")]))
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     with pytest.raises(RemoteError) as e:
-        client.run("sub/small.onnx", data_path="photos", options=AuditOptions(size=1000))
+        client.run("sub/small.onnx", images=DataPath("photos"), options=AuditOptions(size=1000))
     assert _code(e) == grpc.StatusCode.INVALID_ARGUMENT and "embedded size" in str(e.value)
 
 
@@ -194,14 +194,14 @@ def test_oversized_message_is_refused_and_the_server_keeps_serving(client):
     with pytest.raises(grpc.RpcError) as e:
         client.stub.UploadImages(iter([big]))
     assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert client.run("sub/small.onnx", data_path="photos", **QUICK)["protocols"]["crop"]["pairs"] == 6
+    assert client.run("sub/small.onnx", images=DataPath("photos"), **QUICK)["protocols"]["crop"]["pairs"] == 6
 
 
 def _start_slow(target: str, events: list, errors: list) -> threading.Thread:
     def run():
         with AuditClient(target) as c:
             try:
-                c.run("lite0.onnx", data_path="photos", on_accepted=lambda i, q: events.append((i, q)), **SLOW)
+                c.run("lite0.onnx", images=DataPath("photos"), on_accepted=lambda i, q: events.append((i, q)), **SLOW)
             except RemoteError as e:
                 errors.append(e.code)
     t = threading.Thread(target=run)
@@ -219,7 +219,7 @@ def test_two_concurrent_audits_one_queued_and_a_full_queue(server, client):
     wait_for(lambda: len(events) == 3)
     assert sorted(q for _, q in events) == [0, 0, 1]
     with pytest.raises(RemoteError) as e:
-        client.run("lite0.onnx", data_path="photos", **SLOW)
+        client.run("lite0.onnx", images=DataPath("photos"), **SLOW)
     assert _code(e) == grpc.StatusCode.RESOURCE_EXHAUSTED
     queued = next(i for i, q in events if q == 1)
     assert client.get(queued).state == pb.AUDIT_STATE_QUEUED
@@ -243,12 +243,12 @@ def test_cancel_by_the_client_and_an_expiring_deadline_stop_the_audit(server, cl
     wait_for(lambda: client.get(audit_id).state == pb.AUDIT_STATE_CANCELLED)
     ids: list = []
     with pytest.raises(RemoteError) as e:
-        client.run("lite0.onnx", data_path="photos", timeout=2.0, on_accepted=lambda i, q: ids.append(i), **SLOW)
+        client.run("lite0.onnx", images=DataPath("photos"), timeout=2.0, on_accepted=lambda i, q: ids.append(i), **SLOW)
     assert _code(e) == grpc.StatusCode.DEADLINE_EXCEEDED
     wait_for(lambda: client.get(ids[0]).state == pb.AUDIT_STATE_CANCELLED)
     # its slot is free again: nothing is left running
     wait_for(lambda: not any(a.state == pb.AUDIT_STATE_RUNNING for a in client.list()))
-    assert client.run("sub/small.onnx", data_path="photos", **QUICK)["frames"] == 24
+    assert client.run("sub/small.onnx", images=DataPath("photos"), **QUICK)["frames"] == 24
 
 
 def test_a_client_that_hangs_up_on_receiving_the_report_leaves_the_audit_succeeded(client):
@@ -281,14 +281,14 @@ def test_reports_survive_a_restart_and_cut_audits_are_interrupted(roots, tmp_pat
     srv = ServerProcess(models, state, "--data-root", str(data)).start()
     try:
         with AuditClient(srv.target) as c:
-            report = c.run("sub/small.onnx", data_path="photos", **QUICK)
+            report = c.run("sub/small.onnx", images=DataPath("photos"), **QUICK)
             done = c.list()[0].audit_id
             ids: list = []
             errors: list = []
 
             def slow():
                 try:
-                    c.run("lite0.onnx", data_path="photos", on_accepted=lambda i, q: ids.append(i), **SLOW)
+                    c.run("lite0.onnx", images=DataPath("photos"), on_accepted=lambda i, q: ids.append(i), **SLOW)
                 except RemoteError as e:
                     errors.append(e.code)
             t = threading.Thread(target=slow)
@@ -357,7 +357,7 @@ def test_sigterm_gives_a_grace_period_then_stores_the_cut_audit_as_interrupted(r
     errors: list = []
     with AuditClient(srv.target) as c:
         t = threading.Thread(target=lambda: errors.append(pytest.raises(
-            RemoteError, c.run, "lite0.onnx", data_path="photos", on_accepted=lambda i, q: ids.append(i), **SLOW)))
+            RemoteError, c.run, "lite0.onnx", images=DataPath("photos"), on_accepted=lambda i, q: ids.append(i), **SLOW)))
         t.start()
         wait_for(lambda: ids and c.get(ids[0]).state == pb.AUDIT_STATE_RUNNING)
         start = time.monotonic()
