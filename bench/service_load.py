@@ -27,7 +27,7 @@ import grpc
 import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from shiftaudit.client.remote import AuditClient, RemoteError
+from shiftaudit.client.remote import AuditClient, DataPath, RemoteError
 from shiftaudit.server.engine.options import AuditOptions
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -60,7 +60,7 @@ def probe(target: str, stop: threading.Event, limit: int = 100_000) -> dict[str,
 def one_audit(target: str, options: AuditOptions) -> str:
     try:
         with AuditClient(target) as client:
-            client.run(MODEL, options, data_path="images", timeout=DEADLINE)
+            client.run(MODEL, options, images=DataPath("images"), timeout=DEADLINE)
         return "accepted"
     except RemoteError as e:
         if e.code == grpc.StatusCode.RESOURCE_EXHAUSTED:

@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from shiftaudit.client.remote import AuditClient
+from shiftaudit.client.remote import AuditClient, DataPath
 from shiftaudit.server.engine.images import image_sources
 from shiftaudit.server.engine.job import Job
 from shiftaudit.server.engine.options import AuditOptions
@@ -66,10 +66,10 @@ def main() -> None:
             target = server.stdout.readline().split("listening on ")[1].split()[0]
             model = EXAMPLES / "efficientnet_lite0.onnx"
             with AuditClient(target) as client, open_runner(model) as runner:
-                client.run("efficientnet_lite0.onnx", small, data_path="images")  # load the model, warm up
+                client.run("efficientnet_lite0.onnx", small, images=DataPath("images"))  # load the model, warm up
                 job = Job.prepare(model, runner, options, image_sources(EXAMPLES / "images"))
                 local_s, local = best(job.run, args.repeat)
-                path_s, remote = best(lambda: client.run("efficientnet_lite0.onnx", options, data_path="images"),
+                path_s, remote = best(lambda: client.run("efficientnet_lite0.onnx", options, images=DataPath("images")),
                                       args.repeat)
                 upload_s, _ = best(lambda: client.run("efficientnet_lite0.onnx", options, images=EXAMPLES / "images"),
                                    args.repeat)
@@ -77,7 +77,7 @@ def main() -> None:
                 frames = local["frames"]
                 rss = [rss_mib(server.pid)]
                 for i in range(args.sequential):
-                    client.run("efficientnet_lite0.onnx", small, data_path="images")
+                    client.run("efficientnet_lite0.onnx", small, images=DataPath("images"))
                     if (i + 1) % 10 == 0:
                         rss.append(rss_mib(server.pid))
         finally:

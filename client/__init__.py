@@ -11,14 +11,22 @@ from shiftaudit.server.engine.errors import AuditError, Cancelled, DeviceError, 
 from shiftaudit.server.engine.options import AuditOptions
 
 if TYPE_CHECKING:
-    from .api import audit
+    from shiftaudit.server.engine.layers import LayerOptions
+    from shiftaudit.server.engine.runners import EngineOptions
+    from shiftaudit.server.engine.scale_out import RayOptions
 
-__all__ = ["AuditError", "AuditOptions", "Cancelled", "DeviceError", "InputError", "ModelError", "OptionError", "audit"]
+    from .api import audit, audit_on_ray, compare, profile
+
+__all__ = ["AuditError", "AuditOptions", "Cancelled", "DeviceError", "EngineOptions", "InputError", "LayerOptions",
+           "ModelError", "OptionError", "RayOptions", "audit", "audit_on_ray", "compare", "profile"]
+_LAZY = {"audit": ".api", "audit_on_ray": ".api", "compare": ".api", "profile": ".api",
+         "EngineOptions": "shiftaudit.server.engine.runners", "LayerOptions": "shiftaudit.server.engine.layers",
+         "RayOptions": "shiftaudit.server.engine.scale_out"}
 
 
 def __getattr__(name: str) -> Any:
-    if name == "audit":
-        from .api import audit
+    if name in _LAZY:
+        import importlib
 
-        return audit
+        return getattr(importlib.import_module(_LAZY[name], __package__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,13 +17,14 @@ from typing import Any
 
 import grpc
 
+from shiftaudit.server.engine.errors import InputError
 from shiftaudit.server.engine.files import file_sha256, image_files, shard_of
-from shiftaudit.server.engine.labels import few, merge_labels, unknown_names
+from shiftaudit.server.engine.labels import few, unknown_names
 from shiftaudit.server.engine.options import AuditOptions
 from shiftaudit.server.engine.progress import Progress
-from shiftaudit.server.engine.report import merge_reports
+from shiftaudit.server.engine.report import Report, merge_reports
 
-from .remote import AuditClient, RemoteError
+from .remote import AuditClient, Connection, RemoteError, Upload
 
 
 def shards(files: list[tuple[str, Path]], n: int) -> list[list[tuple[str, Path]]]:
@@ -88,21 +89,20 @@ class _Fleet:
             self.done.notify_all()
 
 
-def run_sharded(targets: list[str], connect: Callable[[str], AuditClient], model: str, images: Path,
-                options: AuditOptions, *, preprocessing: Mapping[str, Any] | None = None, labels_csv: str = "",
-                timeout: float | None = None, progress: Callable[[Progress], None] | None = None) -> dict:
+def run_sharded(targets: Sequence[str], connection: Connection, model: str, images: Path, options: AuditOptions, *,
+                preprocessing: Mapping[str, Any] | None = None, labels_csv: str = "",
+                progress: Callable[[Progress], None] | None = None) -> dict:
     """Audit ``images`` (a local directory) on the servers of ``targets`` at once, a shard each, with
     `AuditClient.run`'s options. A server that fails or cannot be reached gives its shard back and the
     others take it; the audit fails, naming every server's error, only when no server is left for a
     shard, or at once when the request itself is wrong (`REQUEST_ERRORS`: every server would refuse it)."""
-    if len(set(targets)) != len(targets):
-        raise ValueError("each --server may be named once")
     files = image_files(images)
     if not files:
-        raise ValueError(f"no files in {images}")
+        raise InputError(f"no files in {images}")
     names = [name for name, _ in files]
     parts = [_Shard(k, s) for k, s in enumerate(shards(files, len(targets))) if s]
-    clients = {t: connect(t) for t in targets}
+    clients = {t: connection.connect(t) for t in targets}
+    timeout = connection.timeout
     start = time.perf_counter()
     fleet = _Fleet(parts, targets)
     try:
@@ -123,12 +123,12 @@ def run_sharded(targets: list[str], connect: Callable[[str], AuditClient], model
                     progress(total)
             return report
 
-        reports: dict[int, tuple[str, dict]] = {}
+        reports: dict[int, tuple[str, Report]] = {}
 
         def serve(target: str) -> None:
             while (shard := fleet.take(target)) is not None:
                 try:
-                    report = clients[target].run(model, options, images=images, files=shard.files,
+                    report = clients[target].run(model, options, images=Upload(images, shard.files),
                                                  preprocessing=preprocessing, labels_csv=labels_csv, timeout=timeout,
                                                  progress=shard_progress(shard.index))
                 except RemoteError as e:
@@ -144,7 +144,7 @@ def run_sharded(targets: list[str], connect: Callable[[str], AuditClient], model
                     fleet.stop(e)
                     _close(clients)
                     return
-                reports[shard.index] = (target, report)
+                reports[shard.index] = (target, Report.from_json(report))
                 fleet.finish(shard)
 
         with ThreadPoolExecutor(len(targets)) as pool:
@@ -158,14 +158,9 @@ def run_sharded(targets: list[str], connect: Callable[[str], AuditClient], model
     finally:
         _close(clients)
     order = {name: i for i, name in enumerate(names)}
-    merged = merge_reports(reports_in_order, order, time.perf_counter() - start)
-    for entry, part in zip(merged["shards"], parts):
-        if part.failed_on:  # where the shard ran before it came to this server
-            entry["failed_on"] = part.failed_on
-    if labels_csv:
-        merged["labels"] = merge_labels([r["labels"] for _, r in reports_in_order], order,
-                                        few(unknown_names(labels_csv, names)))
-    return merged
+    unknown = few(unknown_names(labels_csv, names)) if labels_csv else None
+    return merge_reports(reports_in_order, order, time.perf_counter() - start, unknown,
+                         [part.failed_on for part in parts]).to_json()
 
 
 def _check_models(clients: dict[str, AuditClient], model: str, fleet: _Fleet) -> None:

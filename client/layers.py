@@ -6,17 +6,17 @@ from __future__ import annotations
 import html
 import shlex
 
-import matplotlib.pyplot as plt
 import numpy as np
-from rich import box
-from rich.table import Column, Table
 
 from shiftaudit.server.engine.errors import InputError
 from shiftaudit.server.engine.layers.profile import OPTIONS, SCHEMA
 
+from . import markdown as md
 from .flags import command_line
-from .html import _figure, _page, _rows, _svg
-from .table import _render, plural
+from .page import document, facts, figure, grid
+from .plots import plt, svg
+from .summary import audited, plural
+from .table import grid as text_grid
 
 MEASURES = {"pooled_invariance": "pooled invariance", "shiftability": "shiftability",
             "equivariance": "equivariance (whole stride)"}
@@ -70,24 +70,26 @@ def _run_line(doc: dict) -> list[str]:
     return lines
 
 
+def _numeric(header: list[str]) -> set[int]:
+    """The columns of numbers: depth, receptive field and the measures."""
+    return {i for i in range(len(header)) if i in (0, 5) or i >= 6}
+
+
 def format_profile(doc: dict) -> str:
     header, *body = rows(doc)
-    table = Table(*(Column(h, justify="right" if i in (0, 5) or i >= 6 else "left") for i, h in enumerate(header)),
-                  box=box.SIMPLE_HEAD, pad_edge=False)
-    for r in body:
-        table.add_row(*r)
     f = doc["finding"]
-    return "\n".join([*_render(table), f"finding: {f['text']}", f"caveat: {f['caveat']}", *_run_line(doc)])
+    left = tuple(i for i in range(len(header)) if i not in _numeric(header))
+    return "\n".join([*text_grid(header, body, left), f"finding: {f['text']}", f"caveat: {f['caveat']}",
+                      *_run_line(doc)])
 
 
 def markdown(doc: dict) -> str:
     header, *body = rows(doc)
     f = doc["finding"]
+    align = ["---:" if i in _numeric(header) else "---" for i in range(len(header))]
     lines = [f"## shiftaudit layers: `{doc['model']['path']}`", "", f"**Finding:** {f['text']}", "", f"_{f['caveat']}_",
-             "", "| " + " | ".join(header) + " |", "|" + "|".join("---:" if i in (0, 5) or i >= 6 else "---"
-                                                                   for i in range(len(header))) + "|"]
-    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in body]
-    lines += ["", *_run_line(doc), "", "Run it again:", "", "```", run_again(doc), "```", ""]
+             "", *md.table(header, body, align), "", *_run_line(doc), "", "Run it again:", "", "```",
+             run_again(doc), "```", ""]
     return "\n".join(lines)
 
 
@@ -129,36 +131,29 @@ def plot(doc: dict) -> str:
     ax.set_ylabel("relative error (mean, 95 % band)")
     ax.legend(fontsize=8, loc="upper left")
     ax.grid(alpha=0.3)
-    return _svg(fig)
+    return svg(fig)
 
 
 def section(doc: dict) -> str:
     """The profile as a part of a page: the finding, the plot, the table, how it was made."""
-    f, m, pre = doc["finding"], doc["model"], doc["model"]["preprocessing"]
+    f = doc["finding"]
     header, *body = rows(doc)
-    table = ('<table class="layers"><tr>' + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"
-             + "".join("<tr>" + "".join(f'<td class="{"n" if i in (0, 5) or i >= 6 else ""}">{html.escape(c)}</td>'
-                                        for i, c in enumerate(r)) + "</tr>" for r in body) + "</table>")
     return "\n".join([
         "<h2>Where the invariance breaks: the per-layer profile</h2>",
         f'<p class="{"fail" if f["tensor"] else "pass"}">{html.escape(f["text"])}</p>',
         f'<p class="warn">{html.escape(f["caveat"])}</p>',
-        _figure(plot(doc), "Each measure's mean over the frame pairs with its 95 % band, tensor by tensor in graph "
+        figure(plot(doc), "Each measure's mean over the frame pairs with its 95 % band, tensor by tensor in graph "
                 "order: pooled invariance (the paper's Claim: ~0 for a shiftable representation), shiftability "
                 "(a one-pixel shift against band-limited interpolation of the tensor) and equivariance (a shift of "
                 "exactly the stride). docs/layers.md defines each."),
-        table,
+        grid(header, body, _numeric(header), css="layers"),
         "<p>" + html.escape(" ".join(_run_line(doc))) + "</p>",
-        _rows([("model", f"<code>{html.escape(m['path'])}</code>, sha256 <code>{m['sha256']}</code>"),
-               ("preprocessing", html.escape(f"mean {pre['mean']}, std {pre['std']} on 0–{pre['pixel_range']:g} "
-                                             f"{pre['channel_order']}")),
-               ("config", "<code>" + html.escape(", ".join(f"{k}={v}" for k, v in doc["config"].items())) + "</code>"),
-               ("run it again", f"<code>{html.escape(run_again(doc))}</code>")]),
+        facts([*audited(doc), ("run it again", run_again(doc))]),
     ])
 
 
 def page(doc: dict) -> str:
-    return _page(f"shiftaudit layers: {doc['model']['path']}",
+    return document(f"shiftaudit layers: {doc['model']['path']}",
                  [f"<h1>shiftaudit layers: <code>{html.escape(doc['model']['path'])}</code></h1>", section(doc)])
 
 

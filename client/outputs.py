@@ -15,15 +15,46 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shiftaudit.server.engine.errors import InputError
+from shiftaudit.server.engine.options import named_options, option
 
 STDOUT = Path("-")
+GROUP = "output and gates"
+
+
+@named_options
+@dataclass(frozen=True)
+class OutputOptions:
+    """What a command writes besides its table: the views of its document, each to a file or ``-``
+    (standard output; the table then goes to stderr), and how."""
+
+    json: Path | None = option(None, "the report (docs/report.md)", parse=Path, metavar="FILE", group=GROUP,
+                               default_text="none")
+    markdown: Path | None = option(None, "a Markdown summary: a CI step summary, a pull-request comment", parse=Path,
+                                   metavar="FILE", group=GROUP, default_text="none")
+    junit: Path | None = option(None, "JUnit XML: a test case per protocol and gate", parse=Path, metavar="FILE",
+                                group=GROUP, default_text="none")
+    html: Path | None = option(None, "one self-contained page (no network): plots, the most sensitive pairs, what "
+                               "was audited", parse=Path, metavar="FILE", group=GROUP, default_text="none")
+    no_thumbnails: bool = option(False, "--html without pictures of the images (for data that must not leave the "
+                                 "machine)", group=GROUP)
+    layers: Path | None = option(None, "a layer profile of the same model (audit-client layers --json), added to "
+                                 "--html and --markdown", parse=Path, metavar="PROFILE", group=GROUP,
+                                 default_text="none")
+    no_progress: bool = option(False, "no progress bar (nor progress lines in a log)", group=GROUP)
+
+    def wanted(self) -> list[Output]:
+        """The views asked for, each with where it goes."""
+        return [Output(f"--{name}", path, name) for name in VIEWS if (path := getattr(self, name)) is not None]
+
+
+VIEWS = ("json", "markdown", "junit", "html")
 
 
 @dataclass(frozen=True)
 class Output:
     flag: str  # the option that asked for it, for messages
     path: Path  # STDOUT: standard output
-    render: Callable[[dict], str]  # the report as this output's text
+    view: str  # which view: json, markdown, junit, html
 
 
 def report_json(report: dict) -> str:
@@ -72,13 +103,14 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
-def write(outputs: list[Output], report: dict) -> list[str]:
-    """Write every output; the errors, one line each. If any failed, the report is also saved at a
-    fallback path (the current folder, else the temporary one), which the last error names."""
+def write(outputs: list[Output], views: dict[str, Callable[[], str]], report: dict) -> list[str]:
+    """Write every output (``views``: view name -> its text); the errors, one line each. If any failed, the
+    report is also saved at a fallback path (the current folder, else the temporary one), which the last
+    error names."""
     errors = []
     for o in outputs:
         try:
-            text = o.render(report)
+            text = views[o.view]()
             if o.path == STDOUT:
                 sys.stdout.write(text)
                 sys.stdout.flush()

@@ -1,15 +1,19 @@
-"""The Python client of the AuditService, for pipelines and for ``audit-client --server``."""
+"""The Python client of the AuditService, for pipelines and for ``audit-client --server``: one method a
+call, every `grpc.RpcError` turned into a `RemoteError`; how to reach a server (`Connection`) is an option
+group of its own."""
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import grpc
 
+from shiftaudit.server.engine.errors import InputError
 from shiftaudit.server.engine.files import image_files
-from shiftaudit.server.engine.options import AuditOptions
+from shiftaudit.server.engine.options import AuditOptions, named_options, option
 from shiftaudit.server.engine.progress import Progress
 from shiftaudit.server.wire import options_to_proto, preprocessing_to_proto
 from shiftaudit.v1 import audit_service_pb2 as pb
@@ -30,6 +34,67 @@ class RemoteError(RuntimeError):
 def _model_ref(model: str) -> pb.ModelRef:
     """``sha256:<hex>`` names a model by digest, anything else is a path under the model root."""
     return pb.ModelRef(digest=model[7:]) if model.startswith("sha256:") else pb.ModelRef(path=model)
+
+
+@dataclass(frozen=True)
+class Upload:
+    """Images sent from this machine: every image below ``directory`` (or the file itself), or only
+    ``files`` of it, named as `files.image_files` names them."""
+
+    directory: Path
+    files: list[tuple[str, Path]] | None = None
+
+
+@dataclass(frozen=True)
+class DataPath:
+    """Images under the server's data root."""
+
+    path: str
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Images an earlier `AuditClient.upload` sent (its dataset id)."""
+
+    dataset_id: str
+
+
+Images = Path | Upload | DataPath | Dataset  # a Path is an Upload of that directory
+
+GROUP = "remote audit (without --server the audit runs in this process)"
+
+
+@named_options
+@dataclass(frozen=True)
+class Connection:
+    """How to reach a server: a bearer token and TLS files (each read when connecting, an error naming the
+    option that named it), and how long a remote audit may take."""
+
+    token_file: Path | None = option(None, "bearer token for the server", parse=Path, group=GROUP, default_text="none")
+    tls_ca: Path | None = option(None, "CA certificate to verify the server (enables TLS)", parse=Path, group=GROUP,
+                                 default_text="the server is not verified: plaintext")
+    tls_cert: Path | None = option(None, "client certificate, for servers that require one", parse=Path, group=GROUP,
+                                   default_text="none")
+    tls_key: Path | None = option(None, "client private key", parse=Path, group=GROUP, default_text="none")
+    timeout: float | None = option(None, "deadline of the remote audit, seconds", parse=float, group=GROUP,
+                                   default_text="none")
+
+    def connect(self, target: str) -> AuditClient:
+        token = read_text(self.token_file, "token_file").strip() if self.token_file else None
+        for path, field in ((self.tls_ca, "tls_ca"), (self.tls_cert, "tls_cert"), (self.tls_key, "tls_key")):
+            if path:
+                read_text(path, field)
+        return AuditClient(target, token=token, tls_ca=self.tls_ca, tls_cert=self.tls_cert, tls_key=self.tls_key)
+
+
+def read_text(path: Path, field: str) -> str:
+    """A file an option names, or an error naming the option."""
+    try:
+        return path.read_text()
+    except UnicodeDecodeError:
+        raise InputError(f"{field} {path}: not a text file (UTF-8)", field) from None
+    except OSError as e:
+        raise InputError(f"{field} {path}: {e.strerror}", field) from None
 
 
 class AuditClient:
@@ -90,23 +155,21 @@ class AuditClient:
 
         return self._call(self.stub.UploadImages, chunks()).dataset_id
 
-    def run(self, model: str, options: AuditOptions | None = None, *, images: Path | None = None,
-            data_path: str | None = None, dataset_id: str | None = None,
-            preprocessing: Mapping[str, Any] | None = None, labels_csv: str = "",
+    def run(self, model: str, options: AuditOptions | None = None, *, images: Images,
+            preprocessing: Mapping[str, Any] | None = None, labels_csv: str = "", timeout: float | None = None,
             progress: Callable[[Progress], None] | None = None,
-            on_accepted: Callable[[str, int], None] | None = None, timeout: float | None = None,
-            files: list[tuple[str, Path]] | None = None) -> dict:
-        """Run an audit on the server and return its report. Images: a local directory (uploaded, or
-        only ``files`` of it), a path under the server's data root, or a dataset id from an earlier upload.
-        ``preprocessing`` overrides the model's (`Preprocessing` fields); ``labels_csv``: image,label lines."""
-        if images is not None:
-            dataset_id = self.upload(images, files)
+            on_accepted: Callable[[str, int], None] | None = None) -> dict:
+        """Run an audit on the server and return its report. ``images``: a local directory (`Upload`ed), a
+        `DataPath` under the server's data root, or a `Dataset` uploaded before; ``preprocessing`` overrides
+        the model's (`Preprocessing` fields); ``labels_csv``: image,label lines; ``on_accepted`` is told the
+        audit's id and its place in the server's queue."""
         request = pb.RunAuditRequest(model=_model_ref(model), options=options_to_proto(options or AuditOptions()),
                                      preprocessing=preprocessing_to_proto(preprocessing or {}), labels_csv=labels_csv)
-        if dataset_id:
-            request.dataset_id = dataset_id
-        elif data_path:
-            request.data_path = data_path
+        if isinstance(images, DataPath):
+            request.data_path = images.path
+        else:
+            request.dataset_id = images.dataset_id if isinstance(images, Dataset) else self.upload(
+                *((images.directory, images.files) if isinstance(images, Upload) else (images, None)))
         try:
             for event in self.stub.RunAudit(request, metadata=self.metadata, timeout=timeout):
                 kind = event.WhichOneof("event")

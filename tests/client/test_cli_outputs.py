@@ -73,11 +73,11 @@ def test_a_write_that_fails_after_the_audit_leaves_the_report_at_a_named_fallbac
     report = {"schema": "shiftaudit.report/v1", "frames": 2}
     gone = tmp_path / "gone"  # checked while it existed, removed while the audit ran
     gone.mkdir()
-    wanted = [outputs.Output("--json", gone / "r.json", outputs.report_json)]
+    wanted = [outputs.Output("--json", gone / "r.json", "json")]
     outputs.check(wanted, {})
     gone.rmdir()
     monkeypatch.chdir(tmp_path)
-    errors = outputs.write(wanted, report)
+    errors = outputs.write(wanted, {"json": lambda: outputs.report_json(report)}, report)
     assert errors[0].startswith(f"--json {gone / 'r.json'}: No such file or directory")
     saved = Path(errors[-1].removeprefix("the report is saved at "))
     assert saved.parent == tmp_path and json.loads(saved.read_text()) == report

@@ -14,7 +14,9 @@ import pytest
 
 from shiftaudit.client import audit
 from shiftaudit.client.cli import main
-from shiftaudit.client.html import GALLERY, most_sensitive, render
+from shiftaudit.client.gallery import GALLERY, most_sensitive
+from shiftaudit.client.html import render
+from shiftaudit.client.summary import summarise
 from tests.support import EXAMPLE_IMAGES, write_image
 from tests.support.models import cnn
 
@@ -95,7 +97,7 @@ def test_a_thousand_images_stay_within_two_megabytes(tmp_path):
         write_image(images / f"{i:04d}.png", rng.integers(0, 256, (40, 48, 3), dtype=np.uint8))
     model = cnn(tmp_path / "m.onnx", hw=32)
     report = audit(model, images, {"protocols": ("crop", "embed-black"), "size": 16})
-    text = render(report, None, images)
+    text = render(report, summarise(report, None), images)
     assert len(report["images"]) == 1000 and text.count("data:image/jpeg") == 2 * GALLERY
     assert len(text.encode()) <= 2 * 2**20, len(text.encode())
 

@@ -18,8 +18,11 @@ import yaml
 from shiftaudit.client.api import audit
 from shiftaudit.client.cli import main
 from shiftaudit.server.engine.files import Shard
+from shiftaudit.server.engine.runners import EngineOptions
 from tests.support import EXAMPLE_IMAGES, ROOT, assert_valid_report
 from tests.support.models import cnn
+
+CPU = EngineOptions(device="cpu")
 
 OPTIONS = {"protocols": ("crop", "embed-black"), "size": 40, "pairs_per_image": 2}
 SAME = ("protocols", "tallies", "images", "skipped", "config", "labels")
@@ -40,7 +43,7 @@ def labels(tmp_path_factory) -> Path:
 def _parts(model: Path, labels: Path, count: int, d: Path) -> list[Path]:
     paths = []
     for i in range(count):
-        part = audit(model, EXAMPLE_IMAGES, OPTIONS, labels=labels, device="cpu", shard=Shard(i, count))
+        part = audit(model, EXAMPLE_IMAGES, OPTIONS, labels=labels, engine_options=CPU, shard=Shard(i, count))
         paths.append(d / f"part-{i}.json")
         paths[-1].write_text(json.dumps(part))
     return paths
@@ -48,7 +51,7 @@ def _parts(model: Path, labels: Path, count: int, d: Path) -> list[Path]:
 
 @pytest.mark.parametrize("count", [3, 8])  # 8 shards of 6 images: some hold none
 def test_the_parts_merge_to_one_audit_of_every_image(model, labels, count, tmp_path):
-    whole = audit(model, EXAMPLE_IMAGES, OPTIONS, labels=labels, device="cpu")
+    whole = audit(model, EXAMPLE_IMAGES, OPTIONS, labels=labels, engine_options=CPU)
     parts = _parts(model, labels, count, tmp_path)
     sizes = [len(json.loads(p.read_text())["images"]) for p in parts]
     assert sum(sizes) == len(whole["images"]) and (count == 3 or 0 in sizes)
@@ -64,11 +67,11 @@ def test_the_parts_merge_to_one_audit_of_every_image(model, labels, count, tmp_p
 def test_what_is_not_one_audit_is_refused_in_one_line(model, labels, tmp_path, capsys):
     parts = _parts(model, labels, 3, tmp_path)
     other = tmp_path / "other-seed.json"
-    other.write_text(json.dumps(audit(model, EXAMPLE_IMAGES, {**OPTIONS, "seed": 1}, device="cpu", shard=Shard(2, 3))))
+    other.write_text(json.dumps(audit(model, EXAMPLE_IMAGES, {**OPTIONS, "seed": 1}, engine_options=CPU, shard=Shard(2, 3))))
     whole = tmp_path / "whole.json"
-    whole.write_text(json.dumps(audit(model, EXAMPLE_IMAGES, OPTIONS, device="cpu")))
+    whole.write_text(json.dumps(audit(model, EXAMPLE_IMAGES, OPTIONS, engine_options=CPU)))
     split = tmp_path / "split-in-2.json"
-    split.write_text(json.dumps(audit(model, EXAMPLE_IMAGES, OPTIONS, device="cpu", shard=Shard(1, 2))))
+    split.write_text(json.dumps(audit(model, EXAMPLE_IMAGES, OPTIONS, engine_options=CPU, shard=Shard(1, 2))))
     cases = [([parts[0], parts[1], parts[1], parts[2]], "shard 1 of 3 is given twice"),
              ([parts[0], parts[2]], "shard 1 of 3 missing"),
              ([parts[0], parts[1], other], "its report's config differs"),
@@ -126,7 +129,7 @@ def test_the_manifests_commands_make_the_report_of_one_audit(tmp_path):
                             env=env, capture_output=True, text=True, timeout=300)
     assert merged.returncode in (0, 1), merged.stderr  # 1: the gate failed, as a gate may
     report = json.loads((tmp_path / "results" / "report.json").read_text())
-    whole = audit(model, EXAMPLE_IMAGES, {"seed": 0}, device="cpu")
+    whole = audit(model, EXAMPLE_IMAGES, {"seed": 0}, engine_options=CPU)
     assert report["tallies"] == whole["tallies"] and report["images"] == whole["images"]
     assert (tmp_path / "results" / "report.html").exists()
 
@@ -140,7 +143,7 @@ def test_a_part_audited_on_a_server_merges_with_one_audited_here(roots, server, 
     assert main(["--engine", str(small), "--shard", "1/2", *common, "--json", str(tmp_path / "p1.json")]) == 0
     assert main(["merge", str(tmp_path / "p0.json"), str(tmp_path / "p1.json"), "--json", str(tmp_path / "m.json")]) == 0
     merged = json.loads((tmp_path / "m.json").read_text())
-    whole = audit(small, EXAMPLE_IMAGES, {"size": 40}, labels=labels, device="cpu")
+    whole = audit(small, EXAMPLE_IMAGES, {"size": 40}, labels=labels, engine_options=CPU)
     for key in ("protocols", "tallies", "images", "labels"):
         assert merged[key] == whole[key], key
     empty = next(i for i in range(8) if not Shard(i, 8).select([(n, EXAMPLE_IMAGES / n) for n in

@@ -13,9 +13,12 @@ import pytest
 
 from shiftaudit.client.api import profile
 from shiftaudit.client.cli import main
+from shiftaudit.server.engine.runners import EngineOptions
 from tests.client.test_html import CHROMIUM, _chromium
 from tests.support import EXAMPLE_IMAGES, EXAMPLE_MODEL, assert_valid_report
 from tests.support.models import shift_cnn
+
+CPU = EngineOptions(device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -122,6 +125,6 @@ def test_a_wrong_input_is_one_line(argv, message, tmp_path, capsys):
 
 
 def test_the_python_api_defaults_to_embed_black_and_the_stages(tmp_path):
-    doc = profile(shift_cnn(tmp_path / "net.onnx", subsample="conv"), EXAMPLE_IMAGES, {"size": 40}, device="cpu")
+    doc = profile(shift_cnn(tmp_path / "net.onnx", subsample="conv"), EXAMPLE_IMAGES, {"size": 40}, engine_options=CPU)
     assert doc["config"]["protocols"] == ["embed-black"] and doc["config"]["tensors"] == ["stages"]
     assert [t["name"] for t in doc["tensors"]] == ["input", "r1", "c2", "r3"]

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from shiftaudit.client.cli import main
-from shiftaudit.client.remote import AuditClient
+from shiftaudit.client.remote import AuditClient, DataPath
 from tests.support import EXAMPLE_IMAGES, EXAMPLE_MODEL, QUICK
 
 JUNIT_XSD = os.environ.get("JUNIT_XSD")
@@ -92,7 +92,7 @@ def test_a_stored_report_renders_again_with_new_gates(tmp_path, lite0, capsys):
 def test_get_fetches_a_finished_audit_from_the_server(server, tmp_path, capsys):
     with AuditClient(server.target) as client:
         ids = []
-        report = client.run("sub/small.onnx", data_path="photos", on_accepted=lambda i, _: ids.append(i), **QUICK)
+        report = client.run("sub/small.onnx", images=DataPath("photos"), on_accepted=lambda i, _: ids.append(i), **QUICK)
     out, md = tmp_path / "r.json", tmp_path / "r.md"
     assert main(["--server", server.target, "get", ids[0], "--json", str(out), "--markdown", str(md)]) == 0
     assert json.loads(out.read_text()) == report and "`small.onnx`" in md.read_text()

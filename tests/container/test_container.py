@@ -24,7 +24,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from shiftaudit.client import AuditOptions
-from shiftaudit.client.remote import AuditClient
+from shiftaudit.client.remote import AuditClient, DataPath
 from shiftaudit.v1 import audit_service_pb2 as pb
 from tests.support import EXAMPLE_IMAGES, EXAMPLE_MODEL, QUICK
 
@@ -138,7 +138,7 @@ def test_health_is_serving_from_the_host_and_the_server_is_not_root(node):
 
 def test_an_audit_through_the_container_equals_the_in_process_audit(node, mounts):
     with AuditClient(node.target) as client:
-        remote = client.run("lite0.onnx", data_path="photos", **QUICK)
+        remote = client.run("lite0.onnx", images=DataPath("photos"), **QUICK)
     out = mounts["base"] / "out"
     out.mkdir()
     os.chown(out, USER, USER)
@@ -160,7 +160,7 @@ def test_sigterm_lets_the_audit_finish_exits_0_and_the_report_stays(mounts):
 
     def audit() -> dict:
         with AuditClient(node.target) as client:
-            return client.run("lite0.onnx", data_path="photos",
+            return client.run("lite0.onnx", images=DataPath("photos"),
                               options=AuditOptions(pairs_per_image=40, protocols=("embed-black",)),
                               on_accepted=lambda audit_id, _: accepted.append(audit_id),
                               progress=lambda p: p.frames and running.set())

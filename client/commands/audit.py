@@ -1,0 +1,58 @@
+"""``audit-client``: audit a model (in this process, on a server or several, a job array's part, or on Ray),
+then the table, the views and the gates; with ``--baseline``, the audit compared pair by pair with the
+report of the model shipped today."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from shiftaudit.server.engine.options import AuditOptions
+from shiftaudit.server.engine.preprocessing import Preprocessing
+from shiftaudit.server.engine.runners import EngineOptions
+
+from ..args import Argument, Command, Options, SourceArgs, file
+from ..audits import AuditRequest, run_audit
+from ..gates import Gates
+from ..outputs import OutputOptions
+from ..source import Source
+from .common import load_report, model_files, progress_bar
+from .report import finish, prepare
+
+DESCRIPTION = """audit-client: audit a model for one-pixel shift sensitivity, with gates for CI pipelines.
+audit-client report, get, merge, compare, diff and layers: see audit-client COMMAND --help; audit-client
+build-engine and audit-client inspect make and check TensorRT engines.
+
+Exit codes: 0 every gate passed, 1 a gate failed, 2 usage or input error (or an output that could not be
+written: the report is then saved at a path the error names), 3 the model or engine could not do the job.
+Every error is one line on stderr; set SHIFTAUDIT_DEBUG=1 for tracebacks."""
+MODEL = ("model file (.onnx, or a TensorRT engine .plan/.engine); with --server, its path under the server's model "
+         "root or sha256:DIGEST")
+LABELS = file("--labels", "file of 'image,label' lines, for accuracy")
+
+
+def inputs(source: Source, labels: Path | None, *models: Path) -> dict[Path, str]:
+    """The files an audit reads, which no output may overwrite: the labels, and the models where they are
+    local files (not on a server)."""
+    return ({labels: "the labels file"} if labels else {}) | ({} if source.servers else model_files(*models))
+
+
+def _audit(model: Path, source: Source, options: AuditOptions, preprocessing: dict, engine: EngineOptions,
+           labels: Path | None, baseline: Path | None, out: OutputOptions, gates: Gates) -> int:
+    wanted, profile = prepare(out, inputs(source, labels, model) | ({baseline: "the baseline report"} if baseline else {}))
+    shipped = load_report(baseline, "baseline") if baseline else None  # a typo costs no audit
+    with progress_bar(out.no_progress) as bar:
+        report = run_audit(AuditRequest(model, source, options, preprocessing, labels, engine), bar)
+    return finish(report, out, gates, wanted, source.images if isinstance(source.images, Path) else None, profile,
+                  shipped)
+
+
+AUDIT = Command("audit-client", DESCRIPTION, {
+    "model": Argument(("--engine",), {"required": True, "type": Path, "help": MODEL}),
+    "source": SourceArgs(),
+    "options": Options(AuditOptions),
+    "preprocessing": Options(Preprocessing, raw=True),
+    "engine": Options(EngineOptions),
+    "labels": LABELS,
+    "baseline": file("--baseline", "a report of the model shipped today, with the same options and images: the audit "
+                     "is compared with it pair by pair", "REPORT", "output and gates"),
+    "out": Options(OutputOptions),
+    "gates": Options(Gates)}, _audit)

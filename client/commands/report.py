@@ -1,0 +1,126 @@
+"""A report's ending, whatever made it (an audit, a stored report, one fetched from a server, merged parts):
+its gates and, against a baseline, the gates on the increase, judged once into a `Summary` that the table
+and every view render; and the commands that render a stored report again: ``report``, ``get``,
+``merge``."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from shiftaudit.server.engine.compare import CompareError, compare_reports
+from shiftaudit.server.engine.errors import InputError
+from shiftaudit.server.engine.report import MergeError, Report, merge_parts
+from shiftaudit.v1 import audit_service_pb2 as pb
+
+from .. import layers
+from ..args import Argument, Command, Options, images
+from ..gates import Gates
+from ..outputs import Output, OutputOptions, check, report_json
+from ..remote import Connection
+from ..summary import summarise, summarise_comparison
+from ..table import format_comparison, format_table
+from .common import end, load_json, load_report
+
+GATES = Options(Gates, only=("max_p_top1_change", "max_mac", "gate_on"))
+OUTPUTS = Options(OutputOptions, only=("json", "markdown", "junit", "html", "no_thumbnails", "layers"))
+
+
+def load_profile(path: Path | None) -> dict | None:
+    """The layer profile --layers names, read before any work (a typo costs no audit)."""
+    return layers.check(load_json(path, "layers"), str(path)) if path else None
+
+
+def finish(report: dict, out: OutputOptions, gates: Gates, wanted: list[Output], images: Path | None = None,
+           profile: dict | None = None, baseline: dict | None = None) -> int:
+    """The table, the views and the exit status of ``report``; a ``baseline`` that does not match the
+    audit is an error (exit 2) that costs none of its views."""
+    errors, comparison = [], None
+    if baseline is not None:
+        try:
+            comparison = compare_reports(baseline, report)
+        except CompareError as e:
+            errors.append(f"--baseline: {e}")
+    increase = gates.increase_checks(comparison) if comparison is not None else []
+    checks = gates.checks(report)
+    summary = summarise(report, (checks or []) + increase if increase else checks)
+    table = format_table(summary)
+    if comparison is not None:
+        table += "\nagainst the baseline:\n" + format_comparison(summarise_comparison(comparison, increase))
+
+    def added() -> dict | None:
+        if profile and profile["model"]["sha256"] != report["model"]["sha256"]:
+            raise InputError(f"--layers {out.layers} profiles another model (sha256 {profile['model']['sha256'][:12]}…) "
+                             f"than the report's ({report['model']['sha256'][:12]}…)")
+        return profile
+
+    def markdown() -> str:
+        from .. import markdown
+
+        return markdown.render(summary, layers.markdown(p) if (p := added()) else "")
+
+    def html() -> str:
+        from .. import html
+
+        return html.render(report, summary, images if isinstance(images, Path) else None, not out.no_thumbnails,
+                           [layers.section(p)] if (p := added()) else [])
+
+    def junit() -> str:
+        from .. import junit
+
+        return junit.render(summary)
+
+    views = {"json": lambda: report_json(report), "markdown": markdown, "junit": junit, "html": html}
+    return end(table, wanted, views, report, summary.verdict, errors)
+
+
+def prepare(out: OutputOptions, protected: dict[Path, str]) -> tuple[list[Output], dict | None]:
+    """Before any work: the views asked for, their paths checked (none may overwrite a file the run reads,
+    ``protected``), and the layer profile to add to them."""
+    wanted, profile = out.wanted(), load_profile(out.layers)
+    check(wanted, protected | ({out.layers: "the layer profile"} if out.layers else {}))
+    return wanted, profile
+
+
+def _report(path: Path, images: Path | None, out: OutputOptions, gates: Gates) -> int:
+    report = load_report(path)
+    wanted, profile = prepare(out, {} if str(path) == "-" else {path: "the report being rendered"})
+    return finish(report, out, gates, wanted, images, profile)
+
+
+def _get(audit_id: str, server: str, images: Path | None, connection: Connection, out: OutputOptions,
+         gates: Gates) -> int:
+    wanted, profile = prepare(out, {})
+    with connection.connect(server) as client:
+        audit = client.get(audit_id)
+    if audit.state != pb.AUDIT_STATE_SUCCEEDED:
+        state = pb.AuditState.Name(audit.state).removeprefix("AUDIT_STATE_").lower()
+        raise InputError(f"audit {audit_id} is {state}" + (f": {audit.error}" if audit.error else "") + ": it has no report")
+    return finish(json.loads(audit.report_json), out, gates, wanted, images, profile)
+
+
+def _merge(parts: list[Path], images: Path | None, out: OutputOptions, gates: Gates) -> int:
+    reports = [(path.name, Report.from_json(load_report(path, "part"))) for path in parts]
+    wanted, profile = prepare(out, {path: "a part being merged" for path in parts})
+    try:
+        report = merge_parts(reports).to_json()
+    except MergeError as e:
+        raise InputError(str(e)) from None
+    return finish(report, out, gates, wanted, images, profile)
+
+
+IMAGES = images("the audited images, for --html's pictures of the pairs")
+REPORT = Command("audit-client report", "Render a stored report again: the table, and its views as files (gates may "
+                 "be applied anew).", {"path": Argument(("report",), {"type": Path, "help": "a report written by "
+                                                        "--json (- : standard input)"}),
+                                       "images": IMAGES, "out": OUTPUTS, "gates": GATES}, _report)
+GET = Command("audit-client get", "Fetch a finished audit's report from a server: the table, and its views as files.",
+              {"audit_id": Argument(("audit_id",), {"help": "the id RunAudit answered (ListAudits lists them)"}),
+               "server": Argument(("--server",), {"required": True, "help": "HOST:PORT of the audit-server"}),
+               "images": IMAGES, "connection": Options(Connection, only=("token_file", "tls_ca", "tls_cert", "tls_key")),
+               "out": OUTPUTS, "gates": GATES}, _get)
+MERGE = Command("audit-client merge", "Join the parts of a sharded audit (audit-client --shard I/N --json PART, one "
+                "per shard: a Kubernetes Indexed Job, a Slurm array) into the report one audit of every image gives; "
+                "parts of different options, models or splits, and a shard given twice or missing, are refused.",
+                {"parts": Argument(("parts",), {"type": Path, "nargs": "+", "help": "the parts' reports (--json of "
+                                                "each)"}),
+                 "images": IMAGES, "out": OUTPUTS, "gates": GATES}, _merge)

@@ -1,0 +1,174 @@
+"""The paper's figures for a report, drawn by matplotlib as inline SVG, each with axes, units and 95 %
+intervals: the protocols with their gates, Fig. 1's curves along sequences, Fig. 6's sensitivity against
+the embedded size, App. A.4's by confidence, accuracy with labels, and a comparison's increases."""
+from __future__ import annotations
+
+import io
+
+import matplotlib
+import numpy as np
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (after the backend)
+
+from shiftaudit.server.engine.protocols import REGISTRY  # noqa: E402
+
+from .gates import GATED, NAMES, Check  # noqa: E402
+
+SEQUENCES = 12  # sequences drawn in Fig. 1's small multiples, per protocol
+
+
+def svg(fig: plt.Figure) -> str:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight")
+    plt.close(fig)
+    text = buf.getvalue()
+    return text[text.index("<svg"):]
+
+
+def short(name: str, n: int = 28) -> str:
+    return name if len(name) <= n else "…" + name[-n + 1:]
+
+
+def _errorbar(ax: plt.Axes, at, estimates: list[dict], horizontal: bool = False, **style) -> None:
+    """Points with their 95 % intervals at positions ``at`` (on y when ``horizontal``); estimates with
+    nothing measured are left out."""
+    pts = [(a, e) for a, e in zip(at, estimates) if e["value"] is not None]
+    if not pts:
+        return
+    where, es = zip(*pts)
+    v = np.array([e["value"] for e in es])
+    bars = [v - np.array([e["ci95"][0] for e in es]), np.array([e["ci95"][1] for e in es]) - v]
+    if horizontal:
+        ax.errorbar(v, where, xerr=bars, fmt="o", capsize=3, **style)
+    else:
+        ax.errorbar(where, v, yerr=bars, fmt="o", capsize=3, **style)
+
+
+def _per_protocol(names: list[str], metrics: dict[str, str], estimates, limits, zero: bool = False) -> str:
+    """A panel per metric, a row per protocol: each estimate with its interval; dashed: the gates."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 0.5 * len(names) + 1.6), sharey=True)
+    y = np.arange(len(names))
+    for ax, (metric, label) in zip(axes, metrics.items()):
+        ests = estimates(metric)
+        _errorbar(ax, y, ests, horizontal=True, color="#1f4e79")
+        if zero:
+            ax.axvline(0, color="#555", linewidth=1)
+        for limit in limits(metric):
+            ax.axvline(limit, color="#b00020", linestyle="--", linewidth=1)
+        ax.set_xlabel(label)
+        ax.grid(axis="x", alpha=0.3)
+        if not zero:  # P(top-1 change) on [0, 1]; MAC, small on the models of interest, up to what the intervals reach
+            reach = max([e["ci95"][1] for e in ests if e["value"] is not None] + list(limits(metric)) + [0.05])
+            ax.set_xlim(0, 1 if metric == "p_top1_change" else min(1.0, 1.15 * reach))
+    axes[0].set_yticks(y, names)
+    axes[0].invert_yaxis()
+    return svg(fig)
+
+
+def protocols(report: dict, checks: list[Check] | None) -> str:
+    names = list(report["protocols"])
+    return _per_protocol(names, {m: f"{NAMES[m]} (fraction; 95 % interval)" for m in GATED},
+                         lambda m: [report["protocols"][n][m] for n in names],
+                         lambda m: {c.limit for c in checks or [] if c.metric == m})
+
+
+def increases(comparison: dict, checks: list[Check]) -> str:
+    """Per protocol, the paired increase B − A of P(top-1 change) and of MAC, image-clustered intervals."""
+    names = list(comparison["protocols"])
+    return _per_protocol(names, {"p_top1_change_increase": "P(top-1 change): B − A", "mac_increase": "MAC: B − A"},
+                         lambda m: [comparison["protocols"][n][m] for n in names],
+                         lambda m: {c.limit for c in checks if c.metric == m}, zero=True)
+
+
+def _jump(p: list[float]) -> float:
+    return float(np.max(np.abs(np.diff(p)))) if len(p) > 1 else 0.0
+
+
+def sequences(report: dict, protocol: str) -> str | None:
+    """Fig. 1: p(first frame's top-1) along each sequence of ``protocol``, the most changing first."""
+    units = [(rec, u) for rec in report["images"] for u in rec["units"] if u["protocol"] == protocol]
+    if not units:
+        return None
+    units.sort(key=lambda ru: (-ru[1]["changes"], -_jump(ru[1]["p_top1"]), ru[0]["sha256"], ru[1]["index"]))
+    shown = units[:SEQUENCES]
+    cols = min(4, len(shown))
+    rows = -(-len(shown) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.7 * cols, 2.2 * rows), squeeze=False, sharey=True,
+                             layout="constrained")
+    axis = REGISTRY[protocol].axis
+    for ax, (rec, u) in zip(axes.flat, shown):
+        p = np.array(u["p_top1"])
+        x = axis.positions(u, report["config"], len(p))
+        ax.plot(x, p, "-", color="#1f4e79", linewidth=1.2)
+        top = np.array(u["top1"])
+        flips = np.nonzero(top[1:] != top[:-1])[0] + 1
+        ax.plot(x[flips], p[flips], "o", color="#b00020", markersize=4, label="top-1 changes")
+        ax.set_title(short(rec["image"]), fontsize=8)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel(axis.label, fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in axes.flat[len(shown):]:
+        ax.axis("off")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("p(first top-1)", fontsize=8)
+    return svg(fig)
+
+
+def sizes(by_size: list[dict]) -> str:
+    """Fig. 6: sensitivity against the embedded size, with the intervals as bands."""
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    at = np.array([s["size"] for s in by_size])
+    for metric, color in zip(GATED, ("#1f4e79", "#e07b00")):
+        rows = [(s["size"], s[metric]) for s in by_size if s[metric]["value"] is not None]
+        if not rows:
+            continue
+        x = np.array([r[0] for r in rows])
+        v = np.array([r[1]["value"] for r in rows])
+        ax.fill_between(x, [r[1]["ci95"][0] for r in rows], [r[1]["ci95"][1] for r in rows], color=color, alpha=0.2)
+        ax.plot(x, v, "o-", color=color, label=f"{NAMES[metric]} (95 % band)")
+    ax.set_xlim(at.min() - 2, at.max() + 2)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("embedded size S (pixels, short side)")
+    ax.set_ylabel("fraction")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return svg(fig)
+
+
+def confidence(report: dict) -> str:
+    """App. A.4: P(top-1 change) by the first frame's top-1 probability, per protocol."""
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    names = list(report["protocols"])
+    for i, name in enumerate(names):
+        bins = report["protocols"][name]["by_confidence"]
+        centres = [(b["confidence"][0] + b["confidence"][1]) / 2 + (i - (len(names) - 1) / 2) * 0.02 for b in bins]
+        _errorbar(ax, centres, [b["p_top1_change"] for b in bins], label=name)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xticks(np.linspace(0, 1, 6))
+    ax.set_xlabel("first frame's top-1 probability (bins of 0.2)")
+    ax.set_ylabel("P(top-1 change), 95 % interval")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+    ax.grid(alpha=0.3)
+    return svg(fig)
+
+
+def labelled(report: dict) -> str:
+    """Accuracy, and the change rate among correctly and wrongly classified first frames."""
+    names = [n for n, p in report["protocols"].items() if "accuracy" in p]
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(names) + 1.4))
+    y = np.arange(len(names))
+    for offset, (what, color, pick) in enumerate((
+            ("accuracy (first frames)", "#1b5e20", lambda p: p["accuracy"]["first_frame"]),
+            ("P(top-1 change) | first correct", "#1f4e79", lambda p: p["by_first_frame"]["correct"]["p_top1_change"]),
+            ("P(top-1 change) | first wrong", "#b00020", lambda p: p["by_first_frame"]["wrong"]["p_top1_change"]))):
+        ests = [pick(report["protocols"][n]) for n in names]
+        _errorbar(ax, y + (offset - 1) * 0.22, ests, horizontal=True, color=color, label=what)
+    ax.set_yticks(y, names)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("fraction, 95 % interval")
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(axis="x", alpha=0.3)
+    return svg(fig)

@@ -1,0 +1,279 @@
+"""What a report says, computed once: the verdict of its gates, a row per protocol, sensitivity by
+embedded size, the run, the notes and the warnings. The table, the Markdown summary, the page and the JUnit
+file only render a `Summary` (a comparison of two engines: a `ComparisonSummary`), so what a gate's
+outcome is, how an estimate is written and what is warned about is decided here and nowhere else."""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+
+from .flags import command_line
+from .gates import Check
+
+
+def estimate(m: dict, signed: bool = False) -> str:
+    """An estimate with its 95 % interval, ``0.125 [0.043, 0.310]``; a dash when nothing was measured."""
+    if m["value"] is None:
+        return "–"
+    f = "+.3f" if signed else ".3f"
+    return f"{m['value']:{f}} [{m['ci95'][0]:{f}}, {m['ci95'][1]:{f}}]"
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A gate's (or a run's) outcome, with how each view shows it."""
+
+    name: str  # pass | fail: also the page's style class
+    word: str  # as the table writes it
+    mark: str  # as Markdown writes it
+    failed: bool  # the run exits 1
+
+
+PASS = Outcome("pass", "pass", "✅", False)
+FAIL = Outcome("fail", "FAIL", "❌", True)
+
+
+@dataclass(frozen=True)
+class Gate:
+    """The gates of one protocol: their outcome, and the reasons of those that failed."""
+
+    outcome: Outcome
+    reasons: tuple[str, ...]
+
+    @property
+    def detail(self) -> str:
+        """What a view beside the outcome's mark or style shows: the reasons, or the outcome."""
+        return "; ".join(self.reasons) or self.outcome.word
+
+    @property
+    def text(self) -> str:
+        return f"{self.outcome.word}: {self.detail}" if self.reasons else self.outcome.word
+
+
+def gate(checks: list[Check]) -> Gate:
+    failed = tuple(c.reason for c in checks if c.failed)
+    return Gate(FAIL if failed else PASS, failed)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    outcome: Outcome
+    text: str  # "2 of 8 gates failed", "all 8 gates passed"
+
+
+def verdict(checks: list[Check] | None) -> Verdict | None:
+    """The run's verdict; None when no gate was asked for."""
+    if not checks:
+        return None
+    failed = sum(c.failed for c in checks)
+    return Verdict(FAIL, f"{failed} of {len(checks)} gates failed") if failed else \
+        Verdict(PASS, f"all {len(checks)} gates passed")
+
+
+@dataclass(frozen=True)
+class Row:
+    """A protocol's line: its pairs, P(top-1 change) and MAC with their intervals, and its gates."""
+
+    protocol: str
+    pairs: int
+    p_top1_change: dict
+    mac: dict
+    gate: Gate | None  # None: no gate was asked for
+
+    @property
+    def cells(self) -> list[str]:
+        return [self.protocol, str(self.pairs), estimate(self.p_top1_change), estimate(self.mac)]
+
+
+HEAD = ["protocol", "pairs", "P(top-1 change) [95% CI]", "MAC [95% CI]"]
+SIZE_HEAD = ["size S", "pairs", "P(top-1 change) [95% CI]", "MAC [95% CI]"]
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Everything the views say about a report, in the words they say it."""
+
+    model: str  # the model's file name
+    seconds: float  # the run's
+    checks: list[Check] | None  # None: no gate was asked for
+    verdict: Verdict | None
+    rows: list[Row]
+    by_size: dict[str, list[list[str]]]  # per protocol stratified by size (size-sweep): a row per size (`SIZE_HEAD`)
+    accuracy: str | None  # of the first frames, when labels were given
+    run: str  # images, frames, time and devices
+    target: str | None  # with a target half-width: reached or not
+    preprocessing: str  # what the model was fed, and where each value came from
+    warnings: list[str]
+    labels: str | None
+    ray: str | None
+    skipped: str | None
+    audited: list[tuple[str, str]]  # what was audited, with what: (what, plain text)
+    properties: list[tuple[str, str]]  # the same for machines: (key, value as text or JSON)
+    command: str  # the audit-client command that audits again with these options
+
+    @property
+    def gated(self) -> bool:
+        return self.checks is not None
+
+    @property
+    def notes(self) -> list[str]:
+        """The lines after the tables, in order."""
+        return [line for line in (self.accuracy, self.run, self.target, self.preprocessing, self.labels, self.ray,
+                                  self.skipped) if line]
+
+
+def summarise(report: dict, checks: list[Check] | None) -> Summary:
+    accuracy = next((p["accuracy"] for p in report["protocols"].values() if "accuracy" in p), None)
+    return Summary(
+        model=report["model"]["path"], seconds=report["seconds"], checks=checks, verdict=verdict(checks),
+        rows=[Row(name, p["pairs"], p["p_top1_change"], p["mac"],
+                  None if checks is None else gate([c for c in checks if c.protocol == name]))
+              for name, p in report["protocols"].items()],
+        by_size={name: [[str(s["size"]), str(s["pairs"]), estimate(s["p_top1_change"]), estimate(s["mac"])]
+                        for s in p["by_size"]] for name, p in report["protocols"].items() if "by_size" in p},
+        accuracy=f"accuracy of the first frames (labelled images): {estimate(accuracy['first_frame'])}"
+        if accuracy else None,
+        run=_run(report), target=target_line(report), preprocessing=_preprocessing(report["model"]["preprocessing"]),
+        warnings=_warnings(report["model"]["preprocessing"]),
+        labels=_labels(report["labels"]) if "labels" in report else None,
+        ray=_ray(report["ray"]) if "ray" in report else None,
+        skipped=_skipped(report["skipped"]) if report["skipped"] else None, audited=audited(report),
+        properties=_properties(report), command=command_line(report))
+
+
+def _run(report: dict) -> str:
+    m, d = report["model"], report["device"]
+    fps = report["frames"] / report["seconds"] if report["seconds"] else 0.0
+    return (f"{plural(len(report['images']), 'image')}, {plural(report['frames'], 'frame')} in "
+            f"{report['seconds']:.1f} s ({fps:.1f} frames/s); rendered on {d['render']}, inferred on "
+            f"{d['inference']}; output read as {m['output_kind']}")
+
+
+def target_line(report: dict) -> str | None:
+    """With --target-halfwidth: whether the intervals got that narrow, and after how many images."""
+    t = report.get("target")
+    if t is None:
+        return None
+    of = f" of {t['images_listed']}" if t["images_listed"] else ""
+    if t["reached"]:
+        return (f"target +-{t['halfwidth']:g}: reached after {plural(t['images'], 'image')}{of} (in content-hash "
+                "order); the rest were not audited")
+    widths = {name: max(m["value"] - m["ci95"][0], m["ci95"][1] - m["value"]) for name, p in report["protocols"].items()
+              if (m := p["p_top1_change"])["value"] is not None}
+    worst = max(widths, key=widths.get) if widths else None
+    return (f"target +-{t['halfwidth']:g} NOT reached: the images ran out after {plural(t['images'], 'image')}"
+            + (f"; {worst} is still +-{widths[worst]:.3f}: audit more images" if worst else ""))
+
+
+def audited(doc: dict) -> list[tuple[str, str]]:
+    """What was audited (or profiled), with what: the model, its input, the runner, the preprocessing and
+    where each value came from, the options, the tools."""
+    m, pre, cfg = doc["model"], doc["model"]["preprocessing"], doc["config"]
+    inp = m["input"]
+    rows = [("model", f"{m['path']}, sha256 {m['sha256']}"),
+            ("input", f"tensor '{inp['name']}', {inp['layout']} {inp['height'] or '?'}×{inp['width'] or '?'} "
+                      f"{inp['dtype']}, batch {inp['batch'] or 'dynamic'}"),
+            ("runner", f"{m['runner']} ({', '.join(m.get('providers', []))})"
+                       + (f"; output read as {m['output_kind']}" if "output_kind" in m else "")),
+            ("preprocessing", f"mean {pre['mean']}, std {pre['std']} on 0–{pre['pixel_range']:g} {pre['channel_order']}, "
+                              f"output {pre['output']}"),
+            ("came from", ", ".join(f"{k}: {o}" for k, o in pre.get("origins", {}).items())
+             + f" (sidecar: {pre['source']})"),
+            ("config", ", ".join(f"{k}={v}" for k, v in cfg.items())),
+            ("tools", ", ".join(f"{k} {v}" for k, v in doc["tool"].items() if v and k != "name"))]
+    return rows
+
+
+def _properties(report: dict) -> list[tuple[str, str]]:
+    m = report["model"]
+    return [(key, value if isinstance(value, str) else json.dumps(value)) for key, value in (
+        ("model.path", m["path"]), ("model.sha256", m["sha256"]), ("shiftaudit.version", report["tool"]["version"]),
+        ("frames", report["frames"]), ("images", len(report["images"])),
+        *((f"config.{k}", v) for k, v in report["config"].items()))]
+
+
+def _preprocessing(pre: dict) -> str:
+    """What the model was fed, and where each value came from."""
+    origins = pre.get("origins", {})
+    given = "; ".join(f"{origin}: {', '.join(k for k, o in origins.items() if o == origin)}"
+                      for origin in ("sidecar", "options") if origin in origins.values())
+    return (f"preprocessing: mean {pre['mean']} std {pre['std']} on 0-{pre['pixel_range']:g} {pre['channel_order']}, "
+            f"output {pre['output']}" + (f" ({given})" if given else ""))
+
+
+def _warnings(pre: dict) -> list[str]:
+    """A warning when any preprocessing value is a guess (the defaults are ImageNet's)."""
+    defaults = [k for k, o in pre.get("origins", {}).items() if o == "default"]
+    if not defaults:
+        return []
+    return [f"{', '.join(defaults)} not given (neither sidecar nor flag): defaults used (ImageNet's); if the model "
+            "was trained otherwise, these numbers are not its own"]
+
+
+def _labels(labels: dict) -> str:
+    """How the labels met the images; what may be an oversight, with the first few names."""
+    parts = [f"labels: {labels['labelled_images']} of "
+             f"{labels['labelled_images'] + labels['unlabelled_images']['count']} images labelled"]
+    for key, what in (("unknown_names", "names matching no image"), ("repeated_lines", "repeated lines"),
+                      ("beyond_outputs", "labels beyond the model's outputs")):
+        few = labels[key]
+        if few["count"]:
+            parts.append(f"{what}: {few['count']} ({', '.join(few['first'])}"
+                         + (", ..." if few["count"] > len(few["first"]) else "") + ")")
+    return "; ".join(parts)
+
+
+def _ray(r: dict) -> str:
+    return (f"on Ray ({r['address']}): {plural(r['workers'], 'worker')}; {r['images_audited']} images audited, "
+            f"{r['images_skipped']} skipped" + (f", {r['duplicates_dropped']} returned again by retried tasks and "
+                                                "taken once" if r["duplicates_dropped"] else ""))
+
+
+def _skipped(skipped: list[dict]) -> str:
+    reasons = Counter("unusable" if s["protocol"] is None else f"too small for {s['protocol']}" for s in skipped)
+    first = "; ".join(s["reason"] for s in skipped[:3]) + (" ..." if len(skipped) > 3 else "")
+    return f"skipped {', '.join(f'{n} {why}' for why, n in reasons.items())}: {first}"
+
+
+COMPARISON_HEAD = ["protocol", "pairs", "P A", "P B", "increase B-A [95% CI]", "McNemar p", "MAC increase [95% CI]",
+                   "agreement"]
+
+
+@dataclass(frozen=True)
+class ComparisonSummary:
+    """What the views say about a comparison of two engines (``shiftaudit.compare/v1``)."""
+
+    a: dict  # engine A's model (the baseline)
+    b: dict  # engine B's model
+    images: int
+    checks: list[Check]
+    verdict: Verdict | None
+    head: list[str]
+    rows: list[list[str]]  # `COMPARISON_HEAD`, then the gate when gated
+    disagreements: list[dict]
+
+    @property
+    def first_disagreement(self) -> str | None:
+        if not self.disagreements:
+            return None
+        d = self.disagreements[0]
+        return (f"first disagreement: {d['image']} {d['protocol']} unit {d['index']} frame {d['frame']}: "
+                f"A {d.get('a_name', d['a'])}, B {d.get('b_name', d['b'])}")
+
+
+def summarise_comparison(comparison: dict, checks: list[Check]) -> ComparisonSummary:
+    rows = []
+    for name, p in comparison["protocols"].items():
+        agreement = p["agreement"]["frames"]["value"]
+        rows.append([name, str(p["pairs"]), estimate(p["a"]["p_top1_change"]), estimate(p["b"]["p_top1_change"]),
+                     estimate(p["p_top1_change_increase"], True), f"{p['mcnemar_p']:.3g}",
+                     estimate(p["mac_increase"], True), "–" if agreement is None else f"{agreement:.3f}",
+                     *([gate([c for c in checks if c.protocol == name]).text] if checks else [])])
+    return ComparisonSummary(comparison["a"]["model"], comparison["b"]["model"], comparison["images"], checks,
+                             verdict(checks), COMPARISON_HEAD + (["gate"] if checks else []), rows,
+                             comparison["disagreements"])
