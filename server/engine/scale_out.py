@@ -14,7 +14,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -171,8 +171,7 @@ def run_on_ray(model: Path, images: str, options: AuditOptions, ray_options: Ray
                                    "preprocessing": dict(preprocessing or {}),
                                    "labels": labels.read_text() if labels else None, "root": root,
                                    "gpus": ray_options.gpus_per_worker, "threads": ray_options.threads,
-                                   "engine": {"allow_engine_host_code": engine.allow_engine_host_code,
-                                              "onnx_tensorrt": engine.onnx_tensorrt}})
+                                   "engine": asdict(engine)})
         merge, made = Merge(options.protocols), None
         start = time.perf_counter()
         total = len(listed) if listed is not None else None

@@ -179,12 +179,12 @@ class Graph:
             return [t for t in self.tensors if t.name in chosen]
         for name in which:
             if name in SELECTIONS:
-                raise InputError(f"--tensors {name} stands alone; it cannot be combined with tensor names")
+                raise InputError(f"tensors {name} stands alone; it cannot be combined with tensor names", "tensors")
             if name not in self.by_name:
                 near = difflib.get_close_matches(name, list(self.by_name), n=3)
-                raise InputError(f"--tensors: {self.path.name} has no spatial activation {name!r}"
+                raise InputError(f"tensors: {self.path.name} has no spatial activation {name!r}"
                                  + (f" (did you mean {', '.join(near)}?)" if near else "")
-                                 + f"; {len(self.by_name)} have a name (--tensors all lists them in the profile)")
+                                 + f"; {len(self.by_name)} have a name (tensors all lists them in the profile)", "tensors")
         return sorted({self.by_name[n] for n in which}, key=lambda t: t.depth)
 
     def frame_bytes(self, tensors: Sequence[Tensor]) -> int:

@@ -46,7 +46,7 @@ def open_runner(path: Path, options: EngineOptions = EngineOptions()) -> Runner:
     suffix = path.suffix.lower()
     if suffix in ENGINE_SUFFIXES:
         if options.device == "cpu":
-            raise ModelError(f"{path}: a TensorRT engine runs on a GPU; --device cpu cannot run it")
+            raise ModelError(f"{path}: a TensorRT engine runs on a GPU; device cpu cannot run it", "device")
         from .tensorrt import TensorRTRunner
 
         return TensorRTRunner(path, options.allow_engine_host_code)

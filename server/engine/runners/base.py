@@ -30,7 +30,7 @@ def engine_failure(e: Exception, what: str) -> ModelError:
     text = str(e).strip()
     first = text.splitlines()[0] if text else type(e).__name__
     if any(marker in text.lower() for marker in _OUT_OF_MEMORY):
-        return EngineOutOfMemory(f"{what}: the engine ran out of memory ({first[-300:]}); use a smaller --batch")
+        return EngineOutOfMemory(f"{what}: the engine ran out of memory ({first[-300:]}); use a smaller batch", "batch")
     return ModelError(f"{what}: {first}")
 
 

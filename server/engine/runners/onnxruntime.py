@@ -26,7 +26,7 @@ def providers_for(device: str, tensorrt: bool) -> list[Provider]:
     available = ort.get_available_providers()
     if tensorrt:
         if device == "cpu":
-            raise ModelError("ONNX Runtime's TensorRT provider runs on a GPU; --device cpu cannot use it")
+            raise ModelError("ONNX Runtime's TensorRT provider runs on a GPU; device cpu cannot use it", "device")
         if "TensorrtExecutionProvider" not in available:
             raise ModelError(f"this ONNX Runtime ({ort.__version__}, providers {', '.join(available)}) has no "
                              "TensorRT execution provider: install onnxruntime-gpu and TensorRT "

@@ -145,9 +145,9 @@ def deserialize(trt, data: bytes, path: Path, allow_host_code: bool):
     engine = runtime.deserialize_cuda_engine(data)
     if engine is None:
         hint = "" if allow_host_code else (" (an engine with host code, e.g. version-compatible, loads only with "
-                                           "--allow-engine-host-code, for engines you trust)")
+                                           "allow_engine_host_code, for engines you trust)")
         raise EngineMismatch(f"{path}: TensorRT {trt.__version__} cannot deserialise it: "
-                             f"{'; '.join(log.errors) or 'no reason given'}{hint}")
+                             f"{'; '.join(log.errors) or 'no reason given'}{hint}", "allow_engine_host_code")
     return runtime, engine, log
 
 
