@@ -14,7 +14,6 @@ from shiftaudit.server.engine.layers.profile import OPTIONS, SCHEMA
 from . import markdown as md
 from .flags import command_line
 from .page import document, facts, figure, grid
-from .plots import plt, svg
 from .summary import audited, plural
 from .table import grid as text_grid
 
@@ -106,6 +105,8 @@ def plot(doc: dict) -> str:
     red: the finding."""
     tensors = doc["tensors"]
     x = np.arange(len(tensors))
+    from .plots import plt, svg  # matplotlib only when a page is drawn: the CLI starts without it
+
     fig, ax = plt.subplots(figsize=(10, 3.6))
     for m, label in MEASURES.items():
         v = np.array([np.nan if t[m]["value"] is None else t[m]["value"] for t in tensors])
