@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return command(argv[1:]) if command else AUDIT(argv)
     except AuditError as e:  # what the caller gave (2), or what the model or device cannot do, a cancel (3)
-        return _fail(with_flags(str(e), e.fields, FLAGS), EXIT_USAGE if isinstance(e, ValueError) else EXIT_ENGINE)
+        return _fail(with_flags(e.marked, FLAGS), EXIT_USAGE if isinstance(e, ValueError) else EXIT_ENGINE)
     except (FileNotFoundError, ValueError) as e:
         return _fail(e, EXIT_USAGE)
     except RemoteError as e:

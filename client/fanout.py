@@ -96,6 +96,8 @@ def run_sharded(targets: Sequence[str], connection: Connection, model: str, imag
     `AuditClient.run`'s options. A server that fails or cannot be reached gives its shard back and the
     others take it; the audit fails, naming every server's error, only when no server is left for a
     shard, or at once when the request itself is wrong (`REQUEST_ERRORS`: every server would refuse it)."""
+    if len(set(targets)) != len(targets):
+        raise InputError("each server may be named once")
     files = image_files(images)
     if not files:
         raise InputError(f"no files in {images}")

@@ -45,8 +45,9 @@ def _figures(report: dict, summary: Summary) -> list[str]:
             figure(plots.protocols(report, summary.checks), "Each protocol's P(top-1 change) (the fraction of compared "
                    "frame pairs whose top-1 class differs) and MAC (mean absolute change of the first frame's top-1 "
                    "probability), with 95 % intervals; dashed: the gates.")]
-    for protocol in report["protocols"]:
-        svg = plots.sequences(report, protocol) if REGISTRY[protocol].axis else None
+    for protocol in report["protocols"]:  # a protocol this version does not know is drawn as a pair protocol
+        axis = REGISTRY[protocol].axis if protocol in REGISTRY else None
+        svg = plots.sequences(report, protocol, axis) if axis else None
         if svg:
             body += [f"<h2>Along the {protocol} sequences (the paper's Fig. 1)</h2>",
                      figure(svg, f"The first frame's top-1 probability along each {protocol} sequence (the "
@@ -60,7 +61,7 @@ def _figures(report: dict, summary: Summary) -> list[str]:
     body += ["<h2>By the first frame's confidence (the paper's App. A.4)</h2>",
              figure(plots.confidence(report), "P(top-1 change) per bin of the first frame's top-1 probability, with "
                     "95 % intervals; bins with no pairs are left out.")]
-    if any("accuracy" in p for p in report["protocols"].values()):
+    if summary.accuracy:
         body += ["<h2>With the labels</h2>", figure(plots.labelled(report), "Accuracy of the first frames, and "
                                                     "P(top-1 change) among units whose first frame was classified "
                                                     "correctly and wrongly.")]
@@ -77,8 +78,8 @@ def render(report: dict, summary: Summary, images: Path | None = None, thumbnail
             f"<p>The {GALLERY} pairs of consecutive frames whose first-frame top-1 probability changed most, as the "
             "engine saw them (before mean and std).</p>", gallery(report, images, thumbnails), *extra,
             "<h2>What was audited</h2>",
-            *(f"<p>{html.escape(n[0].upper() + n[1:])}.</p>" for n in summary.notes
-              if n not in (summary.run, summary.preprocessing)),  # the table below says what the model was fed
+            *(f"<p>{html.escape(n[0].upper() + n[1:])}.</p>" for n in (summary.accuracy, summary.target, summary.labels,
+                                                                         summary.ray, summary.skipped) if n),
             facts(summary.audited), "<h2>Run it again</h2>", f"<pre>{html.escape(summary.command)}</pre>"]
     return document(f"shiftaudit: {summary.model}", body)
 

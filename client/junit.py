@@ -7,7 +7,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from .gates import Check
-from .summary import COMPARISON_HEAD, HEAD, ComparisonSummary, Row, Summary
+from .summary import COMPARISON_HEAD, HEAD, ComparisonSummary, Row, Summary, outcome
 
 
 def _numbers(row: Row) -> str:
@@ -17,7 +17,7 @@ def _numbers(row: Row) -> str:
 def _suites(name: str, suite_name: str, cases: list[tuple[str, str, Check | None, str]], seconds: str = "0",
             properties: list[tuple[str, str]] = ()) -> str:
     """The file: ``cases`` are (class, title, the check or None, the numbers)."""
-    failures = str(sum(1 for _, _, c, _ in cases if c is not None and c.failed))
+    failures = str(sum(1 for _, _, c, _ in cases if c is not None and outcome(c).failed))
     suites = ET.Element("testsuites", name=name, tests=str(len(cases)), failures=failures, errors="0", time=seconds)
     suite = ET.SubElement(suites, "testsuite", name=suite_name, tests=str(len(cases)), failures=failures, errors="0",
                           skipped="0", time=seconds)
@@ -27,7 +27,7 @@ def _suites(name: str, suite_name: str, cases: list[tuple[str, str, Check | None
             ET.SubElement(props, "property", name=key, value=value)
     for classname, title, check, numbers in cases:
         case = ET.SubElement(suite, "testcase", classname=f"shiftaudit.{classname}", name=title, time="0")
-        if check is not None and check.failed:
+        if check is not None and outcome(check).failed:
             ET.SubElement(case, "failure", type="shift-sensitivity", message=check.reason).text = numbers
         else:
             ET.SubElement(case, "system-out").text = numbers

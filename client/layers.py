@@ -4,16 +4,15 @@ A profile is rendered from its JSON alone, so ``audit-client report --layers`` c
 from __future__ import annotations
 
 import html
-import shlex
 
 import numpy as np
 
 from shiftaudit.server.engine.errors import InputError
-from shiftaudit.server.engine.layers.profile import OPTIONS, SCHEMA
+from shiftaudit.server.engine.layers.profile import SCHEMA
 
 from . import markdown as md
-from .flags import command_line
 from .page import document, facts, figure, grid
+from .rerun import command_line
 from .summary import audited, plural
 from .table import grid as text_grid
 
@@ -94,10 +93,7 @@ def markdown(doc: dict) -> str:
 
 def run_again(doc: dict) -> str:
     """The audit-client layers command with the very options."""
-    config = {k: v for k, v in doc["config"].items() if k in OPTIONS}
-    line = command_line({"model": doc["model"], "config": config}).replace("audit-client", "audit-client layers", 1)
-    c = doc["config"]
-    return line + f" --tensors {shlex.join(c['tensors'])} --rise {c['rise']:g} --max-memory {c['max_memory_mib']}"
+    return command_line(doc, command="audit-client layers")
 
 
 def plot(doc: dict) -> str:

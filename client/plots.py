@@ -11,7 +11,7 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend)
 
-from shiftaudit.server.engine.protocols import REGISTRY  # noqa: E402
+from shiftaudit.server.engine.protocols import Axis  # noqa: E402
 
 from .gates import GATED, NAMES, Check  # noqa: E402
 
@@ -85,8 +85,9 @@ def _jump(p: list[float]) -> float:
     return float(np.max(np.abs(np.diff(p)))) if len(p) > 1 else 0.0
 
 
-def sequences(report: dict, protocol: str) -> str | None:
-    """Fig. 1: p(first frame's top-1) along each sequence of ``protocol``, the most changing first."""
+def sequences(report: dict, protocol: str, axis: Axis) -> str | None:
+    """Fig. 1: p(first frame's top-1) along each sequence of ``protocol`` (its frames step along ``axis``),
+    the most changing first."""
     units = [(rec, u) for rec in report["images"] for u in rec["units"] if u["protocol"] == protocol]
     if not units:
         return None
@@ -96,7 +97,6 @@ def sequences(report: dict, protocol: str) -> str | None:
     rows = -(-len(shown) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(2.7 * cols, 2.2 * rows), squeeze=False, sharey=True,
                              layout="constrained")
-    axis = REGISTRY[protocol].axis
     for ax, (rec, u) in zip(axes.flat, shown):
         p = np.array(u["p_top1"])
         x = axis.positions(u, report["config"], len(p))

@@ -11,7 +11,7 @@ from typing import Any
 
 import grpc
 
-from shiftaudit.server.engine.errors import InputError
+from shiftaudit.server.engine.errors import InputError, named
 from shiftaudit.server.engine.files import image_files
 from shiftaudit.server.engine.options import AuditOptions, named_options, option
 from shiftaudit.server.engine.progress import Progress
@@ -81,20 +81,20 @@ class Connection:
 
     def connect(self, target: str) -> AuditClient:
         token = read_text(self.token_file, "token_file").strip() if self.token_file else None
-        for path, field in ((self.tls_ca, "tls_ca"), (self.tls_cert, "tls_cert"), (self.tls_key, "tls_key")):
+        for path, name in ((self.tls_ca, "tls_ca"), (self.tls_cert, "tls_cert"), (self.tls_key, "tls_key")):
             if path:
-                read_text(path, field)
+                read_text(path, name)
         return AuditClient(target, token=token, tls_ca=self.tls_ca, tls_cert=self.tls_cert, tls_key=self.tls_key)
 
 
-def read_text(path: Path, field: str) -> str:
-    """A file an option names, or an error naming the option."""
+def read_text(path: Path, name: str) -> str:
+    """A file an option (``name``) names, or an error naming the option."""
     try:
         return path.read_text()
     except UnicodeDecodeError:
-        raise InputError(f"{field} {path}: not a text file (UTF-8)", field) from None
+        raise InputError(f"{named(name)} {path}: not a text file (UTF-8)") from None
     except OSError as e:
-        raise InputError(f"{field} {path}: {e.strerror}", field) from None
+        raise InputError(f"{named(name)} {path}: {e.strerror}") from None
 
 
 class AuditClient:

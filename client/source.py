@@ -50,8 +50,6 @@ class Source:
         if self.shard and (len(self.servers) > 1 or self.data_path):
             raise InputError("--shard takes --images DIR and one --server at most (several servers shard by "
                              "themselves)")
-        if len(set(self.servers)) != len(self.servers):
-            raise InputError("each --server may be named once")
 
     def local_images(self, what: str) -> Path:
         """The images, which ``what`` reads here (not a URI)."""

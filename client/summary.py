@@ -8,8 +8,8 @@ import json
 from collections import Counter
 from dataclasses import dataclass
 
-from .flags import command_line
 from .gates import Check
+from .rerun import command_line
 
 
 def estimate(m: dict, signed: bool = False) -> str:
@@ -55,9 +55,16 @@ class Gate:
         return f"{self.outcome.word}: {self.detail}" if self.reasons else self.outcome.word
 
 
+def outcome(check: Check) -> Outcome:
+    """One gate's outcome."""
+    return FAIL if check.failed else PASS
+
+
 def gate(checks: list[Check]) -> Gate:
-    failed = tuple(c.reason for c in checks if c.failed)
-    return Gate(FAIL if failed else PASS, failed)
+    """The outcome of a protocol's gates: the worst of theirs, with the reasons of those that did not pass."""
+    outcomes = [outcome(c) for c in checks]
+    worst = next((o for o in outcomes if o.failed), PASS)
+    return Gate(worst, tuple(c.reason for c, o in zip(checks, outcomes) if o.failed))
 
 
 @dataclass(frozen=True)
@@ -70,7 +77,7 @@ def verdict(checks: list[Check] | None) -> Verdict | None:
     """The run's verdict; None when no gate was asked for."""
     if not checks:
         return None
-    failed = sum(c.failed for c in checks)
+    failed = sum(outcome(c).failed for c in checks)
     return Verdict(FAIL, f"{failed} of {len(checks)} gates failed") if failed else \
         Verdict(PASS, f"all {len(checks)} gates passed")
 

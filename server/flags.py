@@ -1,9 +1,9 @@
 """Command-line flags derived from the option dataclasses (fields declared with `options.option`: audit,
-preprocessing, engine, Ray, layers, gates, outputs, server limits): one flag per field, with the field's
-help, parser, choices and default, in the argument group the field names; back from the parsed
-arguments, only what the user gave (an option left out keeps its default, or the model's); and the
-flag of each field, so that an error naming a field reads, on a command line, as the flag typed.
-Both commands use it: audit-client and audit-server."""
+preprocessing, engine, Ray, layers, TensorRT builds, gates, outputs, connection, server limits): one flag
+per field, with the field's help, parser, choices and default, in the argument group the field names;
+back from the parsed arguments, only what the user gave (an option left out keeps its default, or the
+model's); and the flag of each field, so that an error naming a field (`errors.named`) reads, on a
+command line, as the flag typed. Both commands use it: audit-client and audit-server."""
 from __future__ import annotations
 
 import argparse
@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
 
+from shiftaudit.server.engine.errors import MARK
 from shiftaudit.server.engine.options import Option, options_of
 
 
@@ -79,10 +80,7 @@ def flags_of(*classes: type) -> dict[str, str]:
     return {name: flag(name, opt) for cls in classes for name, opt, _ in options_of(cls)}
 
 
-def with_flags(message: str, fields: Iterable[str], flags: dict[str, str]) -> str:
-    """``message`` with each of the option ``fields`` it names written as its flag in ``flags`` (as a user
-    typed it)."""
-    for name in fields:
-        if name in flags:
-            message = re.sub(rf"(?<![\w-]){re.escape(name)}(?![\w-])", flags[name], message)
-    return message
+def with_flags(marked: str, flags: dict[str, str]) -> str:
+    """An error's message (`AuditError.marked`) with each option it names (`errors.named`) written as the
+    flag a user typed, where ``flags`` knows it, else as its name."""
+    return re.sub(f"{MARK}(\\w+){MARK}", lambda m: flags.get(m[1], m[1]), marked)

@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         asyncio.run(serve(args))
     except OptionError as e:  # the operator reads the flags typed, not the fields
-        return _refused(with_flags(str(e), e.fields, flags_of(ServerLimits, EngineOptions)))
+        return _refused(with_flags(e.marked, flags_of(ServerLimits, EngineOptions)))
     except (OSError, ValueError, StoreError, StateDirInUse) as e:
         return _refused(str(e))
     return 0

@@ -21,13 +21,9 @@ IN_FLIGHT = 4
 
 
 class OverBudget(Exception):
-    """A request over one of the server's limits; the message names the limit and what would fit, by
-    their field names (``fields``: the server's limit, the request's option), never by a command line's
-    flags: the caller of a server never typed the server's."""
-
-    def __init__(self, message: str = "", *fields: str) -> None:
-        super().__init__(message)
-        self.fields = fields
+    """A request over one of the server's limits; the message names the limit and what would fit by their
+    field names (`ServerLimits`', `AuditOptions`'), never by a command line's flags: the caller of a server
+    never typed the server's."""
 
 
 def batch_bytes(options: AuditOptions, spec: InputSpec) -> int:
@@ -50,12 +46,11 @@ class MemoryBudget:
         """OverBudget for resolved options whose batches would not fit."""
         if options.batch > self.max_batch:
             raise OverBudget(f"batch {options.batch} is over this server's max_batch of {self.max_batch} frames per "
-                             "engine call; ask for a smaller batch", "batch", "max_batch")
+                             "engine call; ask for a smaller batch")
         need = batch_bytes(options, spec)
         if need > self.audit_bytes:
             fits = self.audit_bytes * options.batch // need
             h, w = options.canvas
             raise OverBudget(f"batches of {options.batch} frames of {h}x{w} need {need / 2**20:.0f} MiB, over this "
                              f"server's max_audit_memory_mb of {self.audit_bytes / 2**20:.0f} MiB per audit; "
-                             + (f"ask for batch {fits} or less" if fits else "ask for a smaller canvas"),
-                             "max_audit_memory_mb", "batch" if fits else "canvas")
+                             + (f"ask for batch {fits} or less" if fits else "ask for a smaller canvas"))

@@ -4,18 +4,25 @@ written before it knew these expects (``ValueError`` for what the caller gave, `
 the model or the device cannot do)."""
 from __future__ import annotations
 
+MARK = "\x1f"  # around an option's name in a message: a control character no user types, no path holds
+
+
+def named(name: str) -> str:
+    """An option's name in an error message, marked: a Python or gRPC caller reads the name it passed
+    (``rise``), a command line the flag its user typed (``--rise``, `shiftaudit.server.flags.with_flags`)."""
+    return f"{MARK}{name}{MARK}"
+
 
 class AuditError(Exception):
-    """Base of every error below: ``except AuditError`` catches what an audit can fail with. ``fields``:
-    the options the message names, by their field names (``rise``, ``device``): a command line writes
-    each as the flag its user typed (``--rise``), a Python caller reads the name it passed."""
+    """Base of every error below: ``except AuditError`` catches what an audit can fail with. Its message
+    may name options with `named`; ``str()`` gives their names, ``marked`` keeps the marks."""
 
-    def __init__(self, message: str = "", *fields: str) -> None:
-        super().__init__(message)
-        self.fields = fields
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message.replace(MARK, ""))
+        self.marked = message
 
-    def __reduce__(self) -> tuple:  # pickled with its fields (a Ray actor's error reaches the driver so)
-        return type(self), (str(self), *self.fields)
+    def __reduce__(self) -> tuple:  # pickled with its marks (a Ray actor's error reaches the driver so)
+        return type(self), (self.marked,)
 
 
 class InputError(AuditError, ValueError):

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import InputError
+from .errors import InputError, named
 
 SHOWN = 5  # names a summary lists of each kind
 
@@ -73,10 +73,10 @@ def load_labels(path: Path, class_names: list[str] | None) -> Labels:
     try:
         text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise InputError(f"labels file {path}: not UTF-8 text (byte {e.start})") from None
+        raise InputError(f"{named('labels')} {path}: not UTF-8 text (byte {e.start})") from None
     except OSError as e:
-        raise InputError(f"labels file {path}: {e.strerror}") from None
-    return parse_labels(text, class_names, f"labels file {path}")
+        raise InputError(f"{named('labels')} {path}: {e.strerror}") from None
+    return parse_labels(text, class_names, f"{named('labels')} {path}")
 
 
 def label_lines(text: str) -> list[tuple[int, str, str]]:

@@ -3,8 +3,8 @@ every other place derives what it needs: the command lines' flags (`shiftaudit.s
 message (`shiftaudit.server.wire`, from each field's proto fields), messages that name the field (a
 command line writes it as its flag) and, for an audit's options, the report's ``config``
 (`AuditOptions.to_json`). A new option is one field (and its proto fields in the .proto). The groups:
-`AuditOptions` here, `Preprocessing`, `EngineOptions`, `RayOptions`, `LayerOptions`, the client's gates
-and outputs, the server's limits.
+`AuditOptions` here, `Preprocessing`, `EngineOptions`, `RayOptions`, `LayerOptions`, `BuildOptions`, the
+client's `Gates`, `OutputOptions` and `Connection`, the server's `ServerLimits`.
 
 Options a user gives may leave the canvas and the batch open: `AuditOptions.resolved` fixes them
 from the model (its input size; a TensorRT profile's largest batch).
@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
-from .errors import OptionError
+from .errors import OptionError, named
 from .geometry import FILTERS
 from .protocols import DEFAULT_PROTOCOLS, MAX_PAIRS_PER_IMAGE, MAX_SWEEP_FRAMES, PROTOCOLS
 
@@ -147,9 +147,9 @@ class AuditOptions:
         if unknown or not self.protocols:
             raise OptionError(f"unknown protocol {', '.join(unknown) or '(none)'}; choose from {', '.join(PROTOCOLS)}")
         if self.batch is not None and not 1 <= self.batch <= MAX_BATCH:
-            raise OptionError(f"batch must lie in 1..{MAX_BATCH}", "batch")
+            raise OptionError(f"{named('batch')} must lie in 1..{MAX_BATCH}")
         if self.shift == (0, 0):
-            raise OptionError("shift must not be 0,0", "shift")
+            raise OptionError(f"{named('shift')} must not be 0,0")
         if not 1 <= self.pairs_per_image <= MAX_PAIRS_PER_IMAGE:
             raise OptionError(f"pairs per image must lie in 1..{MAX_PAIRS_PER_IMAGE}")
         if self.filter not in ("auto", *FILTERS):
@@ -205,7 +205,7 @@ class AuditOptions:
         model_hw = (spec.height, spec.width)
         if None not in model_hw:
             if canvas not in (None, model_hw):
-                raise OptionError(f"canvas {canvas} differs from the model's fixed input {model_hw}", "canvas")
+                raise OptionError(f"{named('canvas')} {canvas} differs from the model's fixed input {model_hw}")
             canvas = model_hw
         batch = self.batch or (min(spec.max_batch, MAX_BATCH) if spec.max_batch else DEFAULT_BATCH)
         resolved = replace(self, canvas=canvas or DEFAULT_CANVAS, batch=batch)

@@ -280,4 +280,5 @@ REGISTRY = {p.name: p for p in (
 )}
 PROTOCOLS = tuple(REGISTRY)
 DEFAULT_PROTOCOLS = tuple(n for n, p in REGISTRY.items() if p.default)
-STEP_PROTOCOLS = tuple(n for n, p in REGISTRY.items() if p.steps)
+# a layer profile's protocols, the one that moves the whole image on a canvas first (the profile's default)
+STEP_PROTOCOLS = tuple(sorted((n for n, p in REGISTRY.items() if p.steps), key=lambda n: REGISTRY[n].windowed))

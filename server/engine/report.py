@@ -109,7 +109,9 @@ def _made(parts: list[tuple[str, Report]]) -> Made:
     devices = [r.device for _, r in parts]
     device = devices[0] if all(d == devices[0] for d in devices) else {"render": "several (see shards)",
                                                                        "inference": "several (see shards)"}
-    return Made(first.tool, first.made.model, first.config, device)
+    # the model as a part that ran it describes it (an empty shard's saw none of its outputs)
+    model = next((r.made.model for _, r in parts if r.model.get("outputs") is not None), first.made.model)
+    return Made(first.tool, model, first.config, device)
 
 
 def merge_reports(parts: list[tuple[str, Report]], order: dict[str, int], seconds: float | None = None,
@@ -119,13 +121,14 @@ def merge_reports(parts: list[tuple[str, Report]], order: dict[str, int], second
     (exactly), records in the order of ``order`` (image name -> position). Where each shard ran is kept
     under ``shards`` (with the servers that failed it before, ``failed_on``). ``seconds``: the whole
     audit's (default: the longest part's); ``unknown``: the labels' names that match no image at all."""
-    made, merge = _made(parts), Merge(tuple(parts[0][1].config["protocols"]))
+    first = parts[0][1]
+    made = _made(parts)
+    merge = Merge(tuple(first.config["protocols"]), {p: t["kind"] for p, t in first.tallies.items()})
     for _, report in parts:
         merge.take(report.result())
     result = merge.finish(order)
     if seconds is not None:
         result.seconds = seconds
-    first = parts[0][1]
     labels = None if first.labels is None else merge_labels(
         [r.labels for _, r in parts], order, unknown if unknown is not None else first.labels["unknown_names"])
     shards = [{"server": where, "images": len(r.images), "frames": r.frames, "seconds": r.seconds, "device": r.device,

@@ -55,8 +55,11 @@ class AuditResult:
     target: Target | None = None
 
     @classmethod
-    def empty(cls, protocols: tuple[str, ...]) -> AuditResult:
-        return cls(stats={p: ProtocolStats(REGISTRY[p].kind) for p in protocols})
+    def empty(cls, protocols: tuple[str, ...], kinds: dict[str, str] | None = None) -> AuditResult:
+        """No statistics yet for ``protocols``, of their ``kinds`` (default: the registry's; a stored report
+        says its own, so one of a newer version with a protocol this one lacks still merges)."""
+        kinds = kinds or {p: REGISTRY[p].kind for p in protocols}
+        return cls(stats={p: ProtocolStats(kinds[p]) for p in protocols})
 
     def per_image(self) -> list[AuditResult]:
         """This result as a part per image (its record and its own statistics) and one per skip; it must
@@ -98,9 +101,9 @@ class AuditResult:
 class Merge:
     """The merge of an audit's parts: the fan-out's shards, a job array's parts, Ray's images."""
 
-    def __init__(self, protocols: tuple[str, ...]) -> None:
+    def __init__(self, protocols: tuple[str, ...], kinds: dict[str, str] | None = None) -> None:
         self.protocols = protocols
-        self.result = AuditResult.empty(protocols)
+        self.result = AuditResult.empty(protocols, kinds)
         self.taken: set[tuple] = set()
         self.dropped = 0  # parts taken already (a retried task's)
 
@@ -109,8 +112,8 @@ class Merge:
         if keys and keys <= self.taken:
             self.dropped += 1
             return
-        if keys & self.taken:
-            raise MergeError(f"{sorted(keys & self.taken)[0][1]}: some of its units came twice and some once")
+        if keys & self.taken:  # a part's units come together: never some twice and some once
+            raise RuntimeError(f"{sorted(keys & self.taken)[0][1]}: some of its units came twice and some once")
         self.taken |= keys
         self.result.merge(part)
 

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from .audit import run_judged
-from .errors import AuditError, DeviceError, InputError, OptionError
+from .errors import AuditError, DeviceError, InputError, OptionError, named
 from .files import image_files, listing_order
 from .images import decode
 from .job import Job
@@ -60,12 +60,11 @@ class RayOptions:
 
     def __post_init__(self) -> None:
         if self.workers is not None and self.workers < 1:
-            raise OptionError("workers must be at least 1", "workers")
+            raise OptionError(f"{named('workers')} must be at least 1")
         if self.cpus_per_worker <= 0 or self.gpus_per_worker < 0:
-            raise OptionError("cpus_per_worker must be above 0 and gpus_per_worker at least 0", "cpus_per_worker",
-                              "gpus_per_worker")
+            raise OptionError(f"{named('cpus_per_worker')} must be above 0 and {named('gpus_per_worker')} at least 0")
         if self.images_per_batch < 1:
-            raise OptionError("images_per_batch must be at least 1", "images_per_batch")
+            raise OptionError(f"{named('images_per_batch')} must be at least 1")
 
     @property
     def threads(self) -> int:
@@ -146,8 +145,11 @@ def run_on_ray(model: Path, images: str, options: AuditOptions, ray_options: Ray
                          "'shiftaudit[ray]'") from None
 
     if options.target_halfwidth is not None:
-        raise OptionError("an audit on Ray audits every image; target_halfwidth needs the images in content-hash "
-                          "order (in process, on a server, or as shard parts)", "target_halfwidth")
+        raise OptionError(f"an audit on Ray audits every image; {named('target_halfwidth')} needs the images in "
+                          "content-hash order (in process, on a server, or as a job array's parts)")
+    if engine.onnx_tensorrt and not ray_options.gpus_per_worker:
+        raise OptionError(f"{named('onnx_tensorrt')} runs ONNX Runtime's TensorRT provider on a GPU: give the "
+                          f"actors GPUs ({named('gpus_per_worker')} above 0)")
     reads, root, listed = _location(images)
     model = model.resolve()
     if not model.is_file():

@@ -173,7 +173,7 @@ class Datasets:
                         raise UploadError(f"file {name!r} uploaded twice")
                     if len(files) == limits.max_upload_files:
                         raise OverBudget(f"upload of more than {limits.max_upload_files} files, this server's "
-                                         "max_upload_files; upload the images in parts", "max_upload_files")
+                                         "max_upload_files; upload the images in parts")
                     out, name_now = await asyncio.to_thread(_open_new, root, name), name
                     files[name] = 0
                 if out is None:
@@ -183,11 +183,11 @@ class Datasets:
                 files[name_now] += len(data)
                 if total > limits.max_upload_bytes:
                     raise OverBudget(f"upload larger than this server's max_upload_bytes of {limits.max_upload_bytes} "
-                                     "bytes", "max_upload_bytes")
+                                     "bytes")
                 if database + self._kept + self._incoming > limits.max_state_bytes:
                     raise OverBudget(f"the server keeps {database + self._kept} bytes of reports and uploads; this "
                                      f"upload would take it over its max_state_bytes of {limits.max_state_bytes}: "
-                                     "delete datasets (DeleteDataset) or audits first", "max_state_bytes")
+                                     "delete datasets (DeleteDataset) or audits first")
                 if files[name_now] > MAX_BYTES:
                     raise UploadError(f"file {name_now!r} is larger than {MAX_BYTES} bytes")
                 await asyncio.to_thread(out.write, data)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shiftaudit.server.engine.budget import MemoryBudget
-from shiftaudit.server.engine.errors import OptionError
+from shiftaudit.server.engine.errors import OptionError, named
 from shiftaudit.server.engine.options import named_options, option
 
 OPTIONS = "options"  # listed with audit-server's own flags, under argparse's "options"
@@ -57,8 +57,9 @@ class ServerLimits:
         """OptionError naming ``names`` unless each is ``bound`` or more (NaN is not)."""
         if all(getattr(self, name) >= bound for name in names):
             return
-        listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
-        raise OptionError(f"{listed} must be >= {bound}", *names)
+        marked = [named(name) for name in names]
+        listed = marked[0] if len(marked) == 1 else f"{', '.join(marked[:-1])} and {marked[-1]}"
+        raise OptionError(f"{listed} must be >= {bound}")
 
     @property
     def budget(self) -> MemoryBudget:

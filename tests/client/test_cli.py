@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -166,7 +167,7 @@ def test_labels_that_may_be_oversights_are_counted_and_named(tmp_path, example_i
     assert code == 2 and "line 2: 'cat_chelsea.jpg' is labelled again" in err
     labels.write_bytes("caf\xe9.jpg,3\n".encode("latin-1"))
     code, _, err = _cli(capsys, "--engine", model, "--images", example_images, "--labels", labels)
-    assert code == 2 and f"labels file {labels}: not UTF-8 text" in err and err.count("\n") == 1
+    assert code == 2 and f"--labels {labels}: not UTF-8 text" in err and err.count("\n") == 1
 
 
 def test_a_gate_on_a_protocol_that_measured_nothing_fails(small_model, tmp_path, capsys):
@@ -198,3 +199,26 @@ def test_a_model_that_outputs_nan_cannot_pass_a_gate(tmp_path, example_images, c
     code, out, err = _cli(capsys, "--engine", not_a_number(tmp_path / "nan.onnx"), "--images", example_images,
                           "--size", "20", "--max-p-top1-change", "1", "--json", tmp_path / "r.json")
     assert code == 3 and "NaN or infinite" in err and not (tmp_path / "r.json").exists()
+
+
+def test_an_error_names_the_option_as_its_flag_and_never_touches_a_path(small_model, example_images, tmp_path,
+                                                                        capsys):
+    """An option an error names reads as the flag typed on the command line, as the field's name through the
+    API (and after pickling, as a Ray actor's error travels); a path that holds the same word is left alone."""
+    from shiftaudit.client import InputError, LayerOptions, OptionError, audit
+
+    labels = tmp_path / "labels" / "labels.csv"  # the option's name, twice, in the path
+    code, _, err = _cli(capsys, "--engine", small_model, "--images", example_images, "--labels", labels)
+    assert code == 2 and err == f"audit-client: error: --labels {labels}: No such file or directory\n"
+    baseline = tmp_path / "baseline.json"
+    code, _, err = _cli(capsys, "--engine", small_model, "--images", example_images, "--baseline", baseline)
+    assert code == 2 and f"--baseline {baseline}: No such file" in err
+    with pytest.raises(InputError) as e:
+        audit(small_model, example_images, labels=labels)
+    assert str(e.value) == f"labels {labels}: No such file or directory"
+    with pytest.raises(OptionError) as e:
+        LayerOptions(rise=-1)
+    again = pickle.loads(pickle.dumps(e.value))
+    assert str(again) == "rise must be above 0, not -1" and again.marked == e.value.marked != str(again)
+    code, _, err = _cli(capsys, "layers", "--engine", small_model, "--images", example_images, "--rise", "-1")
+    assert code == 2 and err == "audit-client: error: --rise must be above 0, not -1\n"

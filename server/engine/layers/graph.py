@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, ModelError
+from ..errors import InputError, ModelError, named
 from ..runners.base import InputSpec, engine_failure
 from ..runners.tensorrt import ENGINE_SUFFIXES
 
@@ -179,12 +179,12 @@ class Graph:
             return [t for t in self.tensors if t.name in chosen]
         for name in which:
             if name in SELECTIONS:
-                raise InputError(f"tensors {name} stands alone; it cannot be combined with tensor names", "tensors")
+                raise InputError(f"{named('tensors')} {name} stands alone; it cannot be combined with tensor names")
             if name not in self.by_name:
                 near = difflib.get_close_matches(name, list(self.by_name), n=3)
-                raise InputError(f"tensors: {self.path.name} has no spatial activation {name!r}"
+                raise InputError(f"{named('tensors')}: {self.path.name} has no spatial activation {name!r}"
                                  + (f" (did you mean {', '.join(near)}?)" if near else "")
-                                 + f"; {len(self.by_name)} have a name (tensors all lists them in the profile)", "tensors")
+                                 + f"; {len(self.by_name)} have a name ({named('tensors')} all lists them in the profile)")
         return sorted({self.by_name[n] for n in which}, key=lambda t: t.depth)
 
     def frame_bytes(self, tensors: Sequence[Tensor]) -> int:

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError, OptionError
+from ..errors import InputError, OptionError, named
 from ..files import file_sha256
 from ..images import ImageSource, SourceImage
 from ..job import inference_site, tool_versions
@@ -31,7 +31,7 @@ from .graph import Graph, Tensor, check_onnx
 from .shiftability import MEASURES, Sums, interior, pooled_error, shift_error, translate, whole_move
 
 SCHEMA = "shiftaudit.layers/v1"
-PROTOCOL = "embed-black"  # a profile's unless told: the whole image stays in view as it moves
+PROTOCOL = STEP_PROTOCOLS[0]  # a profile's unless told: the whole image stays in view as it moves
 # the audit options a profile takes (the sweeps' and gates' mean nothing here); its config lists these
 OPTIONS = ("protocols", "seed", "canvas", "size", "shift", "pairs_per_image", "filter", "batch", "strict")
 CAVEAT = ("A blur before the subsampling (BlurPool, Zhang 2019) makes the subsampled tensor closer to shiftable, "
@@ -58,9 +58,9 @@ class LayerOptions:
             object.__setattr__(self, "tensors", (self.tensors,) if isinstance(self.tensors, str) else
                                tuple(self.tensors))
         if not self.rise > 0:
-            raise OptionError(f"rise must be above 0, not {self.rise:g}", "rise")
+            raise OptionError(f"{named('rise')} must be above 0, not {self.rise:g}")
         if self.max_memory_mib < 1:
-            raise OptionError("max_memory_mib must be at least 1 MiB", "max_memory_mib")
+            raise OptionError(f"{named('max_memory_mib')} must be at least 1 MiB")
 
     @property
     def max_memory(self) -> int:

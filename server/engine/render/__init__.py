@@ -15,7 +15,7 @@ import numpy as np
 
 from shiftaudit.kernels.tables import Normalisation
 
-from ..errors import DeviceError, OptionError
+from ..errors import DeviceError, OptionError, named
 
 if TYPE_CHECKING:  # this module stays light: runners import the batch contract from here
     from ..geometry import Placement
@@ -95,13 +95,13 @@ def select_renderer(device: str) -> Renderer:
     from .cpu import CpuRenderer
 
     if device not in DEVICES:
-        raise OptionError(f"device must be one of {', '.join(DEVICES)}, not {device!r}", "device")
+        raise OptionError(f"{named('device')} must be one of {', '.join(DEVICES)}, not {device!r}")
     if device == "cpu":
         return CpuRenderer()
     gpu, why = gpu_renderer()
     if gpu is None:
         if device == "cuda":
-            raise DeviceError(f"device cuda: no usable GPU ({why}); install the gpu extra (pip install "
-                              "'shiftaudit[gpu]') on a machine with an NVIDIA driver, or use device cpu", "device")
+            raise DeviceError(f"{named('device')} cuda: no usable GPU ({why}); install the gpu extra (pip install "
+                              f"'shiftaudit[gpu]') on a machine with an NVIDIA driver, or use {named('device')} cpu")
         return CpuRenderer()
     return gpu

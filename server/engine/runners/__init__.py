@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import OptionError
+from ..errors import OptionError, named
 from ..options import named_options, option
 from ..render import DEVICES
 from .base import EngineOutOfMemory, InputSpec, ModelError, Runner
@@ -34,7 +34,7 @@ class EngineOptions:
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
-            raise OptionError(f"device must be one of {', '.join(DEVICES)}, not {self.device!r}", "device")
+            raise OptionError(f"{named('device')} must be one of {', '.join(DEVICES)}, not {self.device!r}")
 
 
 def open_runner(path: Path, options: EngineOptions = EngineOptions()) -> Runner:
@@ -46,7 +46,7 @@ def open_runner(path: Path, options: EngineOptions = EngineOptions()) -> Runner:
     suffix = path.suffix.lower()
     if suffix in ENGINE_SUFFIXES:
         if options.device == "cpu":
-            raise ModelError(f"{path}: a TensorRT engine runs on a GPU; device cpu cannot run it", "device")
+            raise ModelError(f"{path}: a TensorRT engine runs on a GPU; {named('device')} cpu cannot run it")
         from .tensorrt import TensorRTRunner
 
         return TensorRTRunner(path, options.allow_engine_host_code)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelError
+from ..errors import ModelError, named
 from ..render import Batch, HostBatch
 
 FLOATS = (np.dtype(np.float32), np.dtype(np.float16))
@@ -30,7 +30,8 @@ def engine_failure(e: Exception, what: str) -> ModelError:
     text = str(e).strip()
     first = text.splitlines()[0] if text else type(e).__name__
     if any(marker in text.lower() for marker in _OUT_OF_MEMORY):
-        return EngineOutOfMemory(f"{what}: the engine ran out of memory ({first[-300:]}); use a smaller batch", "batch")
+        return EngineOutOfMemory(f"{what}: the engine ran out of memory ({first[-300:]}); use a smaller "
+                                 f"{named('batch')}")
     return ModelError(f"{what}: {first}")
 
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from shiftaudit.kernels import cache_dir
 
+from ..errors import named
 from .base import InputSpec, ModelError, Runner, _dim, classifier_output, engine_failure, float_tensor, image_input
 
 _DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
@@ -26,7 +27,7 @@ def providers_for(device: str, tensorrt: bool) -> list[Provider]:
     available = ort.get_available_providers()
     if tensorrt:
         if device == "cpu":
-            raise ModelError("ONNX Runtime's TensorRT provider runs on a GPU; device cpu cannot use it", "device")
+            raise ModelError(f"ONNX Runtime's TensorRT provider runs on a GPU; {named('device')} cpu cannot use it")
         if "TensorrtExecutionProvider" not in available:
             raise ModelError(f"this ONNX Runtime ({ort.__version__}, providers {', '.join(available)}) has no "
                              "TensorRT execution provider: install onnxruntime-gpu and TensorRT "

@@ -20,7 +20,7 @@ import numpy as np
 
 from shiftaudit.kernels.launch import Gpu, cuda_call
 
-from ..errors import OptionError
+from ..errors import OptionError, named
 from ..options import named_options, option
 from .base import InputSpec, ModelError, Runner, classifier_output, float_tensor, image_input
 from .manifest import SCHEMA, EngineMismatch, check_file, check_runtime, manifest_path, read_manifest
@@ -145,9 +145,9 @@ def deserialize(trt, data: bytes, path: Path, allow_host_code: bool):
     engine = runtime.deserialize_cuda_engine(data)
     if engine is None:
         hint = "" if allow_host_code else (" (an engine with host code, e.g. version-compatible, loads only with "
-                                           "allow_engine_host_code, for engines you trust)")
+                                           f"{named('allow_engine_host_code')}, for engines you trust)")
         raise EngineMismatch(f"{path}: TensorRT {trt.__version__} cannot deserialise it: "
-                             f"{'; '.join(log.errors) or 'no reason given'}{hint}", "allow_engine_host_code")
+                             f"{'; '.join(log.errors) or 'no reason given'}{hint}")
     return runtime, engine, log
 
 
@@ -261,9 +261,7 @@ class BuildOptions:
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_batch <= 4096:
-            raise OptionError("max_batch must lie in 1..4096", "max_batch")
-        if self.workspace_mib is not None and self.workspace_mib < 1:
-            raise OptionError("workspace_mib must be at least 1", "workspace_mib")
+            raise OptionError(f"{named('max_batch')} must lie in 1..4096")
 
 
 def _configure(trt, builder, build: BuildOptions):  # noqa: ANN001, ANN202 (TensorRT's types)
@@ -274,7 +272,7 @@ def _configure(trt, builder, build: BuildOptions):  # noqa: ANN001, ANN202 (Tens
     if build.fp16:
         if not hasattr(trt.BuilderFlag, "FP16"):
             raise ModelError(f"TensorRT {trt.__version__} has no FP16 builder flag (strongly typed networks): "
-                             "convert the ONNX model to float16 first, then build without fp16", "fp16")
+                             f"convert the ONNX model to float16 first, then build without {named('fp16')}")
         config.set_flag(trt.BuilderFlag.FP16)
     if build.version_compatible:
         config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)
