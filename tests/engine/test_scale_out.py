@@ -130,7 +130,9 @@ def test_the_command_line_runs_on_the_cluster_this_process_holds(cluster, images
         capsys.readouterr().out  # tiny.png is cropped (crop needs no size); notes.txt is no image
     for argv, message in ((["--ray", "auto", "--server", "localhost:1"], "neither --server"),
                           (["--ray", "auto", "--shard", "0/2"], "neither --server, --shard"),
-                          (["--ray-workers", "0", "--ray", "auto"], "--ray-workers must be at least 1")):
+                          (["--ray-workers", "0", "--ray", "auto"], "--ray-workers must be at least 1"),
+                          (["--ray", "auto", "--onnx-tensorrt"], "--onnx-tensorrt runs ONNX Runtime's TensorRT provider "
+                           "on a GPU: give the actors GPUs (--ray-gpus-per-worker above 0)")):
         assert main(["--engine", str(MODEL), "--images", str(images), "--no-progress", *argv]) == 2
         assert message in capsys.readouterr().err
     assert main(["--engine", str(MODEL), "--images", "s3://bucket/val", "--no-progress"]) == 2
