@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import replace
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,7 @@ GOLDEN = Path(__file__).with_name("golden_audit.json")
 OPTIONS = AuditOptions(protocols=PROTOCOLS, seed=3, sweep_pixels=2, sweep_step=0.5, size_sweep=(60, 0, 24))
 
 
+@cache  # the same bits for every test of a run: computed once (the goldens of the commands check them too)
 def fingerprints() -> dict[str, str]:
     """sha256 of the frames of every protocol (images in name order, units and frames in plan order),
     of the engine's outputs on them and of the probabilities scored from those, batch by batch."""
