@@ -13,12 +13,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
-
-if TYPE_CHECKING:  # the statistics merge without the scoring code (the client's fan-out merges them)
-    from .score import UnitScore
 
 Z95 = 1.959963984540054
 UNIT = 2.0**52  # fixed point of the sums; a unit adds at most 256 values < 2^52 each: no int64 overflow
@@ -84,6 +80,25 @@ class Tally:
     def from_json(cls, values: list[int]) -> Tally:
         pairs, changes, abs_sum, abs_squares = (int(v) for v in values)
         return cls(pairs, changes, abs_sum, abs_squares)
+
+
+@dataclass(frozen=True)
+class UnitScore:
+    """What a unit's frames said: each frame's top-1 class and the probability of the first frame's top class
+    (`score.score_unit` makes it from probabilities; a merge replays it from a report's records)."""
+
+    top1: np.ndarray  # (T,) top-1 class of each frame
+    p_star: np.ndarray  # (T,) probability of the first frame's top class in each frame
+
+    @property
+    def changes(self) -> np.ndarray:
+        """(T-1,) whether the top-1 class changed between consecutive frames."""
+        return self.top1[1:] != self.top1[:-1]
+
+    @property
+    def abs_diffs(self) -> np.ndarray:
+        """(T-1,) |p_t[c*] - p_t+1[c*]| between consecutive frames."""
+        return np.abs(np.diff(self.p_star))
 
 
 def confidence_bin(p: float) -> int:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, fields
 from importlib.resources import files
 from typing import Any
 
+from .consistency import check_disjoint, check_part
 from .files import listing_order
 from .labels import merge_labels
 from .metrics import ProtocolStats
@@ -121,6 +122,9 @@ def merge_reports(parts: list[tuple[str, Report]], order: dict[str, int], second
     (exactly), records in the order of ``order`` (image name -> position). Where each shard ran is kept
     under ``shards`` (with the servers that failed it before, ``failed_on``). ``seconds``: the whole
     audit's (default: the longest part's); ``unknown``: the labels' names that match no image at all."""
+    for where, report in parts:
+        check_part(where, report)
+    check_disjoint(parts)
     first = parts[0][1]
     made = _made(parts)
     merge = Merge(tuple(first.config["protocols"]), {p: t["kind"] for p, t in first.tallies.items()})

@@ -5,11 +5,11 @@ and the jagged curve for sequences (paper Fig. 1).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from shiftaudit.kernels.reference import softmax
+
+from .metrics import UnitScore
 
 
 def detect_output_kind(out: np.ndarray) -> str:
@@ -23,22 +23,6 @@ def detect_output_kind(out: np.ndarray) -> str:
 def probabilities(out: np.ndarray, kind: str) -> np.ndarray:
     """Row-wise softmax of logits (float64, as the score kernels' reference); probabilities pass through."""
     return out.astype(np.float64) if kind == "probabilities" else softmax(out)
-
-
-@dataclass(frozen=True)
-class UnitScore:
-    top1: np.ndarray  # (T,) top-1 class of each frame
-    p_star: np.ndarray  # (T,) probability of the first frame's top class in each frame
-
-    @property
-    def changes(self) -> np.ndarray:
-        """(T-1,) whether the top-1 class changed between consecutive frames."""
-        return self.top1[1:] != self.top1[:-1]
-
-    @property
-    def abs_diffs(self) -> np.ndarray:
-        """(T-1,) |p_t[c*] - p_t+1[c*]| between consecutive frames."""
-        return np.abs(np.diff(self.p_star))
 
 
 def score_unit(probs: np.ndarray) -> UnitScore:

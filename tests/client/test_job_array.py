@@ -19,7 +19,7 @@ from shiftaudit.client.api import audit
 from shiftaudit.client.cli import main
 from shiftaudit.server.engine.files import Shard
 from shiftaudit.server.engine.runners import EngineOptions
-from tests.support import EXAMPLE_IMAGES, ROOT, assert_valid_report
+from tests.support import EXAMPLE_IMAGES, EXAMPLE_MODEL, ROOT, assert_valid_report
 from tests.support.models import cnn
 
 CPU = EngineOptions(device="cpu")
@@ -81,6 +81,62 @@ def test_what_is_not_one_audit_is_refused_in_one_line(model, labels, tmp_path, c
         assert main(["merge", *map(str, given), "--json", str(tmp_path / "m.json")]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and message in err[0], (message, err)
+    assert not (tmp_path / "m.json").exists()
+
+
+def _tampered(part: dict, how: str) -> dict:
+    """``part`` edited as a hand might edit it; each must be refused by the merge."""
+    doc = json.loads(json.dumps(part))
+    changed = next(p for p, t in doc["tallies"].items() if t["overall"][1] > 0)  # a protocol with a change
+    overall = doc["tallies"][changed]["overall"]
+    if how == "one change fewer":
+        overall[1] -= 1
+    elif how == "a negative MAC sum":
+        overall[2] = -overall[2]
+    elif how == "a hundred times the pairs":
+        overall[0] *= 100
+    elif how == "more changes than pairs":
+        overall[1] = overall[0] + 5
+    elif how == "a record twice":
+        doc["images"].append(doc["images"][0])
+    elif how == "a record removed":
+        doc["images"].pop()
+    elif how == "other frames":
+        doc["frames"] = 9999
+    elif how == "a protocol removed":
+        del doc["tallies"][changed]
+    return doc
+
+
+TAMPERINGS = {"one change fewer": "its tallies count", "a negative MAC sum": "out of bounds",
+              "a hundred times the pairs": "00 pairs and", "more changes than pairs": "out of bounds",
+              "a record twice": "is recorded twice", "a record removed": "its records hold",
+              "other frames": "it says 9999 frames", "a protocol removed": "missing:"}
+
+
+@pytest.fixture(scope="module")
+def halves() -> list[dict]:
+    """The example model's audit in two parts, with changes to count."""
+    options = {"protocols": ("crop", "embed-black", "translate-sweep"), "pairs_per_image": 2, "sweep_pixels": 2}
+    return [audit(EXAMPLE_MODEL, EXAMPLE_IMAGES, options, engine_options=CPU, shard=Shard(i, 2)) for i in range(2)]
+
+
+@pytest.mark.parametrize("how", TAMPERINGS)
+def test_a_part_that_disagrees_with_its_own_records_is_refused(how, halves, tmp_path, capsys):
+    """A part is a file anyone can edit: its tallies are replayed from its own records before the merge,
+    so an edit that would turn a failing gate into a pass (or crash the merge) is refused, named."""
+    parts = halves
+    paths = [tmp_path / "part-0.json", tmp_path / "part-1.json"]
+    paths[0].write_text(json.dumps(parts[0]))
+    bad = parts[1] if any(t["overall"][1] for t in parts[1]["tallies"].values()) else parts[0]
+    paths[1].write_text(json.dumps(parts[1]))
+    assert main(["merge", *map(str, paths), "--max-p-top1-change", "1"]) == 0  # untouched, they merge
+    capsys.readouterr()
+    edited = paths[parts.index(bad)]
+    edited.write_text(json.dumps(_tampered(bad, how)))
+    assert main(["merge", *map(str, paths), "--json", str(tmp_path / "m.json")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and edited.name in err[0] and TAMPERINGS[how] in err[0], (how, err)
     assert not (tmp_path / "m.json").exists()
 
 
