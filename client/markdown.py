@@ -3,7 +3,8 @@ verdict first, the protocols' table, sensitivity by embedded size, then what was
 again."""
 from __future__ import annotations
 
-from .summary import HEAD, SIZE_HEAD, ComparisonSummary, Summary, Verdict
+from .summary import HEAD, SIZE_HEAD, ComparisonSummary, Summary
+from .verdict import PASS, Verdict
 
 
 def _row(cells: list[str]) -> str:
@@ -17,7 +18,7 @@ def table(head: list[str], rows: list[list[str]], align: list[str]) -> list[str]
 def _verdict(v: Verdict | None) -> str:
     if v is None:
         return ""
-    return f" — **{v.text}**" if v.outcome.failed else f" — {v.text}"
+    return f" — {v.text}" if v.outcome is PASS else f" — {v.outcome.mark} **{v.text}**"
 
 
 def _sentence(line: str) -> str:
@@ -30,12 +31,12 @@ def render(summary: Summary, extra: str = "") -> str:
     rows = [[f"`{r.protocol}`", *r.cells[1:], *([f"{r.gate.outcome.mark} {r.gate.detail}"] if r.gate else [])]
             for r in summary.rows]
     lines = [f"## shiftaudit: `{summary.model}`{_verdict(summary.verdict)}", "",
+             *(f"> **Warning**: {_sentence(w)}" for w in summary.warnings), *([""] if summary.warnings else []),
              *table(HEAD + gate, rows, ["---", "---:", "---:", "---:", *(["---"] * len(gate))])]
     for protocol, by_size in summary.by_size.items():
         lines += ["", f"<details><summary>{protocol}: sensitivity by embedded size</summary>", "",
                   *table(SIZE_HEAD, by_size, ["---:"] * 4), "", "</details>"]
-    lines += ["", *(f"> **Warning**: {_sentence(w)}" for w in summary.warnings), "",
-              *(_sentence(n) for n in summary.notes), "", *details("What was audited", summary.audited), extra,
+    lines += ["", *(_sentence(n) for n in summary.notes), "", *details("What was audited", summary.audited), extra,
               "Run it again:", "", "```sh", summary.command, "```", ""]
     return "\n".join(lines)
 

@@ -8,8 +8,9 @@ import json
 from collections import Counter
 from dataclasses import dataclass
 
-from .gates import Check
+from .gates import Check, Gates
 from .rerun import command_line
+from .verdict import Gate, Judged, Verdict, cannot_judge, gate, judge, verdict
 
 
 def estimate(m: dict, signed: bool = False) -> str:
@@ -22,64 +23,6 @@ def estimate(m: dict, signed: bool = False) -> str:
 
 def plural(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """A gate's (or a run's) outcome, with how each view shows it."""
-
-    name: str  # pass | fail: also the page's style class
-    word: str  # as the table writes it
-    mark: str  # as Markdown writes it
-    failed: bool  # the run exits 1
-
-
-PASS = Outcome("pass", "pass", "✅", False)
-FAIL = Outcome("fail", "FAIL", "❌", True)
-
-
-@dataclass(frozen=True)
-class Gate:
-    """The gates of one protocol: their outcome, and the reasons of those that failed."""
-
-    outcome: Outcome
-    reasons: tuple[str, ...]
-
-    @property
-    def detail(self) -> str:
-        """What a view beside the outcome's mark or style shows: the reasons, or the outcome."""
-        return "; ".join(self.reasons) or self.outcome.word
-
-    @property
-    def text(self) -> str:
-        return f"{self.outcome.word}: {self.detail}" if self.reasons else self.outcome.word
-
-
-def outcome(check: Check) -> Outcome:
-    """One gate's outcome."""
-    return FAIL if check.failed else PASS
-
-
-def gate(checks: list[Check]) -> Gate:
-    """The outcome of a protocol's gates: the worst of theirs, with the reasons of those that did not pass."""
-    outcomes = [outcome(c) for c in checks]
-    worst = next((o for o in outcomes if o.failed), PASS)
-    return Gate(worst, tuple(c.reason for c, o in zip(checks, outcomes) if o.failed))
-
-
-@dataclass(frozen=True)
-class Verdict:
-    outcome: Outcome
-    text: str  # "2 of 8 gates failed", "all 8 gates passed"
-
-
-def verdict(checks: list[Check] | None) -> Verdict | None:
-    """The run's verdict; None when no gate was asked for."""
-    if not checks:
-        return None
-    failed = sum(outcome(c).failed for c in checks)
-    return Verdict(FAIL, f"{failed} of {len(checks)} gates failed") if failed else \
-        Verdict(PASS, f"all {len(checks)} gates passed")
 
 
 @dataclass(frozen=True)
@@ -107,7 +50,7 @@ class Summary:
 
     model: str  # the model's file name
     seconds: float  # the run's
-    checks: list[Check] | None  # None: no gate was asked for
+    judged: list[Judged] | None  # each gate's outcome; None: no gate was asked for
     verdict: Verdict | None
     rows: list[Row]
     by_size: dict[str, list[list[str]]]  # per protocol stratified by size (size-sweep): a row per size (`SIZE_HEAD`)
@@ -125,7 +68,11 @@ class Summary:
 
     @property
     def gated(self) -> bool:
-        return self.checks is not None
+        return self.judged is not None
+
+    @property
+    def checks(self) -> list[Check]:
+        return [j.check for j in self.judged or []]
 
     @property
     def notes(self) -> list[str]:
@@ -134,19 +81,23 @@ class Summary:
                                   self.skipped) if line]
 
 
-def summarise(report: dict, checks: list[Check] | None) -> Summary:
+def summarise(report: dict, checks: list[Check] | None, gates: Gates = Gates()) -> Summary:
+    """What ``report`` says, with the outcomes of its ``checks`` (judged as ``gates`` say)."""
     accuracy = next((p["accuracy"] for p in report["protocols"].values() if "accuracy" in p), None)
+    unjudgeable = cannot_judge(report)
+    judged = None if checks is None else [judge(c, gates, len(report["images"]), unjudgeable) for c in checks]
     return Summary(
-        model=report["model"]["path"], seconds=report["seconds"], checks=checks, verdict=verdict(checks),
+        model=report["model"]["path"], seconds=report["seconds"], judged=judged, verdict=verdict(judged),
         rows=[Row(name, p["pairs"], p["p_top1_change"], p["mac"],
-                  None if checks is None else gate([c for c in checks if c.protocol == name]))
+                  None if judged is None else gate([j for j in judged if j.check.protocol == name]))
               for name, p in report["protocols"].items()],
         by_size={name: [[str(s["size"]), str(s["pairs"]), estimate(s["p_top1_change"]), estimate(s["mac"])]
                         for s in p["by_size"]] for name, p in report["protocols"].items() if "by_size" in p},
         accuracy=f"accuracy of the first frames (labelled images): {estimate(accuracy['first_frame'])}"
         if accuracy else None,
         run=_run(report), target=target_line(report), preprocessing=_preprocessing(report["model"]["preprocessing"]),
-        warnings=_warnings(report["model"]["preprocessing"]),
+        warnings=([f"cannot judge this model as configured: {unjudgeable}"] if unjudgeable else [])
+        + _warnings(report["model"]["preprocessing"]),
         labels=_labels(report["labels"]) if "labels" in report else None,
         ray=_ray(report["ray"]) if "ray" in report else None,
         skipped=_skipped(report["skipped"]) if report["skipped"] else None, audited=audited(report),
@@ -258,11 +209,15 @@ class ComparisonSummary:
     a: dict  # engine A's model (the baseline)
     b: dict  # engine B's model
     images: int
-    checks: list[Check]
+    judged: list[Judged]
     verdict: Verdict | None
     head: list[str]
     rows: list[list[str]]  # `COMPARISON_HEAD`, then the gate when gated
     disagreements: list[dict]
+
+    @property
+    def checks(self) -> list[Check]:
+        return [j.check for j in self.judged]
 
     @property
     def first_disagreement(self) -> str | None:
@@ -273,14 +228,16 @@ class ComparisonSummary:
                 f"A {d.get('a_name', d['a'])}, B {d.get('b_name', d['b'])}")
 
 
-def summarise_comparison(comparison: dict, checks: list[Check]) -> ComparisonSummary:
+def summarise_comparison(comparison: dict, checks: list[Check], gates: Gates = Gates()) -> ComparisonSummary:
+    """What ``comparison`` says, with the outcomes of its increase ``checks``."""
+    judged = [judge(c, gates, comparison["images"], None) for c in checks]
     rows = []
     for name, p in comparison["protocols"].items():
         agreement = p["agreement"]["frames"]["value"]
         rows.append([name, str(p["pairs"]), estimate(p["a"]["p_top1_change"]), estimate(p["b"]["p_top1_change"]),
                      estimate(p["p_top1_change_increase"], True), f"{p['mcnemar_p']:.3g}",
                      estimate(p["mac_increase"], True), "–" if agreement is None else f"{agreement:.3f}",
-                     *([gate([c for c in checks if c.protocol == name]).text] if checks else [])])
-    return ComparisonSummary(comparison["a"]["model"], comparison["b"]["model"], comparison["images"], checks,
-                             verdict(checks), COMPARISON_HEAD + (["gate"] if checks else []), rows,
+                     *([gate([j for j in judged if j.check.protocol == name]).text] if judged else [])])
+    return ComparisonSummary(comparison["a"]["model"], comparison["b"]["model"], comparison["images"], judged,
+                             verdict(judged), COMPARISON_HEAD + (["gate"] if judged else []), rows,
                              comparison["disagreements"])

@@ -29,13 +29,16 @@ def grid(head: list[str], rows: list[list[str]], left: tuple[int, ...] = (0,)) -
 
 
 def format_table(summary: Summary) -> str:
+    """The warnings first (what was guessed, a model that cannot be judged), then the results."""
     gate = ["gate"] if summary.gated else []
-    lines = grid(HEAD + gate, [r.cells + ([r.gate.text] if r.gate else []) for r in summary.rows],
-                 left=(0, len(HEAD)))
+    lines = [f"warning: {w}" for w in summary.warnings]
+    lines += grid(HEAD + gate, [r.cells + ([r.gate.text] if r.gate else []) for r in summary.rows],
+                  left=(0, len(HEAD)))
     for protocol, rows in summary.by_size.items():  # the paper's Fig. 6 as numbers: against the embedded size
         lines += grid([f"{protocol} S", *SIZE_HEAD[1:]], rows, left=())
     lines += summary.notes
-    lines += [f"warning: {w}" for w in summary.warnings]
+    if summary.verdict:
+        lines.append(f"verdict: {summary.verdict.text}")
     return "\n".join(lines)
 
 

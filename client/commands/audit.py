@@ -22,7 +22,8 @@ audit-client report, get, merge, compare, diff and layers: see audit-client COMM
 build-engine and audit-client inspect make and check TensorRT engines.
 
 Exit codes: 0 every gate passed, 1 a gate failed, 2 usage or input error (or an output that could not be
-written: the report is then saved at a path the error names), 3 the model or engine could not do the job.
+written: the report is then saved at a path the error names), 3 the model or engine could not do the job,
+4 no gate failed but one was inconclusive (its interval straddles the limit: too few images to tell).
 Every error is one line on stderr; set SHIFTAUDIT_DEBUG=1 for tracebacks."""
 MODEL = ("model file (.onnx, or a TensorRT engine .plan/.engine); with --server, its path under the server's model "
          "root or sha256:DIGEST")

@@ -17,9 +17,9 @@ from .. import outputs
 from ..outputs import STDOUT, Output
 from ..progress import ProgressBar
 from ..remote import read_text
-from ..summary import Verdict
+from ..verdict import Verdict
 
-EXIT_PASS, EXIT_GATE, EXIT_USAGE, EXIT_ENGINE = 0, 1, 2, 3
+EXIT_USAGE, EXIT_ENGINE = 2, 3  # a gate's: 0 pass, 1 fail, 4 inconclusive (`verdict.Outcome.exit`)
 
 
 @contextmanager
@@ -67,4 +67,4 @@ def end(table: str, wanted: list[Output], views: dict[str, Callable[[], str]], d
         print(f"audit-client: error: {line}", file=sys.stderr)
     if failed:
         return EXIT_USAGE
-    return EXIT_GATE if verdict and verdict.outcome.failed else EXIT_PASS
+    return verdict.outcome.exit if verdict else 0

@@ -24,7 +24,7 @@ from .common import end, load_report, progress_bar
 COMPARE = """audit-client compare: two engines audited on identical frames (same options, seed and images), then
 compared pair by pair: each engine's sensitivity, the paired increase B - A with McNemar's exact test,
 and how often the two agree on a frame. Exit codes as audit-client's; the gates are --max-increase-*."""
-GATES = Options(Gates, only=("max_increase_p_top1_change", "max_increase_mac"))
+GATES = Options(Gates, only=("max_increase_p_top1_change", "max_increase_mac", "gate_on", "inconclusive"))
 OUTPUTS = Options(OutputOptions, only=("json", "markdown", "junit", "html"),
                   overrides={"json": {"help": f"the comparison ({COMPARE_SCHEMA}; docs/compare.md)"},
                              "markdown": {"help": "a Markdown summary"}, "html": {"help": "one self-contained page"}})
@@ -46,7 +46,7 @@ def class_map(path: Path | None) -> dict[int, int] | None:
 
 
 def _finish(comparison: dict, wanted: list[Output], gates: Gates) -> int:
-    summary = summarise_comparison(comparison, gates.increase_checks(comparison))
+    summary = summarise_comparison(comparison, gates.increase_checks(comparison), gates)
 
     def markdown() -> str:
         from .. import markdown

@@ -21,7 +21,7 @@ from ..summary import summarise, summarise_comparison
 from ..table import format_comparison, format_table
 from .common import end, load_json, load_report
 
-GATES = Options(Gates, only=("max_p_top1_change", "max_mac", "gate_on"))
+GATES = Options(Gates, only=("max_p_top1_change", "max_mac", "gate_on", "inconclusive", "judge_anyway"))
 OUTPUTS = Options(OutputOptions, only=("json", "markdown", "junit", "html", "no_thumbnails", "layers"))
 
 
@@ -42,10 +42,10 @@ def finish(report: dict, out: OutputOptions, gates: Gates, wanted: list[Output],
             errors.append(f"--baseline: {e}")
     increase = gates.increase_checks(comparison) if comparison is not None else []
     checks = gates.checks(report)
-    summary = summarise(report, (checks or []) + increase if increase else checks)
+    summary = summarise(report, (checks or []) + increase if increase else checks, gates)
     table = format_table(summary)
     if comparison is not None:
-        table += "\nagainst the baseline:\n" + format_comparison(summarise_comparison(comparison, increase))
+        table += "\nagainst the baseline:\n" + format_comparison(summarise_comparison(comparison, increase, gates))
 
     def added() -> dict | None:
         if profile and profile["model"]["sha256"] != report["model"]["sha256"]:

@@ -53,9 +53,15 @@ class Preprocessing:
             raise OptionError(f"output must be one of {', '.join(OUTPUT_KINDS)}, not {self.output!r}")
 
     def normalisation(self) -> Normalisation:
-        std = np.asarray(self.std, np.float32)
-        scale = (self.pixel_range / 255.0) / std
-        bias = -np.asarray(self.mean, np.float32) / std
+        big = float(np.finfo(np.float32).max)
+        if all(abs(v) <= big for v in (*self.std, *self.mean)):  # the frames' bits as they always were
+            std = np.asarray(self.std, np.float32)
+            scale, bias = (self.pixel_range / 255.0) / std, -np.asarray(self.mean, np.float32) / std
+        else:  # beyond float32 (a std of 1e300): in float64, then cast; the audit reports what the model makes of it
+            std = np.asarray(self.std, np.float64)
+            scale, bias = (self.pixel_range / 255.0) / std, -np.asarray(self.mean, np.float64) / std
+            with np.errstate(over="ignore"):
+                scale, bias = scale.astype(np.float32), bias.astype(np.float32)
         return Normalisation(scale.astype(np.float32), bias.astype(np.float32), self.channel_order)
 
     def to_json(self) -> dict:

@@ -46,8 +46,9 @@ def test_a_baseline_gate_fails_a_measurably_jaggier_model(tmp_path, zero_mean_si
     code = main(["--engine", str(strided), *options, "--baseline", str(baseline), "--max-increase-p-top1-change",
                  "0.02", "--junit", str(junit)])
     out = capsys.readouterr().out
-    assert code == 1 and "against the baseline:" in out and "FAIL: p_top1_change_increase upper 95%" in out
-    assert 'name="embed-black: increase of P(top-1 change) upper 95% &lt;= 0.02"' in junit.read_text()
+    assert code == 1 and "against the baseline:" in out and "FAIL: p_top1_change_increase lower 95%" in out
+    assert "measurably above" in out
+    assert 'name="embed-black: increase of P(top-1 change) 95% interval &lt;= 0.02"' in junit.read_text()
     assert main(["--engine", str(strided), *options, "--baseline", str(tmp_path / "nope.json")]) == 2
     out, err = capsys.readouterr()
     assert f"--baseline {tmp_path / 'nope.json'}: No such file" in err and out == ""  # before any audit
@@ -87,7 +88,12 @@ def test_the_example_model_against_its_int8_copy(tmp_path, capsys):
     assert json.loads(diffed.read_text())["protocols"] == compared["protocols"]  # diff of two audits = compare
     worst = max(p["p_top1_change_increase"]["ci95"][1] for p in compared["protocols"].values())
     gate = ["--engine", str(int8), *options, "--baseline", str(fp32), "--max-increase-p-top1-change"]
-    assert main([*gate, f"{worst + 0.01}"]) == 0 and main([*gate, f"{worst - 0.01}"]) == 1
+    assert main([*gate, f"{worst + 0.01}"]) == 0
+    # just below the upper end: the interval straddles the limit (the increase is not measurably above it)
+    assert main([*gate, f"{worst - 0.01}"]) == 4 and "inconclusive" in capsys.readouterr().out
+    assert main([*gate, f"{worst - 0.01}", "--inconclusive", "fail"]) == 1
+    assert main([*gate, f"{worst - 0.01}", "--inconclusive", "pass"]) == 0
+    assert main([*gate, f"{worst - 0.01}", "--gate-on", "upper"]) == 1
 
 
 def test_engines_with_other_classes_compare_through_a_class_map(tmp_path, capsys):

@@ -48,7 +48,7 @@ def page(roots, tmp_path_factory):
     code = main(["--engine", str(models / "lite0.onnx"), "--images", str(EXAMPLE_IMAGES), "--labels", str(labels),
                  "--max-mac", "0.05", "--no-progress", "--html", str(out), "--json", str(d / "report.json"),
                  *EVERY_FIGURE])
-    assert code in (0, 1)
+    assert code in (0, 1, 4)  # a gate may pass, fail or be inconclusive
     return out
 
 

@@ -183,7 +183,7 @@ def test_the_manifests_commands_make_the_report_of_one_audit(tmp_path):
         assert run.wait(timeout=300) == 0, run.stderr.read()
     merged = subprocess.run(["sh", "-c", local(merge["spec"]["template"]["spec"]["containers"][0]["args"][0])],
                             env=env, capture_output=True, text=True, timeout=300)
-    assert merged.returncode in (0, 1), merged.stderr  # 1: the gate failed, as a gate may
+    assert merged.returncode in (0, 1, 4), merged.stderr  # the gate passed, failed or was inconclusive
     report = json.loads((tmp_path / "results" / "report.json").read_text())
     whole = audit(model, EXAMPLE_IMAGES, {"seed": 0}, engine_options=CPU)
     assert report["tallies"] == whole["tallies"] and report["images"] == whole["images"]

@@ -36,12 +36,12 @@ def lite0(roots):
 
 
 def test_markdown_and_junit_carry_the_numbers_and_the_gate_verdicts(tmp_path, lite0, capsys):
-    code, views = _audit(tmp_path, lite0, "--max-mac", "0.03", "--max-p-top1-change", "0.9")
+    code, views = _audit(tmp_path, lite0, "--max-mac", "0.03", "--max-p-top1-change", "0.9", "--gate-on", "value")
     report = json.loads(views["json"])
     failing = [n for n, p in report["protocols"].items() if p["mac"]["value"] > 0.03]
     assert failing and code == 1  # the example model fails a MAC gate this tight on some protocol
     md = views["markdown"]
-    assert md.startswith(f"## shiftaudit: `lite0.onnx` — **{len(failing)} of 4 gates failed**")
+    assert md.startswith(f"## shiftaudit: `lite0.onnx` — ❌ **{len(failing)} of 4 gates failed**")
     for name, p in report["protocols"].items():
         assert f"| `{name}` | {p['pairs']} | {p['p_top1_change']['value']:.3f} [" in md
     suite = ET.fromstring(views["junit"]).find("testsuite")
