@@ -90,7 +90,8 @@ def render_comparison(comparison: dict, summary: ComparisonSummary) -> str:
     disagreements = [[d["image"], f"{d['protocol']} unit {d['index']}, frame {d['frame']}", str(d.get("a_name", d["a"])),
                       str(d.get("b_name", d["b"]))] for d in summary.disagreements]
     body = [f"<h1>shiftaudit: <code>{html.escape(b['path'])}</code> against <code>{html.escape(a['path'])}</code></h1>",
-            _verdict(summary.verdict), f"<p>A (the baseline): <code>{html.escape(a['path'])}</code>, sha256 "
+            _verdict(summary.verdict), *(f'<p class="warn">{html.escape(w)}.</p>' for w in summary.warnings),
+            f"<p>A (the baseline): <code>{html.escape(a['path'])}</code>, sha256 "
             f"<code>{a['sha256']}</code>; B: <code>{html.escape(b['path'])}</code>, sha256 <code>{b['sha256']}</code>. "
             f"Both judged on the identical frames of {plural(summary.images, 'image')}.</p>",
             "<h2>Paired, protocol by protocol</h2>", grid(summary.head, summary.rows, set(range(1, 8))),

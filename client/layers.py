@@ -13,7 +13,7 @@ from shiftaudit.server.engine.layers.profile import SCHEMA
 from . import markdown as md
 from .page import document, facts, figure, grid
 from .rerun import command_line
-from .summary import audited, plural
+from .summary import audited, guessed, plural
 from .table import grid as text_grid
 
 MEASURES = {"pooled_invariance": "pooled invariance", "shiftability": "shiftability",
@@ -77,15 +77,21 @@ def format_profile(doc: dict) -> str:
     header, *body = rows(doc)
     f = doc["finding"]
     left = tuple(i for i in range(len(header)) if i not in _numeric(header))
-    return "\n".join([*text_grid(header, body, left), f"finding: {f['text']}", f"caveat: {f['caveat']}",
-                      *_run_line(doc)])
+    return "\n".join([*(f"warning: {w}" for w in _warnings(doc)), *text_grid(header, body, left),
+                      f"finding: {f['text']}", f"caveat: {f['caveat']}", *_run_line(doc)])
+
+
+def _warnings(doc: dict) -> list[str]:
+    """What was guessed of the model's preprocessing: said before any result."""
+    return guessed(doc["model"]["preprocessing"])
 
 
 def markdown(doc: dict) -> str:
     header, *body = rows(doc)
     f = doc["finding"]
     align = ["---:" if i in _numeric(header) else "---" for i in range(len(header))]
-    lines = [f"## shiftaudit layers: `{doc['model']['path']}`", "", f"**Finding:** {f['text']}", "", f"_{f['caveat']}_",
+    lines = [f"## shiftaudit layers: `{doc['model']['path']}`", "", *(f"> **Warning**: {md.sentence(w)}" for w in _warnings(doc)),
+             "", f"**Finding:** {f['text']}", "", f"_{f['caveat']}_",
              "", *md.table(header, body, align), "", *_run_line(doc), "", "Run it again:", "", "```",
              run_again(doc), "```", ""]
     return "\n".join(lines)
@@ -137,6 +143,7 @@ def section(doc: dict) -> str:
     header, *body = rows(doc)
     return "\n".join([
         "<h2>Where the invariance breaks: the per-layer profile</h2>",
+        *(f'<p class="warn">{html.escape(w)}.</p>' for w in _warnings(doc)),
         f'<p class="{"fail" if f["tensor"] else "pass"}">{html.escape(f["text"])}</p>',
         f'<p class="warn">{html.escape(f["caveat"])}</p>',
         figure(plot(doc), "Each measure's mean over the frame pairs with its 95 % band, tensor by tensor in graph "

@@ -21,7 +21,7 @@ def _verdict(v: Verdict | None) -> str:
     return f" — {v.text}" if v.outcome is PASS else f" — {v.outcome.mark} **{v.text}**"
 
 
-def _sentence(line: str) -> str:
+def sentence(line: str) -> str:
     return line[0].upper() + line[1:] + ("" if line.endswith(".") else ".")
 
 
@@ -31,12 +31,12 @@ def render(summary: Summary, extra: str = "") -> str:
     rows = [[f"`{r.protocol}`", *r.cells[1:], *([f"{r.gate.outcome.mark} {r.gate.detail}"] if r.gate else [])]
             for r in summary.rows]
     lines = [f"## shiftaudit: `{summary.model}`{_verdict(summary.verdict)}", "",
-             *(f"> **Warning**: {_sentence(w)}" for w in summary.warnings), *([""] if summary.warnings else []),
+             *(f"> **Warning**: {sentence(w)}" for w in summary.warnings), *([""] if summary.warnings else []),
              *table(HEAD + gate, rows, ["---", "---:", "---:", "---:", *(["---"] * len(gate))])]
     for protocol, by_size in summary.by_size.items():
         lines += ["", f"<details><summary>{protocol}: sensitivity by embedded size</summary>", "",
                   *table(SIZE_HEAD, by_size, ["---:"] * 4), "", "</details>"]
-    lines += ["", *(_sentence(n) for n in summary.notes), "", *details("What was audited", summary.audited), extra,
+    lines += ["", *(sentence(n) for n in summary.notes), "", *details("What was audited", summary.audited), extra,
               "Run it again:", "", "```sh", summary.command, "```", ""]
     return "\n".join(lines)
 
@@ -49,6 +49,7 @@ def details(title: str, rows: list[tuple[str, str]]) -> list[str]:
 def render_comparison(summary: ComparisonSummary) -> str:
     a, b = summary.a, summary.b
     lines = [f"## shiftaudit: `{b['path']}` against `{a['path']}`{_verdict(summary.verdict)}", "",
+             *(f"> **Warning**: {sentence(w)}" for w in summary.warnings), *([""] if summary.warnings else []),
              *table(summary.head, summary.rows, ["---"] + ["---:"] * 7 + ["---"] * (len(summary.head) - 8)),
              "", f"Paired on {summary.images} images' identical frames; intervals treat each image as the unit of "
              "sampling. McNemar: exact two-sided test on the pairs only one engine flipped.", ""]

@@ -18,8 +18,11 @@ def command_line(doc: dict, images: str = "IMAGES", command: str = "audit-client
     if "labels" in doc:
         args += ["--labels", "LABELS"]
     pre = doc["model"]["preprocessing"]
-    for cls, values in ((AuditOptions, doc["config"]), (LayerOptions, doc["config"]),
-                        (Preprocessing, {k: v for k, v in pre.items() if pre.get("origins", {}).get(k) == "options"})):
+    origins = pre.get("origins", {})
+    given = {k: v for k, v in pre.items() if origins.get(k) == "options"}
+    if "preset" in origins.values():
+        given["preset"] = pre["preset"]
+    for cls, values in ((AuditOptions, doc["config"]), (LayerOptions, doc["config"]), (Preprocessing, given)):
         args += as_flags(cls, values)
     return shlex.join(args)
 

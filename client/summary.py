@@ -97,7 +97,7 @@ def summarise(report: dict, checks: list[Check] | None, gates: Gates = Gates()) 
         if accuracy else None,
         run=_run(report), target=target_line(report), preprocessing=_preprocessing(report["model"]["preprocessing"]),
         warnings=([f"cannot judge this model as configured: {unjudgeable}"] if unjudgeable else [])
-        + _warnings(report["model"]["preprocessing"]),
+        + guessed(report["model"]["preprocessing"]),
         labels=_labels(report["labels"]) if "labels" in report else None,
         ray=_ray(report["ray"]) if "ray" in report else None,
         skipped=_skipped(report["skipped"]) if report["skipped"] else None, audited=audited(report),
@@ -155,22 +155,30 @@ def _properties(report: dict) -> list[tuple[str, str]]:
         *((f"config.{k}", v) for k, v in report["config"].items()))]
 
 
+ORIGINS = ("options", "preset", "sidecar", "metadata")  # where a preprocessing value can come from
+GUESSED = ("mean", "std", "pixel_range", "channel_order")  # what the audit guesses (the output is detected)
+
+
 def _preprocessing(pre: dict) -> str:
     """What the model was fed, and where each value came from."""
     origins = pre.get("origins", {})
-    given = "; ".join(f"{origin}: {', '.join(k for k, o in origins.items() if o == origin)}"
-                      for origin in ("sidecar", "options") if origin in origins.values())
+    given = "; ".join(f"{origin}{' ' + pre['preset'] if origin == 'preset' else ''}: "
+                      f"{', '.join(k for k, o in origins.items() if o == origin)}"
+                      for origin in ORIGINS if origin in origins.values())
     return (f"preprocessing: mean {pre['mean']} std {pre['std']} on 0-{pre['pixel_range']:g} {pre['channel_order']}, "
             f"output {pre['output']}" + (f" ({given})" if given else ""))
 
 
-def _warnings(pre: dict) -> list[str]:
-    """A warning when any preprocessing value is a guess (the defaults are ImageNet's)."""
-    defaults = [k for k, o in pre.get("origins", {}).items() if o == "default"]
+def guessed(pre: dict, model: str = "the model") -> list[str]:
+    """A warning naming the preprocessing values nothing gave (ImageNet's defaults were used), and how to
+    give them."""
+    defaults = [k for k in GUESSED if pre.get("origins", {}).get(k) == "default"]
     if not defaults:
         return []
-    return [f"{', '.join(defaults)} not given (neither sidecar nor flag): defaults used (ImageNet's); if the model "
-            "was trained otherwise, these numbers are not its own"]
+    return [f"{', '.join(defaults)} of {model} guessed: no option, preset, sidecar or ONNX metadata gave them, so "
+            "ImageNet's were used; if it was trained otherwise these numbers are not its own: give them "
+            "(--mean, --std, --pixel-range, --channel-order, or --preset imagenet|inception|zero-one|caffe, or "
+            "a sidecar MODEL.json; docs/report.md)"]
 
 
 def _labels(labels: dict) -> str:
@@ -214,6 +222,7 @@ class ComparisonSummary:
     head: list[str]
     rows: list[list[str]]  # `COMPARISON_HEAD`, then the gate when gated
     disagreements: list[dict]
+    warnings: list[str]
 
     @property
     def checks(self) -> list[Check]:
@@ -240,4 +249,6 @@ def summarise_comparison(comparison: dict, checks: list[Check], gates: Gates = G
                      *([gate([j for j in judged if j.check.protocol == name]).text] if judged else [])])
     return ComparisonSummary(comparison["a"]["model"], comparison["b"]["model"], comparison["images"], judged,
                              verdict(judged), COMPARISON_HEAD + (["gate"] if judged else []), rows,
-                             comparison["disagreements"])
+                             comparison["disagreements"],
+                             [w for side in ("a", "b") for w in guessed(comparison[side]["model"]["preprocessing"],
+                                                                        f"{side.upper()} ({comparison[side]['model']['path']})")])

@@ -44,7 +44,8 @@ def format_table(summary: Summary) -> str:
 
 def format_comparison(summary: ComparisonSummary) -> str:
     a, b = summary.a, summary.b
-    lines = [f"A (baseline): {a['path']} sha256 {a['sha256'][:12]}...; B: {b['path']} sha256 {b['sha256'][:12]}...; "
+    lines = [*(f"warning: {w}" for w in summary.warnings),
+             f"A (baseline): {a['path']} sha256 {a['sha256'][:12]}...; B: {b['path']} sha256 {b['sha256'][:12]}...; "
              f"{summary.images} images, identical frames",
              *grid(summary.head, summary.rows, left=(0, len(summary.head) - 1) if summary.checks else (0,))]
     if summary.first_disagreement:

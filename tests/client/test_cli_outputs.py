@@ -119,11 +119,12 @@ def test_the_table_says_what_the_model_was_fed_and_warns_about_defaults(tmp_path
     shutil.copy(EXAMPLE_IMAGES / "cat_chelsea.jpg", one)
     code, out, _ = _cli(capsys, "--engine", cnn(tmp_path / "m.onnx", hw=64), "--images", one, *QUICK)
     assert code == 0 and "1 image, 2 frames in" in out
-    assert "warning: mean, std, pixel_range, channel_order, output not given (neither sidecar nor flag)" in out
+    assert out.startswith("warning: mean, std, pixel_range, channel_order of the model guessed: no option, preset, "
+                          "sidecar or ONNX metadata gave them")
     code, out, _ = _cli(capsys, "--engine", model_dir / "efficientnet_lite0.onnx", "--images", one, "--std",
                         "64,64,64", *QUICK)
     assert ("preprocessing: mean [127.0, 127.0, 127.0] std [64.0, 64.0, 64.0] on 0-255 RGB, output logits "
-            "(sidecar: mean, pixel_range, channel_order, output; options: std)") in out
+            "(options: std; sidecar: mean, pixel_range, channel_order, output)") in out
     assert "warning" not in out
 
 

@@ -36,18 +36,20 @@ class ModelRef(_message.Message):
     def __init__(self, path: _Optional[str] = ..., digest: _Optional[str] = ...) -> None: ...
 
 class Preprocessing(_message.Message):
-    __slots__ = ("mean", "std", "pixel_range", "channel_order", "output_kind")
+    __slots__ = ("mean", "std", "pixel_range", "channel_order", "output_kind", "preset")
     MEAN_FIELD_NUMBER: _ClassVar[int]
     STD_FIELD_NUMBER: _ClassVar[int]
     PIXEL_RANGE_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_ORDER_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_KIND_FIELD_NUMBER: _ClassVar[int]
+    PRESET_FIELD_NUMBER: _ClassVar[int]
     mean: _containers.RepeatedScalarFieldContainer[float]
     std: _containers.RepeatedScalarFieldContainer[float]
     pixel_range: float
     channel_order: str
     output_kind: str
-    def __init__(self, mean: _Optional[_Iterable[float]] = ..., std: _Optional[_Iterable[float]] = ..., pixel_range: _Optional[float] = ..., channel_order: _Optional[str] = ..., output_kind: _Optional[str] = ...) -> None: ...
+    preset: str
+    def __init__(self, mean: _Optional[_Iterable[float]] = ..., std: _Optional[_Iterable[float]] = ..., pixel_range: _Optional[float] = ..., channel_order: _Optional[str] = ..., output_kind: _Optional[str] = ..., preset: _Optional[str] = ...) -> None: ...
 
 class AuditOptions(_message.Message):
     __slots__ = ("protocols", "size", "shift_x", "shift_y", "pairs_per_image", "seed", "canvas_height", "canvas_width", "filter", "sweep_pixels", "sweep_step", "size_sweep_min", "size_sweep_max", "size_sweep_step", "batch", "strict", "target_halfwidth")

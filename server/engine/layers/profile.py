@@ -197,7 +197,10 @@ def run_profile(graph: Graph, tensors: list[Tensor], pre: Preprocessing, options
 
 
 def _infer(session: Any, spec: InputSpec, names: list[str], batch: np.ndarray) -> dict[str, np.ndarray]:
-    """The exposed activations of a batch, in engine calls the model's batch dimension allows."""
+    """The exposed activations of a batch, in engine calls the model's batch dimension allows (none asked
+    for: the input alone is profiled)."""
+    if not names:
+        return {}
     parts: list[list[np.ndarray]] = []
     for chunk, m in engine_calls(batch, *spec.batch_range()):
         try:
