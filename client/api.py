@@ -35,7 +35,7 @@ def audit(engine: str | Path, images: str | Path, options: Options = None, *,
           engine_options: EngineOptions = EngineOptions(), shard: Shard | None = None, progress: Callback = None,
           should_stop: Stop = None) -> dict:
     """Audit the model file ``engine`` on every image below the directory ``images``; returns the
-    ``shiftaudit.report/v1`` report. ``options`` (`AuditOptions`, or a mapping of its fields: protocols,
+    ``shiftaudit.report/v2`` report. ``options`` (`AuditOptions`, or a mapping of its fields: protocols,
     size, shift, seed, ...; the canvas defaults to the model's input size), ``preprocessing`` overrides the
     sidecar's values (`Preprocessing` fields), ``labels`` is a file of ``image,label`` lines,
     ``engine_options`` says where frames are rendered and how the engine is opened; ``shard`` (`Shard`)
@@ -74,7 +74,7 @@ def compare(engine_a: str | Path, engine_b: str | Path, images: str | Path, opti
 def profile(engine: str | Path, images: str | Path, options: Options = None, *, layers: LayerOptions = LayerOptions(),
             preprocessing: Mapping[str, Any] | None = None, engine_options: EngineOptions = EngineOptions(),
             progress: Callback = None, should_stop: Stop = None) -> dict:
-    """The per-layer shiftability profile (``shiftaudit.layers/v1``, docs/layers.md) of the ONNX model
+    """The per-layer shiftability profile (``shiftaudit.layers/v2``, docs/layers.md) of the ONNX model
     ``engine`` on the images below ``images``: ``options`` as `audit`'s, one protocol (embed-black, the
     default, or crop); ``layers``: which tensors, the finding's threshold, the activations one engine call
     may hand back."""

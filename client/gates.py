@@ -28,6 +28,7 @@ class Check:
     limit: float
     on: str  # interval | value | upper
     estimate: dict  # {"value": ..., "ci95": [lo, hi]}; value None: nothing was measured
+    nothing_seen: bool = False  # no change (or no discordant pair): the interval rests on the image count alone
 
     @property
     def title(self) -> str:
@@ -71,13 +72,15 @@ class Gates:
         limits = {metric: getattr(self, name) for metric, name in GATED.items()}
         if all(v is None for v in limits.values()):
             return None
-        return [Check(protocol, metric, limit, self.gate_on, summary[metric])
+        return [Check(protocol, metric, limit, self.gate_on, summary[metric],
+                      metric == "p_top1_change" and summary[metric]["value"] == 0)
                 for protocol, summary in report["protocols"].items()
                 for metric, limit in limits.items() if limit is not None]
 
     def increase_checks(self, comparison: dict) -> list[Check]:
         """Non-inferiority gates: the candidate (B) may not be measurably more sensitive than the baseline (A)
         by more than the limit."""
-        return [Check(protocol, metric, limit, self.gate_on, summary[metric])
+        return [Check(protocol, metric, limit, self.gate_on, summary[metric],
+                      metric == "p_top1_change_increase" and not summary["flips"]["a_only"] + summary["flips"]["b_only"])
                 for protocol, summary in comparison["protocols"].items()
                 for metric, name in INCREASES.items() if (limit := getattr(self, name)) is not None]

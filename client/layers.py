@@ -1,4 +1,4 @@
-"""The per-layer profile's views (``shiftaudit.layers/v1``, docs/layers.md): the terminal table, Markdown,
+"""The per-layer profile's views (``shiftaudit.layers/v2``, docs/layers.md): the terminal table, Markdown,
 and HTML, whose plot draws the three errors against depth, the paper's Fig. 4 for the user's own model.
 A profile is rendered from its JSON alone, so ``audit-client report --layers`` can add it to an audit's page."""
 from __future__ import annotations
@@ -8,7 +8,7 @@ import html
 import numpy as np
 
 from shiftaudit.server.engine.errors import InputError
-from shiftaudit.server.engine.layers.profile import SCHEMA
+from shiftaudit.server.engine.layers.profile import READABLE, SCHEMA
 
 from . import markdown as md
 from .page import document, facts, figure, grid
@@ -163,6 +163,6 @@ def page(doc: dict) -> str:
 
 def check(doc: object, where: str) -> dict:
     """A loaded document that is a profile, or an InputError naming ``where``."""
-    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+    if not isinstance(doc, dict) or doc.get("schema") not in READABLE:
         raise InputError(f"{where}: not a {SCHEMA} profile (audit-client layers --json writes one)")
     return doc

@@ -7,6 +7,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from shiftaudit.server.engine.intervals import TAIL
+
 from .gates import Check, Gates
 
 
@@ -40,14 +42,18 @@ class Judged:
     reason: str
 
 
-def images_to_decide(estimate: dict, limit: float, images: int) -> int | None:
+def images_to_decide(estimate: dict, limit: float, images: int, nothing_seen: bool = False) -> int | None:
     """The images an interval that straddles ``limit`` needs to lie on one side of it, if the rate observed
     held (its half-width shrinks as one over the square root of the images); None when the estimate is at
-    the limit (no number of images decides)."""
+    the limit (no number of images decides). With ``nothing_seen`` (no change: each image one trial) the
+    interval is Clopper and Pearson's for none of k, whose end falls to the limit at k = ln 0.025 / ln(1 -
+    limit) exactly."""
     value, (lo, hi) = estimate["value"], estimate["ci95"]
     gap, half = (limit - value, hi - value) if value < limit else (value - limit, value - lo)
     if gap <= 0 or images < 1:
         return None
+    if nothing_seen and 0 < limit < 1:
+        return max(images + 1, math.ceil(math.log(TAIL) / math.log(1 - limit)))
     return max(images + 1, math.ceil(images * (half / gap) ** 2))
 
 
@@ -69,7 +75,7 @@ def judge(check: Check, gates: Gates, images: int, cannot_judge: str | None) -> 
         return Judged(check, FAIL, f"{what} lower 95% {lo:.4f} > {limit:g}: measurably above")
     if check.on == "upper":  # two outcomes: what is not shown below the limit fails
         return Judged(check, FAIL, f"{what} upper 95% {hi:.4f} > {limit:g}")
-    needed = images_to_decide(m, limit, images)
+    needed = images_to_decide(m, limit, images, check.nothing_seen)
     reason = (f"{what} 95% [{lo:.4f}, {hi:.4f}] straddles {limit:g}: too few images to tell"
               + (f" (about {needed} would decide at the rate observed)" if needed else " (the estimate is at the limit)"))
     mapped = {"pass": PASS, "fail": FAIL}.get(gates.inconclusive, INCONCLUSIVE)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from shiftaudit.server.engine.errors import InputError
 from shiftaudit.server.engine.preprocessing import sidecar_path
-from shiftaudit.server.engine.report import SCHEMA
+from shiftaudit.server.engine.report import READABLE, SCHEMA
 from shiftaudit.server.engine.runners.manifest import manifest_path
 
 from .. import outputs
@@ -45,7 +45,7 @@ def load_json(path: Path, field: str) -> object:
 def load_report(path: Path, field: str = "report") -> dict:
     """A stored report, or an error naming the file."""
     report = load_json(path, field)
-    if not isinstance(report, dict) or report.get("schema") != SCHEMA:
+    if not isinstance(report, dict) or report.get("schema") not in READABLE:
         raise InputError(f"{path}: not a {SCHEMA} report")
     return report
 

@@ -16,7 +16,7 @@ import numpy as np
 from .errors import InputError
 from .images import ImageSource, SourceImage
 from .labels import Labels
-from .metrics import ProtocolStats, wilson
+from .metrics import RECORD_DECIMALS, ProtocolStats
 from .options import AuditOptions
 from .pipeline import plan_image, require_usable, stream
 from .preprocessing import Preprocessing
@@ -36,7 +36,7 @@ class _Image:
     record: dict
     left: int
     twins: dict = field(default_factory=dict)  # Audit -> the same image in that engine's audit (`Audit.mirror`)
-    stats: dict[str, ProtocolStats] = field(default_factory=dict)  # this image's own, when the audit keeps them
+    stats: dict[str, ProtocolStats] = field(default_factory=dict)  # this image's own, folded in when it is done
 
 
 @dataclass
@@ -142,12 +142,10 @@ class Audit:
         unit, image = pending.unit, pending.image
         score = score_unit(np.stack(pending.probs))
         size = unit.param if REGISTRY[unit.protocol].by_size else None
-        self.result.stats[unit.protocol].add(score, size=size, label=image.record["label"])
-        if self.per_image:
-            image.stats.setdefault(unit.protocol, ProtocolStats(self.result.stats[unit.protocol].kind)).add(
-                score, size=size, label=image.record["label"])
+        image.stats.setdefault(unit.protocol, ProtocolStats(REGISTRY[unit.protocol].kind)).add(
+            score, size=size, label=image.record["label"])
         entry = {"protocol": unit.protocol, "index": unit.index, "top1": score.top1.tolist(),
-                 "p_top1": [round(float(p), 6) for p in score.p_star], "changes": int(score.changes.sum())}
+                 "p_top1": [round(float(p), RECORD_DECIMALS) for p in score.p_star], "changes": int(score.changes.sum())}
         if unit.param is not None:
             entry["size"] = unit.param
         entry["placements"] = [[*f.dst] for f in unit.frames]
@@ -155,10 +153,13 @@ class Audit:
             entry["top1_names"] = [self.names[c] if c < len(self.names) else str(c) for c in entry["top1"]]
         image.record["units"].append(entry)
         image.left -= 1
-        if not image.left:
+        if not image.left:  # the image enters the statistics whole: its pairs are one cluster
+            folded = {protocol: stats.as_image() for protocol, stats in image.stats.items()}
+            for protocol, stats in folded.items():
+                self.result.stats[protocol].merge(stats)
             self.result.images.append(image.record)
             if self.per_image:
-                self.result.image_stats.append(image.stats)
+                self.result.image_stats.append(folded)
             self.images_done += 1
             if self.options.target_halfwidth is not None and self.precise():
                 self.enough, self.stop_at = True, self.positions[image.record["image"]]
@@ -167,7 +168,7 @@ class Audit:
         """Whether every protocol's 95 % interval of P(top-1 change) lies within the target half-width of
         its value (`AuditOptions.target_halfwidth`)."""
         for stats in self.result.stats.values():
-            p = wilson(stats.overall.changes, stats.overall.pairs)
+            p = stats.overall.p_top1_change()
             if p["value"] is None or max(p["value"] - p["ci95"][0], p["ci95"][1] - p["value"]) > \
                     self.options.target_halfwidth:
                 return False

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .metrics import CONFIDENCE_EDGES, UNIT, ProtocolStats, Tally, UnitScore
+from .metrics import CONFIDENCE_EDGES, RECORD_DECIMALS, UNIT, ProtocolStats, Tally, UnitScore
 from .protocols import REGISTRY
-from .result import MergeError
+from .result import SCHEMA, MergeError
 
 if TYPE_CHECKING:
     from .report import Report
@@ -23,6 +23,9 @@ ROUNDING = 3e-6  # per pair: |Δp| (and its square) from p rounded to 6 decimals
 
 def check_part(where: str, report: Report) -> None:
     """``report`` agrees with itself, or MergeError naming ``where`` and what is wrong."""
+    if report.schema != SCHEMA:
+        raise MergeError(f"{where}: a {report.schema} report, made before the tallies knew their images: audit the "
+                         f"part again to merge it ({SCHEMA})")
     protocols = list(report.config["protocols"])
     if sorted(report.tallies) != sorted(protocols):
         missing, extra = sorted(set(protocols) - set(report.tallies)), sorted(set(report.tallies) - set(protocols))
@@ -90,13 +93,17 @@ def _sized(tallies: dict) -> set[str]:
 
 
 def replay(records: list[dict], kinds: dict[str, str], sized: set[str]) -> dict[str, ProtocolStats]:
-    """The statistics of ``records`` as the audit would sum them, from their rounded probabilities."""
+    """The statistics of ``records`` as the audit would sum them (each image one cluster), from their
+    rounded probabilities."""
     stats = {p: ProtocolStats(kind) for p, kind in kinds.items()}
     for record in records:
+        image = {p: ProtocolStats(kind) for p, kind in kinds.items()}
         for u in record["units"]:
             score = UnitScore(np.array(u["top1"]), np.array(u["p_top1"], dtype=np.float64))
-            stats[u["protocol"]].add(score, size=u.get("size") if u["protocol"] in sized else None,
+            image[u["protocol"]].add(score, size=u.get("size") if u["protocol"] in sized else None,
                                      label=record["label"])
+        for protocol, own in image.items():
+            stats[protocol].add_image(own)
     return stats
 
 
@@ -108,7 +115,7 @@ def _ambiguous(records: list[dict], protocol: str) -> set[int]:
         for u in record["units"]:
             if u["protocol"] == protocol:
                 for i, edge in enumerate(CONFIDENCE_EDGES[1:-1], 1):
-                    if abs(u["p_top1"][0] - edge) <= 1e-6:
+                    if abs(u["p_top1"][0] - edge) <= 10.0 ** -RECORD_DECIMALS:
                         bins |= {i - 1, i}
     return bins
 
@@ -134,7 +141,14 @@ def _tally(where: str, what: str, claimed: Tally, replayed: Tally) -> None:
     if (claimed.pairs, claimed.changes) != (replayed.pairs, replayed.changes):
         raise MergeError(f"{where}, {what}: its tallies count {claimed.pairs} pairs and {claimed.changes} changes, its "
                          f"records {replayed.pairs} and {replayed.changes}")
-    slack = ROUNDING * UNIT * max(1, claimed.pairs)
-    if abs(claimed.abs_sum - replayed.abs_sum) > slack or abs(claimed.abs_squares - replayed.abs_squares) > slack:
+    counts = ("images", "pairs_sq", "changes_sq", "changes_pairs", "most_pairs")
+    if [getattr(claimed, n) for n in counts] != [getattr(replayed, n) for n in counts]:
+        raise MergeError(f"{where}, {what}: its tallies' sums over images are not its records' "
+                         f"({[getattr(claimed, n) for n in counts]} against {[getattr(replayed, n) for n in counts]})")
+    error = ROUNDING * UNIT  # of one |Δp|; of an image's sum s, n times that; of s², 2 s n error + (n error)²
+    slack = error * max(1, claimed.pairs)
+    if abs(claimed.abs_sum - replayed.abs_sum) > slack or abs(claimed.abs_squares - replayed.abs_squares) > slack \
+            or abs(claimed.abs_sum_pairs - replayed.abs_sum_pairs) > error * max(1, claimed.pairs_sq) \
+            or abs(claimed.abs_sum_sq - replayed.abs_sum_sq) > max(1, claimed.pairs_sq) * (2 * UNIT + error) * error:
         raise MergeError(f"{where}, {what}: its tallies' sum of |Δp| ({claimed.abs_sum / UNIT:.6f}) is not its records' "
-                         f"({replayed.abs_sum / UNIT:.6f})")
+                         f"({replayed.abs_sum / UNIT:.6f}), or not as they fall into images")

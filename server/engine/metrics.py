@@ -1,13 +1,15 @@
 """The paper's sensitivity measures as mergeable counts and sums (DESIGN.md §1).
 
 - P(top-1 change): the fraction of compared frame pairs whose top-1 class differs (for sequences,
-  consecutive frames: ImageNet-P's flip probability), with a Wilson 95 % interval.
-- MAC, mean absolute change: the mean of |p_A[c*] - p_B[c*]|, c* the first frame's top class, with a
-  normal 95 % interval clipped to [0, 1].
+  consecutive frames: ImageNet-P's flip probability).
+- MAC, mean absolute change: the mean of |p_A[c*] - p_B[c*]|, c* the first frame's top class.
 
-Everything is kept as counts and sums, so statistics of shards (batches, processes, servers) merge
-into the statistics of the whole. Sums are integers in units of 2^-52 (every |change| lies in [0, 1]),
-so a merge is exact in any order: shards give the very bits of one audit of everything.
+Both with 95 % intervals that take the image as the unit (`intervals.py`): the pairs of one image are
+not independent. Everything is kept as counts and sums, the image-clustered ones included (each image's
+pairs n, changes d and sum of |Δp| s enter as n², d², dn, s², sn), so statistics of shards (batches,
+processes, servers) merge into the statistics of the whole. Sums are integers in units of 2^-52 (every
+|change| lies in [0, 1]), so a merge is exact in any order: shards give the very bits of one audit of
+everything.
 """
 from __future__ import annotations
 
@@ -16,7 +18,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-Z95 = 1.959963984540054
+from . import intervals
+
+RECORD_DECIMALS = 6  # a record's probabilities (the paper's curves), rounded: what compare and merge replay
 UNIT = 2.0**52  # fixed point of the sums; a unit adds at most 256 values < 2^52 each: no int64 overflow
 CONFIDENCE_EDGES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
@@ -26,60 +30,78 @@ def wilson(k: int, n: int) -> dict:
     if n == 0:
         return {"value": None, "ci95": [0.0, 1.0]}
     p = k / n
-    z2 = Z95 * Z95
+    z2 = intervals.Z * intervals.Z
     den = 1 + z2 / n
     centre = (p + z2 / (2 * n)) / den
-    half = Z95 * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / den
+    half = intervals.Z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / den
     lo = 0.0 if k == 0 else max(0.0, centre - half)  # exact ends where rounding would miss them
     hi = 1.0 if k == n else min(1.0, centre + half)
     return {"value": p, "ci95": [lo, hi]}
 
 
-def mean_ci(total: float, squares: float, n: int) -> dict:
-    """Mean of values in [0, 1] from their sum and sum of squares, normal 95 % interval."""
-    if n == 0:
-        return {"value": None, "ci95": [0.0, 1.0]}
-    mean = total / n
-    if n == 1:
-        return {"value": mean, "ci95": [0.0, 1.0]}
-    var = max(0.0, (squares - n * mean * mean) / (n - 1))
-    half = Z95 * math.sqrt(var / n)
-    return {"value": mean, "ci95": [max(0.0, mean - half), min(1.0, mean + half)]}
+CLUSTERED = ("images", "pairs_sq", "changes_sq", "changes_pairs", "abs_sum_sq", "abs_sum_pairs", "most_pairs")
 
 
 @dataclass
 class Tally:
-    """Compared frame pairs of one stratum."""
+    """Compared frame pairs of one stratum: their sums, and the sums over the images they come from."""
 
     pairs: int = 0
     changes: int = 0
     abs_sum: int = 0  # in units of 2^-52
     abs_squares: int = 0
+    images: int = 0  # images with a pair in this stratum (0 in a report made before clustering: not known)
+    pairs_sq: int = 0  # Σ n_i²
+    changes_sq: int = 0  # Σ d_i²
+    changes_pairs: int = 0  # Σ d_i n_i
+    abs_sum_sq: int = 0  # Σ s_i², in units of 2^-104
+    abs_sum_pairs: int = 0  # Σ s_i n_i, in units of 2^-52
+    most_pairs: int = 0  # the most pairs one image has here (1: every pair from another image)
 
     def add(self, changes: np.ndarray, diffs: np.ndarray) -> None:
+        """A unit's pairs, within one image (`add_image` folds the image in)."""
         self.pairs += len(changes)
         self.changes += int(changes.sum())
         self.abs_sum += int(np.rint(diffs * UNIT).astype(np.int64).sum())
         self.abs_squares += int(np.rint(diffs * diffs * UNIT).astype(np.int64).sum())
 
+    def add_image(self, image: Tally) -> None:
+        """One image's pairs (``image`` holds only them) as one cluster."""
+        n, d, s = image.pairs, image.changes, image.abs_sum
+        if n:
+            self.merge(Tally(n, d, s, image.abs_squares, 1, n * n, d * d, d * n, s * s, s * n, n))
+
     def merge(self, other: Tally) -> None:
-        self.pairs += other.pairs
-        self.changes += other.changes
-        self.abs_sum += other.abs_sum
-        self.abs_squares += other.abs_squares
+        """The pairs of other images (a shard's, a part's)."""
+        for name in ("pairs", "changes", "abs_sum", "abs_squares", *CLUSTERED[:-1]):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.most_pairs = max(self.most_pairs, other.most_pairs)
+
+    def clustered(self) -> Tally:
+        """These sums with their images known: a tally of a report made before clustering counts each
+        pair as an image of its own (the intervals it always had, as near as exact ones are)."""
+        if self.images or not self.pairs:
+            return self
+        return Tally(self.pairs, self.changes, self.abs_sum, self.abs_squares, self.pairs, self.pairs, self.changes,
+                     self.changes, self.abs_squares * int(UNIT), self.abs_sum, 1)
+
+    def p_top1_change(self) -> dict:
+        t = self.clustered()
+        return intervals.proportion(t.pairs, t.changes, t.images, t.changes_sq, t.changes_pairs, t.pairs_sq,
+                                    t.most_pairs)
 
     def summary(self) -> dict:
-        return {"pairs": self.pairs,
-                "p_top1_change": wilson(self.changes, self.pairs),
-                "mac": mean_ci(self.abs_sum / UNIT, self.abs_squares / UNIT, self.pairs)}
+        t = self.clustered()
+        return {"pairs": self.pairs, "p_top1_change": self.p_top1_change(),
+                "mac": intervals.mean(t.abs_sum, t.pairs, t.images, t.abs_sum_sq, t.abs_sum_pairs, t.pairs_sq, UNIT)}
 
     def to_json(self) -> list[int]:
-        return [self.pairs, self.changes, self.abs_sum, self.abs_squares]
+        return [self.pairs, self.changes, self.abs_sum, self.abs_squares, *(getattr(self, n) for n in CLUSTERED)]
 
     @classmethod
     def from_json(cls, values: list[int]) -> Tally:
-        pairs, changes, abs_sum, abs_squares = (int(v) for v in values)
-        return cls(pairs, changes, abs_sum, abs_squares)
+        """Eleven numbers, or the four of a report made before clustering."""
+        return cls(*(int(v) for v in values))
 
 
 @dataclass(frozen=True)
@@ -151,6 +173,20 @@ class ProtocolStats:
         return cls(data["kind"], Tally.from_json(data["overall"]),
                    {k: Tally.from_json(v) for k, v in data["strata"].items()},
                    **{name: int(data[name]) for name in cls._COUNTS})
+
+    def add_image(self, image: ProtocolStats) -> None:
+        """One finished image's statistics (it holds only its own units) as one cluster of every stratum."""
+        self.overall.add_image(image.overall)
+        for key, tally in image.strata.items():
+            self._stratum(key).add_image(tally)
+        for name in self._COUNTS:
+            setattr(self, name, getattr(self, name) + getattr(image, name))
+
+    def as_image(self) -> ProtocolStats:
+        """This (one image's) statistics folded as one cluster: the part a merge takes for the image."""
+        folded = ProtocolStats(self.kind)
+        folded.add_image(self)
+        return folded
 
     def merge(self, other: ProtocolStats) -> None:
         self.overall.merge(other.overall)

@@ -1,4 +1,4 @@
-"""The versioned JSON report (``shiftaudit.report/v1``) that the CLI writes and other tools read, as a typed
+"""The versioned JSON report (``shiftaudit.report/v2``) that the CLI writes and other tools read, as a typed
 object: assembled in one place (`assemble`) from what made it and the audit's (merged) result, by every
 path an audit takes — in process, on a server, a shard, a job array's parts (`merge_parts`), the fan-out
 over servers (`merge_reports`), Ray — and never patched afterwards. Plain data: the fan-out merges reports
@@ -14,9 +14,9 @@ from .consistency import check_disjoint, check_part
 from .files import listing_order
 from .labels import merge_labels
 from .metrics import ProtocolStats
-from .result import AuditResult, Merge, MergeError, Target
+from .result import SCHEMA, AuditResult, Merge, MergeError, Target
 
-SCHEMA = "shiftaudit.report/v1"
+READABLE = ("shiftaudit.report/v1", SCHEMA)  # reports a view renders again; a merge takes v2 parts only
 
 
 def json_schema(name: str = "report") -> dict:

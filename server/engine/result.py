@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from .metrics import ProtocolStats
 from .protocols import REGISTRY
 
+SCHEMA = "shiftaudit.report/v2"  # v2: tallies with image-clustered sums; the report's (`report.Report`)
+
 
 class MergeError(ValueError):
     """Parts that do not belong to one audit."""

@@ -37,7 +37,7 @@ def test_example_model_audit_writes_the_v1_report(example_images, tmp_path, caps
     assert proc.returncode == 0, proc.stderr
     assert "embed-black" in proc.stdout and "P(top-1 change)" in proc.stdout
     r = json.loads(out.read_text())
-    assert r["schema"] == "shiftaudit.report/v1" and r["config"]["seed"] == 0
+    assert r["schema"] == "shiftaudit.report/v2" and r["config"]["seed"] == 0
     assert r["model"]["output_kind"] == "logits" and r["model"]["input"]["height"] == 224
     assert set(r["protocols"]) == {"crop", "embed-black", "embed-inpaint", "scale", "null"}
     for p in r["protocols"].values():

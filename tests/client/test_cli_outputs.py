@@ -65,12 +65,12 @@ def test_json_dash_writes_the_report_to_stdout_and_the_table_to_stderr(tmp_path,
     model = cnn(tmp_path / "m.onnx", hw=64)
     code, out, err = _cli(capsys, "--engine", model, "--images", EXAMPLE_IMAGES, "--json", "-", *QUICK)
     assert code == 0
-    assert json.loads(out)["schema"] == "shiftaudit.report/v1"
+    assert json.loads(out)["schema"] == "shiftaudit.report/v2"
     assert "P(top-1 change)" in err and not Path("-").exists()
 
 
 def test_a_write_that_fails_after_the_audit_leaves_the_report_at_a_named_fallback(tmp_path, monkeypatch):
-    report = {"schema": "shiftaudit.report/v1", "frames": 2}
+    report = {"schema": "shiftaudit.report/v2", "frames": 2}
     gone = tmp_path / "gone"  # checked while it existed, removed while the audit ran
     gone.mkdir()
     wanted = [outputs.Output("--json", gone / "r.json", "json")]

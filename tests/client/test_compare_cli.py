@@ -40,8 +40,14 @@ def test_a_baseline_gate_fails_a_measurably_jaggier_model(tmp_path, zero_mean_si
                "20", "--no-progress"]
     baseline = tmp_path / "baseline.json"
     assert main(["--engine", str(smooth), *options, "--json", str(baseline)]) == 0
+    # itself: no discordant pair, yet six images cannot show that none would be discordant on others: the
+    # increase lies within ±(1 - 0.025^(1/6)) = ±0.459, at the limit 0 undecided, below 0.5 shown
     assert main(["--engine", str(smooth), *options, "--baseline", str(baseline),
-                 "--max-increase-p-top1-change", "0"]) == 0  # itself: no increase
+                 "--max-increase-p-top1-change", "0"]) == 4
+    assert "95% [-0.4593, 0.4593] straddles 0: too few images to tell (the estimate is at the limit)" in \
+        capsys.readouterr().out
+    assert main(["--engine", str(smooth), *options, "--baseline", str(baseline),
+                 "--max-increase-p-top1-change", "0.5"]) == 0
     junit = tmp_path / "j.xml"
     code = main(["--engine", str(strided), *options, "--baseline", str(baseline), "--max-increase-p-top1-change",
                  "0.02", "--junit", str(junit)])
@@ -129,3 +135,29 @@ def test_a_baseline_that_does_not_match_costs_no_outputs_and_compare_keeps_input
     code = main(["compare", "--engine", str(a), "--engine", str(b), *QUICK, "--json", str(sidecar)])
     assert code == 2 and "is the model's preprocessing sidecar" in capsys.readouterr().err
     assert sidecar.read_text() == '{"mean": [0, 0, 0]}'
+
+
+def test_a_report_made_before_clustering_is_still_read(tmp_path, capsys):
+    """A shiftaudit.report/v1 report (four numbers a tally, no images counted) is rendered again with its
+    gates, and is a baseline: what a pipeline stored before v2 keeps working."""
+    model = cnn(tmp_path / "m.onnx", hw=64, stride=2)
+    new = tmp_path / "new.json"
+    assert main(["--engine", str(model), *QUICK, "--json", str(new)]) == 0
+    old_doc = json.loads(new.read_text())
+    old_doc["schema"] = "shiftaudit.report/v1"
+    for tallies in old_doc["tallies"].values():
+        tallies["overall"] = tallies["overall"][:4]
+        tallies["strata"] = {k: v[:4] for k, v in tallies["strata"].items()}
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps(old_doc))
+    capsys.readouterr()
+    assert main(["report", str(old), "--max-p-top1-change", "1"]) == 0
+    assert "verdict: all 2 gates passed" in capsys.readouterr().out
+    compared = tmp_path / "c.json"
+    assert main(["diff", str(old), str(new), "--json", str(compared), "--max-increase-p-top1-change", "1"]) == 0
+    assert all(p["flips"]["a_only"] == p["flips"]["b_only"] == 0
+               for p in json.loads(compared.read_text())["protocols"].values())
+    old_doc["schema"] = "shiftaudit.report/v0"
+    old.write_text(json.dumps(old_doc))
+    assert main(["report", str(old)]) == 2
+    assert f"{old}: not a shiftaudit.report/v2 report" in capsys.readouterr().err

@@ -92,7 +92,7 @@ def test_an_audit_page_includes_the_profile_when_asked(profiled, tmp_path, capsy
     err = capsys.readouterr().err
     assert "profiles another model" in err and "the report is saved at" in err
     assert main(["report", str(report), "--layers", str(report), "--html", str(tmp_path / "d.html")]) == 2
-    assert "not a shiftaudit.layers/v1 profile" in capsys.readouterr().err
+    assert "not a shiftaudit.layers/v2 profile" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -33,17 +33,30 @@ def test_a_gate_on_the_interval_has_three_outcomes(limit, outcome, reason):
 
 
 def test_an_improved_model_against_its_baseline_is_never_called_jaggier():
-    """The README's case: on six images the INT8 copy's crop increase is -0.167, upper end 0.16 over a limit
-    of 0.02: not shown non-inferior, and not shown worse either."""
-    increase = {"value": -0.167, "ci95": [-0.49, 0.16]}
+    """The README's case: on six images the INT8 copy's crop increase is -0.167, upper end 0.262 over a
+    limit of 0.02: not shown non-inferior, and not shown worse either."""
+    increase = {"value": -0.167, "ci95": [-0.595, 0.262]}
     judged = judge(Check("crop", "p_top1_change_increase", 0.02, "interval", increase), Gates(), 6, None)
     assert judged.outcome is INCONCLUSIVE and "straddles 0.02" in judged.reason
-    # the upper half-width 0.327 against the gap 0.187 to the limit: 6 * (0.327 / 0.187)^2 = 18.3 images
-    assert images_to_decide(increase, 0.02, 6) == 19
+    # the upper half-width 0.429 against the gap 0.187 to the limit: 6 * (0.429 / 0.187)^2 = 31.6 images
+    assert images_to_decide(increase, 0.02, 6) == 32
     worse = {"value": 0.30, "ci95": [0.10, 0.50]}
     assert judge(Check("crop", "p_top1_change_increase", 0.02, "interval", worse), Gates(), 6, None).outcome is FAIL
     better = {"value": -0.30, "ci95": [-0.50, -0.10]}
     assert judge(Check("crop", "p_top1_change_increase", 0.02, "interval", better), Gates(), 6, None).outcome is PASS
+
+
+def test_with_nothing_seen_the_images_that_decide_are_those_of_none_in_k():
+    """No change in 6 images: the interval is [0, 1 - 0.025^(1/6)] = [0, 0.459], and it falls within 0.02
+    once 1 - 0.025^(1/k) <= 0.02, k >= ln 0.025 / ln 0.98 = 182.6: 183 images, not the 3164 a square-root
+    shrinking would say. The same for an increase with no discordant pair."""
+    none = {"value": 0.0, "ci95": [0.0, 1 - 0.025 ** (1 / 6)]}
+    judged = judge(Check("null", "p_top1_change", 0.02, "interval", none, nothing_seen=True), Gates(), 6, None)
+    assert judged.outcome is INCONCLUSIVE and judged.reason.endswith("(about 183 would decide at the rate observed)")
+    assert images_to_decide(none, 0.02, 6) == 3164  # 6 (0.4593 / 0.02)², what the square root would say with something seen
+    increase = {"value": 0.0, "ci95": [-0.459, 0.459]}
+    assert images_to_decide(increase, 0.02, 6, nothing_seen=True) == 183
+    assert images_to_decide(none, 0.5, 6, nothing_seen=True) == 7  # decided by the next image at the latest
 
 
 def test_a_point_gate_an_upper_gate_and_what_inconclusive_is_made_to_count_as():

@@ -86,7 +86,7 @@ def test_a_stored_report_renders_again_with_new_gates(tmp_path, lite0, capsys):
     assert "is the report being rendered" in capsys.readouterr().err
     (tmp_path / "not.json").write_text('{"schema": "something else"}')
     assert main(["report", str(tmp_path / "not.json")]) == 2
-    assert "not a shiftaudit.report/v1 report" in capsys.readouterr().err
+    assert "not a shiftaudit.report/v2 report" in capsys.readouterr().err
 
 
 def test_get_fetches_a_finished_audit_from_the_server(server, tmp_path, capsys):

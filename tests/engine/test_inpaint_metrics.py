@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from shiftaudit.server.engine.geometry import Placement
-from shiftaudit.server.engine.metrics import ProtocolStats, Tally, mean_ci, wilson
+from shiftaudit.server.engine.metrics import ProtocolStats, Tally, wilson
 from shiftaudit.server.engine.render.cpu import render_frames
 from shiftaudit.server.engine.score import detect_output_kind, probabilities, score_unit
 
@@ -36,13 +36,6 @@ def test_wilson_interval_known_values():
     w = wilson(5, 10)
     assert w["ci95"] == pytest.approx([0.2366, 0.7634], abs=1e-4)
     assert wilson(0, 0) == {"value": None, "ci95": [0.0, 1.0]}
-
-
-def test_mean_interval_known_values():
-    xs = np.array([0.1, 0.2, 0.3, 0.4])
-    m = mean_ci(xs.sum(), (xs * xs).sum(), 4)
-    half = 1.959963984540054 * xs.std(ddof=1) / 2
-    assert m["value"] == pytest.approx(0.25) and m["ci95"] == pytest.approx([0.25 - half, 0.25 + half])
 
 
 def test_output_kind_detection_and_softmax():

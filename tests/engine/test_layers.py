@@ -3,6 +3,7 @@ profile theory fixes, BlurPool against plain striding, and the example model's p
 and a repeated seed."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 from shiftaudit.server.engine.errors import InputError, OptionError
 from shiftaudit.server.engine.images import image_sources
 from shiftaudit.server.engine.layers import LayerOptions, merge_profiles, profile_layers
-from shiftaudit.server.engine.layers.shiftability import interior, translate, whole_move
+from shiftaudit.server.engine.layers.shiftability import Sums, interior, translate, whole_move
 from shiftaudit.server.engine.options import AuditOptions
 from tests.support import EXAMPLE_IMAGES, EXAMPLE_MODEL, assert_valid_report, write_image
 from tests.support.models import shift_cnn
@@ -162,3 +163,28 @@ def test_band_limited_translation_is_exact_for_whole_cells_and_interpolates_betw
     by, bx = interior((40, 40), None, (1, 1), (0.5, 0.25))
     assert (by, bx) == (10, 10)  # a quarter of the side, plus the cell the move brings in
     assert np.abs(translate(smooth, (0.5, 0.25)) - expected)[:, by:-by, bx:-bx].max() < 1e-3
+
+
+def test_a_tensor_s_interval_takes_the_image_as_the_unit():
+    """Two pairs on each of four images: the clustered interval is the t interval (3 degrees of freedom,
+    3.182446305 from tables) of the four image means, not the normal one of eight pairs; and a profile
+    made before clustering (four numbers a measure) reads each pair as an image."""
+    values = [[0.40, 0.42], [0.60, 0.64], [0.35, 0.37], [0.50, 0.48]]
+    total = Sums()
+    for image in values:
+        one = Sums()
+        for v in image:
+            one.add(v)
+        total.add_image(one)
+    means = [sum(v) / 2 for v in values]
+    mean, sd = float(np.mean(means)), float(np.std(means, ddof=1))
+    summary = total.summary()
+    assert summary["value"] == pytest.approx(mean, abs=1e-9) and summary["pairs"] == 8
+    assert summary["ci95"] == pytest.approx([mean - 3.182446305 * sd / 2, mean + 3.182446305 * sd / 2], abs=1e-8)
+    flat = [v for image in values for v in image]
+    old = Sums.from_json(total.to_json()[:4]).summary()  # n = 8 pairs as images: t on 7 degrees of freedom
+    half = 2.364624252 * float(np.std(flat, ddof=1)) / math.sqrt(8)
+    assert old["ci95"] == pytest.approx([float(np.mean(flat)) - half, float(np.mean(flat)) + half], abs=1e-8)
+    lone = Sums()
+    lone.add_image(Sums(2, 0, total.total, total.squares))
+    assert lone.summary()["ci95"][1] is None  # one image: no upper end

@@ -35,14 +35,14 @@ def test_a_report_of_every_protocol_with_labels_and_skips_follows_the_schema(rep
 
 @pytest.mark.parametrize("change", [
     lambda r: r.pop("tallies"),
-    lambda r: r.update(schema="shiftaudit.report/v2"),
+    lambda r: r.update(schema="shiftaudit.report/v1"),
     lambda r: r["protocols"]["crop"]["p_top1_change"].update(ci95=[0.1, 1.2]),
-    lambda r: r["tallies"]["crop"].update(overall=[1, 2, 3]),
+    lambda r: r["tallies"]["crop"].update(overall=[1, 2, 3, 4]),  # a v1 tally: no image-clustered sums
     lambda r: r["images"][0].update(size=[10]),
     lambda r: r["model"]["preprocessing"]["origins"].update(mean="guessed"),
     lambda r: r.update(extra=1),
 ])
-def test_what_is_not_a_v1_report_is_refused(report, change):
+def test_what_is_not_a_v2_report_is_refused(report, change):
     broken = copy.deepcopy(report)
     change(broken)
     assert list(jsonschema.Draft202012Validator(json_schema()).iter_errors(broken))

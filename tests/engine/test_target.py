@@ -13,7 +13,6 @@ import pytest
 from shiftaudit.client.api import audit
 from shiftaudit.server.engine.errors import OptionError
 from shiftaudit.server.engine.files import Shard, file_sha256
-from shiftaudit.server.engine.metrics import Z95
 from shiftaudit.server.engine.report import Report, merge_parts
 from shiftaudit.server.engine.runners import EngineOptions
 from tests.support import assert_valid_report, write_image
@@ -21,10 +20,11 @@ from tests.support.models import cnn
 
 CPU = EngineOptions(device="cpu")
 
-# null compares a frame with itself: P(top-1 change) is 0 and its Wilson interval [0, z²/(n + z²)], so the
-# interval lies within ±0.2 once z²/(n + z²) <= 0.2, i.e. n >= 4 z² = 15.37: 16 pairs, 6 images of 3 pairs
-NULL = {"protocols": ("null",), "pairs_per_image": 3, "target_halfwidth": 0.2, "size": 40}
-BY_HAND = math.ceil(math.ceil(Z95 ** 2 * (1 - 0.2) / 0.2) / 3)
+# null compares a frame with itself: P(top-1 change) is 0, and with no change each image counts as one
+# trial whatever its pairs (intervals.effective_size), so the interval is Clopper and Pearson's for 0 of k,
+# [0, 1 - 0.025^(1/k)]: within ±0.35 once k >= ln 0.025 / ln 0.65 = 8.56, i.e. at the 9th image
+NULL = {"protocols": ("null",), "pairs_per_image": 3, "target_halfwidth": 0.35, "size": 40}
+BY_HAND = math.ceil(math.log(0.025) / math.log(1 - 0.35))
 
 
 @pytest.fixture(scope="module")
@@ -43,15 +43,15 @@ def noise(tmp_path_factory) -> Path:
 
 
 def test_the_audit_stops_at_the_image_count_computed_by_hand(model, noise):
-    assert BY_HAND == 6
+    assert BY_HAND == 9
     report = audit(model, noise, NULL, engine_options=CPU)
     assert_valid_report(report)
-    assert report["target"] == {"halfwidth": 0.2, "reached": True, "images": 6, "images_listed": 11}
-    assert report["protocols"]["null"]["pairs"] == 18 and report["frames"] == 36
+    assert report["target"] == {"halfwidth": 0.35, "reached": True, "images": 9, "images_listed": 11}
+    assert report["protocols"]["null"]["pairs"] == 27 and report["frames"] == 54
     by_hash = sorted(noise.iterdir(), key=file_sha256)
-    used = [p.name for p in by_hash if p.name != "broken.png"][:6]
+    used = [p.name for p in by_hash if p.name != "broken.png"][:9]
     assert [r["image"] for r in report["images"]] == used
-    # the broken file is skipped only if it comes before the sixth image in content-hash order
+    # the broken file is skipped only if it comes before the ninth image in content-hash order
     before = [p.name for p in by_hash[:by_hash.index(noise / used[-1]) + 1]]
     assert [s["image"] for s in report["skipped"]] == (["broken.png"] if "broken.png" in before else [])
 
@@ -70,7 +70,7 @@ def test_when_the_images_run_out_the_report_says_so(model, noise, capsys):
     report = audit(model, noise, {**NULL, "target_halfwidth": 0.01}, engine_options=CPU)
     assert report["target"] == {"halfwidth": 0.01, "reached": False, "images": 10, "images_listed": 11}
     from shiftaudit.client.summary import summarise
-    assert "target +-0.01 NOT reached: the images ran out after 10 images; null is still +-0.1" in \
+    assert "target +-0.01 NOT reached: the images ran out after 10 images; null is still +-0.308" in \
         summarise(report, None).target
     with pytest.raises(OptionError, match="target half-width"):
         audit(model, noise, {**NULL, "target_halfwidth": 0.7}, engine_options=CPU)

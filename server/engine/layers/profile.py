@@ -30,7 +30,8 @@ from ..runners.onnxruntime import OnnxRuntimeRunner, providers_for
 from .graph import Graph, Tensor, check_onnx
 from .shiftability import MEASURES, Sums, interior, pooled_error, shift_error, translate, whole_move
 
-SCHEMA = "shiftaudit.layers/v1"
+SCHEMA = "shiftaudit.layers/v2"  # v2: sums over images too (image-clustered intervals)
+READABLE = ("shiftaudit.layers/v1", SCHEMA)  # profiles a view renders again; a merge takes v2 ones only
 PROTOCOL = STEP_PROTOCOLS[0]  # a profile's unless told: the whole image stays in view as it moves
 # the audit options a profile takes (the sweeps' and gates' mean nothing here); its config lists these
 OPTIONS = ("protocols", "seed", "canvas", "size", "shift", "pairs_per_image", "filter", "batch", "strict")
@@ -73,10 +74,11 @@ class LayerOptions:
 
 @dataclass
 class _Image:
-    """An image whose units are in flight."""
+    """An image whose units are in flight, and the sums of those done (they enter the profile together)."""
 
     name: str
     left: int
+    sums: dict[str, dict[str, Sums]] = field(default_factory=dict)
 
 
 @dataclass
@@ -100,14 +102,15 @@ class Profile:
             raise InputError(reason)
         self.skipped.append({"image": name, "protocol": protocol, "reason": reason})
 
-    def add_unit(self, unit: Unit, activations: dict[str, np.ndarray], at: int) -> None:
-        """The measures of one unit, whose frames are rows ``at``.. of each tensor's batch."""
+    def add_unit(self, unit: Unit, activations: dict[str, np.ndarray], at: int, image: _Image) -> None:
+        """The measures of one unit, whose frames are rows ``at``.. of each tensor's batch, into its image's
+        sums; the image's sums into the profile's, as one cluster, with its last unit."""
         (x0, y0), (x1, y1) = unit.frames[0].dst[:2], unit.frames[1].dst[:2]
         move = (y1 - y0, x1 - x0)  # canvas pixels, rows and columns
         for t in self.tensors:
             frames = activations[t.name]
             a, b = (t.frame(frames[at + i]) for i in (0, 1))
-            sums = self.sums[t.name]
+            sums = image.sums.setdefault(t.name, {m: Sums() for m in MEASURES})
             sums["pooled_invariance"].add(pooled_error(a, b))
             cells = (move[0] / t.stride[0], move[1] / t.stride[1])
             sums["shiftability"].add(shift_error(translate(a, cells), b,
@@ -120,6 +123,12 @@ class Profile:
                                                      interior(t.shape[1:], t.receptive_field, t.stride, whole)))
         self.units += 1
         self.frames += len(unit.frames)
+        image.left -= 1
+        if not image.left:
+            for name, measures in image.sums.items():
+                for measure, sums in measures.items():
+                    self.sums[name][measure].add_image(sums)
+            self.images.append(image.name)
 
 
 def steps_for(tensors: Sequence[Tensor]) -> tuple[int, ...]:
@@ -167,10 +176,7 @@ class _Profiling:
         frames = len(self.profile.steps)
         for at in range(0, len(tags), frames):
             unit, image = tags[at]
-            self.profile.add_unit(unit, outputs, at)
-            image.left -= 1
-            if not image.left:
-                self.profile.images.append(image.name)
+            self.profile.add_unit(unit, outputs, at, image)
 
     def progress(self, seconds: float) -> Progress:
         p = self.profile
@@ -215,7 +221,7 @@ def profile_layers(model: Path, sources: Sequence[ImageSource], options: AuditOp
                    layers: LayerOptions = LayerOptions(), *, preprocessing: dict | None = None, device: str = "auto",
                    progress: Callable[[Progress], None] | None = None,
                    should_stop: Callable[[], bool] | None = None) -> dict:
-    """The ``shiftaudit.layers/v1`` profile of the ONNX model at ``model`` on ``sources``."""
+    """The ``shiftaudit.layers/v2`` profile of the ONNX model at ``model`` on ``sources``."""
     if len(options.protocols) != 1 or options.protocols[0] not in STEP_PROTOCOLS:
         raise OptionError(f"a layer profile takes one protocol, {' or '.join(STEP_PROTOCOLS)}; not "
                           f"{', '.join(options.protocols)}")

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..metrics import Z95
+from ..intervals import ratio_se, t_quantile
 
 UNIT = 2**32
 MEASURES = ("pooled_invariance", "shiftability", "equivariance")
@@ -33,14 +33,21 @@ MEASURES = ("pooled_invariance", "shiftability", "equivariance")
 @dataclass
 class Sums:
     """One measure of one tensor over pairs: how many pairs gave a value, how many could not (no
-    interior, or a reference of zero norm against a non-zero one), and the sum and sum of squares."""
+    interior, or a reference of zero norm against a non-zero one), the sum and sum of squares; and over
+    the images the pairs come from (each image's n pairs and sum s as n², s², sn), for intervals that take
+    the image as the unit."""
 
     pairs: int = 0
     undefined: int = 0
     total: int = 0  # in units of 2^-32
     squares: int = 0
+    images: int = 0  # 0 in a profile made before clustering: each pair then counts as an image
+    pairs_sq: int = 0
+    total_sq: int = 0  # in units of 2^-64
+    total_pairs: int = 0  # in units of 2^-32
 
     def add(self, value: float | None) -> None:
+        """A pair's value, within one image (`add_image` folds the image in)."""
         if value is None:
             self.undefined += 1
             return
@@ -48,27 +55,34 @@ class Sums:
         self.total += round(value * UNIT)
         self.squares += round(value * value * UNIT)
 
+    def add_image(self, image: Sums) -> None:
+        """One image's pairs (``image`` holds only them) as one cluster."""
+        n, s = image.pairs, image.total
+        self.merge(Sums(n, image.undefined, s, image.squares, 1 if n else 0, n * n, s * s, s * n))
+
     def merge(self, other: Sums) -> None:
-        self.pairs += other.pairs
-        self.undefined += other.undefined
-        self.total += other.total
-        self.squares += other.squares
+        for name in ("pairs", "undefined", "total", "squares", "images", "pairs_sq", "total_sq", "total_pairs"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
 
     def to_json(self) -> list[int]:
-        return [self.pairs, self.undefined, self.total, self.squares]
+        return [self.pairs, self.undefined, self.total, self.squares, self.images, self.pairs_sq, self.total_sq,
+                self.total_pairs]
 
     @classmethod
     def from_json(cls, values: list[int]) -> Sums:
+        """Eight numbers, or the four of a profile made before clustering."""
         return cls(*(int(v) for v in values))
 
     def summary(self) -> dict:
-        """The mean with a normal 95 % interval (lower end clipped at 0: the errors are norms)."""
+        """The mean with an image-clustered 95 % interval, Student's t on images - 1 degrees of freedom (the
+        lower end clipped at 0: the errors are norms; no upper end from one image)."""
         out: dict = {"value": None, "ci95": None, "pairs": self.pairs, "undefined": self.undefined}
         if self.pairs:
-            mean = self.total / UNIT / self.pairs
-            var = max(0.0, (self.squares / UNIT - self.pairs * mean * mean) / (self.pairs - 1)) if self.pairs > 1 else 0
-            half = Z95 * math.sqrt(var / self.pairs) if self.pairs > 1 else math.inf
-            out["value"] = mean
+            k, n, s = (self.images, self.pairs_sq, self.total_sq) if self.images else \
+                (self.pairs, self.pairs, self.squares * UNIT)  # before clustering: a pair an image
+            mean, se = ratio_se(self.total, self.pairs, k, s, self.total_pairs if self.images else self.total, n, UNIT)
+            half = float(t_quantile(k - 1) * se) if k > 1 else math.inf
+            out["value"] = mean = float(mean)
             out["ci95"] = [max(0.0, mean - half), mean + half if math.isfinite(half) else None]
         return out
 
