@@ -8,6 +8,8 @@ import json
 from collections import Counter
 from dataclasses import dataclass
 
+from shiftaudit.server.engine.precision import PILOT_IMAGES, halfwidth
+
 from .gates import Check, Gates
 from .rerun import command_line
 from .verdict import Gate, Judged, Verdict, cannot_judge, gate, judge, verdict
@@ -113,19 +115,23 @@ def _run(report: dict) -> str:
 
 
 def target_line(report: dict) -> str | None:
-    """With --target-halfwidth: whether the intervals got that narrow, and after how many images."""
+    """With --target-halfwidth: whether the intervals got that narrow, after how many images, and with
+    --choose-pairs the pairs per image chosen and why."""
     t = report.get("target")
     if t is None:
         return None
     of = f" of {t['images_listed']}" if t["images_listed"] else ""
+    chosen = "".join(f"; {c['reason']}" for c in t.get("choices", []))
+    if report["config"].get("choose_pairs") and not chosen:
+        chosen = f"; pairs per image not chosen: the audit ended within the pilot ({PILOT_IMAGES} images)"
     if t["reached"]:
         return (f"target +-{t['halfwidth']:g}: reached after {plural(t['images'], 'image')}{of} (in content-hash "
-                "order); the rest were not audited")
-    widths = {name: max(m["value"] - m["ci95"][0], m["ci95"][1] - m["value"]) for name, p in report["protocols"].items()
-              if (m := p["p_top1_change"])["value"] is not None}
+                f"order); the rest were not audited{chosen}")
+    widths = {name: halfwidth(p["p_top1_change"]) for name, p in report["protocols"].items()
+              if p["p_top1_change"]["value"] is not None}
     worst = max(widths, key=widths.get) if widths else None
     return (f"target +-{t['halfwidth']:g} NOT reached: the images ran out after {plural(t['images'], 'image')}"
-            + (f"; {worst} is still +-{widths[worst]:.3f}: audit more images" if worst else ""))
+            + (f"; {worst} is still +-{widths[worst]:.3f}: audit more images" if worst else "") + chosen)
 
 
 def audited(doc: dict) -> list[tuple[str, str]]:

@@ -7,9 +7,10 @@ last unit is scored.
 """
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -18,7 +19,8 @@ from .images import ImageSource, SourceImage
 from .labels import Labels
 from .metrics import RECORD_DECIMALS, ProtocolStats
 from .options import AuditOptions
-from .pipeline import plan_image, require_usable, stream
+from .pipeline import Barrier, plan_image, require_usable, stream
+from .precision import PILOT_IMAGES, PILOT_PAIRS, Choice, choose, halfwidth
 from .preprocessing import Preprocessing
 from .progress import Progress
 from .protocols import REGISTRY, Unit, plan
@@ -53,17 +55,27 @@ class Audit:
     """One audit's state: the images it planned or skipped, the units in flight, the statistics."""
 
     def __init__(self, options: AuditOptions, output: str = "auto", labels: Labels | None = None,
-                 per_image: bool = False, names: list[str] | None = None) -> None:
+                 per_image: bool = False, names: list[str] | None = None, listed: int | None = None) -> None:
         """``per_image``: keep each image's statistics too (`AuditResult.image_stats`), so that a merge can
         take an image once however often a retried task returns it (`scale_out`); ``names``: the model's
-        class names, written beside each frame's top-1 class in the records."""
+        class names, written beside each frame's top-1 class in the records; ``listed``: the images there
+        are, if known (what a choice of pairs per image may count on)."""
         self.options, self.output, self.labels, self.per_image, self.names = options, output, labels, per_image, names
+        self.listed = listed
         self.result = AuditResult.empty(options.protocols)
         self.images_done = 0
         self.images_planned = self.frames_planned = 0  # planning runs ahead of inference
         self.positions: dict[str, int] = {}  # image name -> its place among the sources
         self.enough = False  # the target half-width is reached: nothing after this image counts
         self.stop_at: int | None = None  # the place of the image that reached it
+        # --choose-pairs: the pilot's images are planned at `planning`'s pairs, the rest at the choice's
+        self.planning = replace(options, pairs_per_image=max(options.pairs_per_image, PILOT_PAIRS)) \
+            if options.choose_pairs else options
+        self.choice: Choice | None = None
+        self.pilot_done = threading.Event()
+        self.in_flight = 0  # images planned and not yet scored (the producer plans, the consumer scores)
+        self.at_pilot_end = False
+        self.lock = threading.Lock()
 
     def frames_expected(self, images_total: int | None) -> int | None:
         """The frames the audit will infer: those planned, and as many again per image left as the
@@ -73,10 +85,26 @@ class Audit:
         left = images_total - self.images_planned
         return self.frames_planned + round(self.frames_planned / self.images_planned * left)
 
-    def frames(self, sources: Iterable[ImageSource]) -> Iterator[Iterator[tuple[Frame, _Unit]]]:
-        """Per image, its frames to render with their units; nothing is decoded before they are asked for."""
-        for name, load in sources:
+    def frames(self, sources: Iterable[ImageSource]) -> Iterator[Iterator[tuple[Frame, _Unit]] | Barrier]:
+        """Per image, its frames to render with their units; nothing is decoded before they are asked for.
+        With --choose-pairs, a `Barrier` after the pilot's images: the rest are planned at the pairs chosen
+        from the pilot's scores."""
+        for at, (name, load) in enumerate(sources):
+            if at == PILOT_IMAGES and self.options.choose_pairs:
+                with self.lock:
+                    self.at_pilot_end = True
+                    if not self.in_flight:
+                        self._choose()
+                yield Barrier(self.pilot_done)
             yield self._image_frames(name, load)
+
+    def _choose(self) -> None:
+        """The pairs per image for the images after the pilot (`precision.choose`); called with the lock
+        held, once, when the pilot's last image is scored."""
+        self.choice = choose(self.result.stats, self.images_done, self.planning.pairs_per_image, self.result.frames,
+                             self.options.target_halfwidth, self.listed)
+        self.planning = replace(self.options, pairs_per_image=self.choice.pairs)
+        self.pilot_done.set()
 
     def _image_frames(self, name: str, load: Callable[[], SourceImage]) -> Iterator[tuple[Frame, _Unit]]:
         self.positions[name] = self.images_planned
@@ -87,6 +115,8 @@ class Audit:
         image, units, record = planned
         self.frames_planned += sum(len(unit.frames) for unit in units)
         entry = _Image(record, len(units))
+        with self.lock:
+            self.in_flight += 1
         for unit in units:
             pending = _Unit(unit, entry)
             for placement in unit.frames:
@@ -115,8 +145,9 @@ class Audit:
 
     def _plan(self, name: str, load: Callable[[], SourceImage]) -> tuple[SourceImage, list[Unit], dict] | None:
         """Decode one image and plan its units under every protocol."""
-        planned = plan_image(name, load, self.options.protocols,
-                             lambda protocol, image: plan(protocol, image.size, image.digest, self.options), self._skip)
+        options = self.planning
+        planned = plan_image(name, load, options.protocols,
+                             lambda protocol, image: plan(protocol, image.size, image.digest, options), self._skip)
         if planned is None:
             return None
         image, units = planned
@@ -163,14 +194,17 @@ class Audit:
             self.images_done += 1
             if self.options.target_halfwidth is not None and self.precise():
                 self.enough, self.stop_at = True, self.positions[image.record["image"]]
+            with self.lock:
+                self.in_flight -= 1
+                if self.at_pilot_end and not self.in_flight and not self.pilot_done.is_set():
+                    self._choose()
 
     def precise(self) -> bool:
         """Whether every protocol's 95 % interval of P(top-1 change) lies within the target half-width of
         its value (`AuditOptions.target_halfwidth`)."""
         for stats in self.result.stats.values():
-            p = stats.overall.p_top1_change()
-            if p["value"] is None or max(p["value"] - p["ci95"][0], p["ci95"][1] - p["value"]) > \
-                    self.options.target_halfwidth:
+            width = halfwidth(stats.overall.p_top1_change())
+            if width is None or width > self.options.target_halfwidth:
                 return False
         return True
 
@@ -181,7 +215,8 @@ class Audit:
             return
         if self.enough:
             self.result.skipped = [s for s in self.result.skipped if self.positions[s["image"]] <= self.stop_at]
-        self.result.target = Target(self.options.target_halfwidth, self.enough, self.images_done, listed)
+        self.result.target = Target(self.options.target_halfwidth, self.enough, self.images_done, listed,
+                                    [self.choice.to_json()] if self.choice else [])
 
 
 @dataclass(frozen=True)
@@ -212,7 +247,7 @@ class _Judging:
     def __init__(self, judges: Sequence[Judge], options: AuditOptions, labels: Labels | None, renderer: Renderer,
                  per_image: bool, total: int | None) -> None:
         self.judges, self.renderer, self.total = judges, renderer, total
-        self.audits = [Audit(options, judge.pre.output, labels, per_image, judge.names) for judge in judges]
+        self.audits = [Audit(options, judge.pre.output, labels, per_image, judge.names, total) for judge in judges]
         self.lead = self.audits[0]
         self.inputs: list[int] = []  # per judge, the index of the rendering it reads
         self.kinds: list[tuple] = []  # renderings are shared where inputs agree: (kind, (judge, norm, spec))

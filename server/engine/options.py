@@ -28,7 +28,7 @@ MAX_BATCH = 4096
 MAX_CANVAS = 4096  # a side; classifiers take a few hundred pixels, and a frame of 4096² is 200 MB already
 DEFAULT_CANVAS = (224, 224)  # for models whose input size is dynamic
 DEFAULT_BATCH = 32
-ADDED_IN_V1 = ("target_halfwidth",)  # options newer than report v1's first config: in it only when set
+SHOWN_WHEN_SET = ("target_halfwidth", "choose_pairs")  # options newer than report v1's first config: in it only when set
 
 
 @dataclass(frozen=True)
@@ -140,6 +140,9 @@ class AuditOptions:
                                             "95 % interval of P(top-1 change) lies within +-H of its value, then stop "
                                             "(the images may run out first: the report says)", parse=float,
                                             metavar="H", default_text="none: every image")
+    choose_pairs: bool = option(False, "with --target-halfwidth: choose the pairs per image that reach it with the "
+                                "fewest frames, after a pilot of the first 10 images at --pairs-per-image (2 at least); "
+                                "the report says what it chose and why")
 
     def __post_init__(self) -> None:
         self._normalise()
@@ -157,6 +160,8 @@ class AuditOptions:
         self._check_sweeps()
         if self.target_halfwidth is not None and not 0 < self.target_halfwidth < 0.5:
             raise OptionError(f"target half-width must lie in (0, 0.5), not {self.target_halfwidth:g}")
+        if self.choose_pairs and self.target_halfwidth is None:
+            raise OptionError(f"{named('choose_pairs')} chooses for a target: give {named('target_halfwidth')} too")
 
     def _normalise(self) -> None:
         """Lists (JSON, a caller) become tuples; ``protocols="crop"`` is one protocol, not the protocols c,
@@ -217,4 +222,4 @@ class AuditOptions:
         their readers see the config they knew."""
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         return {name: list(v) if isinstance(v, tuple) else v for name, v in values.items()
-                if name not in ADDED_IN_V1 or v is not None}
+                if name not in SHOWN_WHEN_SET or v not in (None, False)}

@@ -6,7 +6,9 @@ consumer with the progress after it (`stream`), and no usable image at all an er
 Render-ahead: frames are rendered into batches in a producer thread while the engine (which releases the
 GIL) infers the batch before, at most ``depth`` finished batches waiting. Producer and consumer both check
 for a cancel: the producer before every group of frames it takes (an image, before it is decoded) and
-every batch it renders, the consumer before every batch, so a cancel stops the rendering too."""
+every batch it renders, the consumer before every batch, so a cancel stops the rendering too. A group
+may be a `Barrier`: what comes after it waits until the consumer has scored what came before (a choice
+made on results, the same whatever the batch size)."""
 from __future__ import annotations
 
 import queue
@@ -14,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing
+from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from .errors import Cancelled, InputError
@@ -51,6 +54,14 @@ def require_usable(images: int, skipped: list[dict]) -> None:
         raise InputError("no usable image" + (f": {reasons}" if reasons else ""))
 
 
+@dataclass(frozen=True)
+class Barrier:
+    """A group of no frames: the frames before it are rendered and handed over (a smaller batch), and the
+    producer waits until ``released`` is set (the consumer has scored them), or the run stops."""
+
+    released: threading.Event
+
+
 class Consumer(Protocol[T]):
     """What a run does with each rendered batch, how far it is, and whether it has seen enough."""
 
@@ -61,7 +72,7 @@ class Consumer(Protocol[T]):
     def progress(self, seconds: float) -> Progress: ...
 
 
-def stream(groups: Iterable[Iterable[tuple[Frame, T]]], size: int, render: Callable[[list[Frame]], Batch],
+def stream(groups: Iterable[Iterable[tuple[Frame, T]] | Barrier], size: int, render: Callable[[list[Frame]], Batch],
            consumer: Consumer[T], progress: Callable[[Progress], None] | None = None,
            should_stop: Callable[[], bool] | None = None, max_source_bytes: int | None = None) -> float:
     """Every batch of ``groups``' frames rendered ahead (`render_ahead`) and handed to ``consumer``, the
@@ -78,7 +89,7 @@ def stream(groups: Iterable[Iterable[tuple[Frame, T]]], size: int, render: Calla
     return time.perf_counter() - start
 
 
-def render_ahead(groups: Iterable[Iterable[tuple[Frame, T]]], size: int, render: Callable[[list[Frame]], Batch],
+def render_ahead(groups: Iterable[Iterable[tuple[Frame, T]] | Barrier], size: int, render: Callable[[list[Frame]], Batch],
                  should_stop: Callable[[], bool] | None = None, depth: int = 2,
                  max_source_bytes: int | None = None) -> Iterator[tuple[Batch, list[T]]]:
     """(batch, the tags of its frames) for the frames of ``groups`` (lazy: a group's work, decoding its
@@ -120,6 +131,14 @@ def render_ahead(groups: Iterable[Iterable[tuple[Frame, T]]], size: int, render:
             for group in groups:
                 if halted():
                     return
+                if isinstance(group, Barrier):
+                    if chunk and not flush(chunk):
+                        return
+                    chunk, held = [], {}
+                    while not group.released.wait(0.05):
+                        if halted():
+                            return
+                    continue
                 for item in group:
                     image = item[0][0]
                     if (max_source_bytes is not None and chunk and id(image) not in held

@@ -21,25 +21,28 @@ class MergeError(ValueError):
 @dataclass(frozen=True)
 class Target:
     """With a target half-width: whether every protocol's interval got that narrow, after how many images
-    (audited in content-hash order), of how many listed (None: not known)."""
+    (audited in content-hash order), of how many listed (None: not known); with --choose-pairs, the pairs
+    per image each part chose and why (`precision.Choice`, one per part: a shard chooses on its own)."""
 
     halfwidth: float
     reached: bool
     images: int
     images_listed: int | None = None
+    choices: list[dict] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return {"halfwidth": self.halfwidth, "reached": self.reached, "images": self.images,
-                "images_listed": self.images_listed}
+                "images_listed": self.images_listed, **({"choices": self.choices} if self.choices else {})}
 
     @classmethod
     def from_json(cls, data: dict) -> Target:
-        return cls(data["halfwidth"], data["reached"], data["images"], data["images_listed"])
+        return cls(data["halfwidth"], data["reached"], data["images"], data["images_listed"], data.get("choices", []))
 
     def merge(self, other: Target) -> Target:
         """Shards each audited their own images to the target: reached where every shard reached it."""
         listed = self.images_listed + other.images_listed if self.images_listed and other.images_listed else None
-        return Target(self.halfwidth, self.reached and other.reached, self.images + other.images, listed)
+        return Target(self.halfwidth, self.reached and other.reached, self.images + other.images, listed,
+                      self.choices + other.choices)
 
 
 @dataclass

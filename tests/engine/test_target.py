@@ -11,8 +11,11 @@ import numpy as np
 import pytest
 
 from shiftaudit.client.api import audit
+from shiftaudit.server.engine.consistency import replay
 from shiftaudit.server.engine.errors import OptionError
 from shiftaudit.server.engine.files import Shard, file_sha256
+from shiftaudit.server.engine.metrics import ProtocolStats
+from shiftaudit.server.engine.precision import PILOT_IMAGES, PILOT_PAIRS, choose, correlation, images_needed
 from shiftaudit.server.engine.report import Report, merge_parts
 from shiftaudit.server.engine.runners import EngineOptions
 from tests.support import assert_valid_report, write_image
@@ -84,7 +87,7 @@ def test_each_shard_reaches_the_target_on_its_own_images(model, noise):
     assert merged["target"]["images_listed"] == 11
 
 
-def test_a_server_stops_at_the_same_image(roots, server, noise):
+def test_a_server_stops_at_the_same_image(roots, server, noise, many):
     """The option travels in the API message; the server orders its dataset by content as well."""
     from shiftaudit.client.remote import AuditClient
     from shiftaudit.server.engine.options import AuditOptions
@@ -95,3 +98,73 @@ def test_a_server_stops_at_the_same_image(roots, server, noise):
         remote = client.run("sub/small.onnx", AuditOptions(**NULL), images=noise)
     assert remote["target"] == local["target"] and remote["tallies"] == local["tallies"]
     assert [r["image"] for r in remote["images"]] == [r["image"] for r in local["images"]]
+    chosen = {**CHOOSE, "protocols": ("crop",)}  # --choose-pairs travels in the API message too
+    local = audit(models / "sub" / "small.onnx", many, chosen, engine_options=CPU)
+    with AuditClient(server.target) as client:
+        remote = client.run("sub/small.onnx", AuditOptions(**chosen), images=many)
+    assert remote["target"] == local["target"] and remote["target"]["choices"]
+    assert remote["tallies"] == local["tallies"]
+
+
+@pytest.fixture(scope="module")
+def many(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("many")
+    rng = np.random.default_rng(11)
+    for i in range(40):
+        write_image(d / f"m{i}.png", rng.integers(0, 256, (80, 90, 3), dtype=np.uint8))
+    return d
+
+
+CHOOSE = {"protocols": ("crop", "embed-black"), "size": 40, "target_halfwidth": 0.15, "choose_pairs": True}
+
+
+def test_the_pairs_chosen_after_the_pilot_are_those_its_records_give_whatever_the_batch(model, many):
+    """The first 10 images (content-hash order) at 2 pairs each; the choice made from their scores alone
+    (replayed from their records: the same choice), the rest of the images at the pairs chosen; the same
+    report at a batch of 1, 7 or 64 frames (the planning waits for the pilot's scores)."""
+    reports = [audit(model, many, {**CHOOSE, "batch": batch}, engine_options=CPU) for batch in (1, 7, 64)]
+    assert reports[0]["tallies"] == reports[1]["tallies"] == reports[2]["tallies"]
+    assert reports[0]["target"] == reports[1]["target"] == reports[2]["target"]
+    report = reports[0]
+    assert_valid_report(report)
+    [choice] = report["target"]["choices"]
+    assert choice["pilot_images"] == PILOT_IMAGES and choice["pilot_pairs"] == PILOT_PAIRS
+    pilot, rest = report["images"][:PILOT_IMAGES], report["images"][PILOT_IMAGES:]
+    assert all(len(r["units"]) == 2 * PILOT_PAIRS for r in pilot)
+    assert rest and all(len(r["units"]) == 2 * choice["pairs"] for r in rest)
+    replayed = replay(pilot, {p: "pair" for p in CHOOSE["protocols"]}, set())
+    frames = sum(len(u["top1"]) for r in pilot for u in r["units"])
+    again = choose(replayed, PILOT_IMAGES, PILOT_PAIRS, frames, 0.15, 40)
+    assert again.to_json() == choice
+    assert report["config"]["choose_pairs"] is True
+    from shiftaudit.client.summary import summarise
+    assert f"; {choice['reason']}" in summarise(report, None).target
+
+
+def test_what_the_choice_weighs_computed_by_hand():
+    """With nothing seen the images needed are those of none in k, ln 0.025 / ln(1 - H), whatever the
+    pairs; alike pairs (all or none of an image's change) have correlation 1, one change in every pair of
+    two none (clipped at 0); one pair per image when the images suffice, more when they would run out,
+    and within 10 % of the fewest images when none suffices."""
+    by_hand = math.ceil(math.log(0.025) / math.log(1 - 0.02))
+    assert list(images_needed(0.0, None, np.array([1, 4, 20]), 0.02)) == [by_hand] * 3
+    alike, split = ProtocolStats("pair"), ProtocolStats("pair")
+    for i in range(10):
+        for stats, changes in ((alike, [i % 2] * 2), (split, [1, 0])):
+            one = ProtocolStats("pair")
+            one.overall.add(np.array(changes, bool), np.zeros(2))
+            stats.add_image(one)
+    assert correlation(alike.overall) == pytest.approx(1.0) and correlation(split.overall) == 0.0
+    plenty = choose({"crop": alike}, 10, 2, 40, 0.05, None)
+    assert plenty.pairs == 1 and "more pairs of one image cost more frames than new images" in plenty.reason
+    few = choose({"crop": split}, 10, 2, 40, 0.05, 100)  # no correlation: pairs are as good as images
+    one = int(images_needed(0.5, 0.0, np.array([1]), 0.05)[0])
+    assert one > 100 and few.pairs > 1 and few.images_needed <= 100
+    assert f"1 pair per image would need about {one} images and 100 are listed" in few.reason
+    short = choose({"crop": alike}, 10, 2, 40, 0.05, 100)  # alike pairs add nothing: out of reach
+    assert short.pairs == 1 and "cannot reach +-0.05 at any pairs per image" in short.reason
+
+
+def test_choosing_pairs_needs_a_target(model, noise):
+    with pytest.raises(OptionError, match="choose_pairs chooses for a target: give target_halfwidth too"):
+        audit(model, noise, {"protocols": ("crop",), "choose_pairs": True}, engine_options=CPU)

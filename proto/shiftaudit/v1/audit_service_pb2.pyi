@@ -52,7 +52,7 @@ class Preprocessing(_message.Message):
     def __init__(self, mean: _Optional[_Iterable[float]] = ..., std: _Optional[_Iterable[float]] = ..., pixel_range: _Optional[float] = ..., channel_order: _Optional[str] = ..., output_kind: _Optional[str] = ..., preset: _Optional[str] = ...) -> None: ...
 
 class AuditOptions(_message.Message):
-    __slots__ = ("protocols", "size", "shift_x", "shift_y", "pairs_per_image", "seed", "canvas_height", "canvas_width", "filter", "sweep_pixels", "sweep_step", "size_sweep_min", "size_sweep_max", "size_sweep_step", "batch", "strict", "target_halfwidth")
+    __slots__ = ("protocols", "size", "shift_x", "shift_y", "pairs_per_image", "seed", "canvas_height", "canvas_width", "filter", "sweep_pixels", "sweep_step", "size_sweep_min", "size_sweep_max", "size_sweep_step", "batch", "strict", "target_halfwidth", "choose_pairs")
     PROTOCOLS_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
     SHIFT_X_FIELD_NUMBER: _ClassVar[int]
@@ -70,6 +70,7 @@ class AuditOptions(_message.Message):
     BATCH_FIELD_NUMBER: _ClassVar[int]
     STRICT_FIELD_NUMBER: _ClassVar[int]
     TARGET_HALFWIDTH_FIELD_NUMBER: _ClassVar[int]
+    CHOOSE_PAIRS_FIELD_NUMBER: _ClassVar[int]
     protocols: _containers.RepeatedScalarFieldContainer[str]
     size: int
     shift_x: int
@@ -87,7 +88,8 @@ class AuditOptions(_message.Message):
     batch: int
     strict: bool
     target_halfwidth: float
-    def __init__(self, protocols: _Optional[_Iterable[str]] = ..., size: _Optional[int] = ..., shift_x: _Optional[int] = ..., shift_y: _Optional[int] = ..., pairs_per_image: _Optional[int] = ..., seed: _Optional[int] = ..., canvas_height: _Optional[int] = ..., canvas_width: _Optional[int] = ..., filter: _Optional[str] = ..., sweep_pixels: _Optional[int] = ..., sweep_step: _Optional[float] = ..., size_sweep_min: _Optional[int] = ..., size_sweep_max: _Optional[int] = ..., size_sweep_step: _Optional[int] = ..., batch: _Optional[int] = ..., strict: _Optional[bool] = ..., target_halfwidth: _Optional[float] = ...) -> None: ...
+    choose_pairs: bool
+    def __init__(self, protocols: _Optional[_Iterable[str]] = ..., size: _Optional[int] = ..., shift_x: _Optional[int] = ..., shift_y: _Optional[int] = ..., pairs_per_image: _Optional[int] = ..., seed: _Optional[int] = ..., canvas_height: _Optional[int] = ..., canvas_width: _Optional[int] = ..., filter: _Optional[str] = ..., sweep_pixels: _Optional[int] = ..., sweep_step: _Optional[float] = ..., size_sweep_min: _Optional[int] = ..., size_sweep_max: _Optional[int] = ..., size_sweep_step: _Optional[int] = ..., batch: _Optional[int] = ..., strict: _Optional[bool] = ..., target_halfwidth: _Optional[float] = ..., choose_pairs: _Optional[bool] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
     __slots__ = ("path", "digest", "size_bytes", "loaded")
