@@ -4,6 +4,7 @@ group of its own."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from shiftaudit.v1 import audit_service_pb2 as pb
 from shiftaudit.v1 import audit_service_pb2_grpc as pb_grpc
 
 CHUNK = 1 << 20
+log = logging.getLogger("shiftaudit.client")
 MAX_RECEIVE = 256 << 20  # matches the server's send limit: reports with many per-image records
 
 
@@ -180,6 +182,9 @@ class AuditClient:
                     progress(Progress(p.images_done, p.images_total or None, p.frames, p.elapsed_seconds,
                                       frames_total=p.frames_total or None))
                 elif kind == "report":
+                    if event.report.not_stored:  # printed on stderr by logging's last resort, or the app's handler
+                        log.warning("warning: the server could not store audit %s's report (%s): it retries while "
+                                    "it runs, but keep this copy", event.report.audit_id, event.report.not_stored)
                     return json.loads(event.report.report_json)
         except grpc.RpcError as e:
             raise RemoteError(e.code(), e.details()) from None

@@ -23,9 +23,10 @@ from shiftaudit.server.engine.runners import EngineOptions
 from shiftaudit.server.flags import add_flags, flags_of, given, with_flags
 from shiftaudit.server.service import logs
 from shiftaudit.server.service.audits import Audits
-from shiftaudit.server.service.auth import TokenAuth
+from shiftaudit.server.service.auth import Token
 from shiftaudit.server.service.catalog import ModelCatalog
 from shiftaudit.server.service.datasets import Datasets
+from shiftaudit.server.service.gate import Gate
 from shiftaudit.server.service.health import watch_store
 from shiftaudit.server.service.limits import OPTIONS, ServerLimits
 from shiftaudit.server.service.retention import keep_for
@@ -89,7 +90,7 @@ async def serve(args: argparse.Namespace) -> None:
     credentials = _credentials(args)
     state = StateDir(args.state_dir)  # before anything in it is read or written
     try:
-        store = AuditStore(state.database)
+        store = AuditStore(state.database, disks=(state.uploads,))
         interrupted = store.interrupt_unfinished()
         datasets = Datasets(args.data_root, state.uploads, store, limits)
         datasets.reconcile()
@@ -103,8 +104,9 @@ async def _serve(args: argparse.Namespace, service: AuditService, token: str | N
                  credentials: grpc.ServerCredentials | None, interrupted: int) -> None:
     """Serve until SIGTERM/SIGINT, with health, reflection and, when asked, retention; then `_stop`."""
     limits = service.limits
+    gate = Gate(service.errors, Token(token) if token else None, limits.max_concurrent_rpcs, limits.max_health_watches)
     server = grpc.aio.server(
-        interceptors=[TokenAuth(token)] if token else [], maximum_concurrent_rpcs=limits.max_concurrent_rpcs,
+        interceptors=[gate],
         options=[("grpc.max_receive_message_length", MAX_RECEIVE), ("grpc.max_send_message_length", MAX_SEND),
                  ("grpc.so_reuseport", 0)])
     pb_grpc.add_AuditServiceServicer_to_server(service, server)
@@ -185,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         return _refused(with_flags(e.marked, flags_of(ServerLimits, EngineOptions)))
     except (OSError, ValueError, StoreError, StateDirInUse) as e:
         return _refused(str(e))
+    finally:
+        logs.close()
     return 0
 
 

@@ -26,6 +26,12 @@ class Admission:
         self.queued += 1
         return Place(self)
 
+    @property
+    def waiting(self) -> int:
+        """Places beyond the running slots: audits that will wait for one (at most ``queued``). An audit
+        admitted while a slot is free is prepared, then runs at once: it does not wait."""
+        return max(0, self.running + self.queued - self.concurrent)
+
 
 class Place:
     """One audit's place: queued, then running once `start` wins a slot, then left (`leave`)."""
@@ -43,8 +49,7 @@ class Place:
     @property
     def position(self) -> int:
         """Audits ahead of this one that wait too (0: it runs as soon as it starts)."""
-        a = self.admission
-        return max(0, a.running + a.queued - a.concurrent)
+        return self.admission.waiting
 
     async def start(self, cancel: asyncio.Event) -> bool:
         """Wait for a slot; False (holding none, no longer queued) when ``cancel`` is set first. A slot won

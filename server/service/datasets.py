@@ -18,7 +18,7 @@ from shiftaudit.server.engine.budget import OverBudget
 from shiftaudit.server.engine.files import PathError, relative_path, resolve_under
 from shiftaudit.server.engine.images import MAX_BYTES
 
-from .errors import Conflict
+from .errors import DISK_FAILING, NO_SPACE, Conflict
 from .limits import ServerLimits
 from .store import AuditStore, StoreError
 
@@ -159,12 +159,12 @@ class Datasets:
         `upload` has its row stored (or has removed it)."""
         dataset_id = uuid.uuid4().hex
         root = self.upload_dir / f"{INCOMING}{dataset_id}"
-        await asyncio.to_thread(root.mkdir)
         files: dict[str, int] = {}  # bytes per file name
         total = 0
         name_now, out = "", None
         limits = self.limits
         try:
+            await asyncio.to_thread(root.mkdir)
             async for name, data in chunks:
                 if name and name != name_now:
                     if out:
@@ -195,7 +195,9 @@ class Datasets:
                 raise UploadError("empty upload: no file was sent")
             out.close()
             await asyncio.to_thread(root.rename, self.upload_dir / dataset_id)
-        except BaseException:  # removed in the background: a large cut upload takes a while
+        except BaseException as e:  # removed in the background: a large cut upload takes a while
+            if isinstance(e, OSError) and e.errno in DISK_FAILING | NO_SPACE:
+                self.store.failed(e)  # health turns NOT_SERVING until the disk takes writes again
             asyncio.get_running_loop().run_in_executor(None, shutil.rmtree, root, True)
             self._incoming -= total
             raise
@@ -212,5 +214,7 @@ def _open_new(root: Path, name: str):
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         return path.open("xb")
-    except OSError as e:  # a file where a folder must go, or the reverse; a name too long
+    except OSError as e:  # a file where a folder must go, or the reverse; a name too long; not the disk's
+        if e.errno in DISK_FAILING | NO_SPACE:
+            raise
         raise UploadError(f"file name {name!r} cannot be stored: {e.strerror}") from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
@@ -19,12 +20,14 @@ from shiftaudit.server.engine.runners import EngineOutOfMemory, ModelError
 
 from . import logs
 from .admission import Full
+from .auth import Unauthenticated
 from .store import StoreError
 
 MAX_MESSAGE = 1000  # characters: status details travel in a trailer that clients cap at 16 KiB
 QUOTED = 80  # characters of a quoted input a message echoes (a 20 kB name stays readable, and small)
 _LONG_QUOTE = re.compile(r"""(?<!\w)(['"])([^'"]{%d,})\1(?!\w)""" % (QUOTED + 1))  # quoted, not an apostrophe
 NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+DISK_FAILING = {errno.EIO, errno.EROFS}  # the node's disk, not the request: retry later, or elsewhere
 T = TypeVar("T")
 
 
@@ -43,8 +46,12 @@ def status_of(e: BaseException) -> grpc.StatusCode:
         return grpc.StatusCode.NOT_FOUND
     if isinstance(e, Conflict):
         return grpc.StatusCode.FAILED_PRECONDITION
+    if isinstance(e, Unauthenticated):
+        return grpc.StatusCode.UNAUTHENTICATED
     if isinstance(e, OSError) and e.errno in NO_SPACE:
         return grpc.StatusCode.RESOURCE_EXHAUSTED
+    if isinstance(e, OSError) and e.errno in DISK_FAILING:
+        return grpc.StatusCode.UNAVAILABLE
     if isinstance(e, OSError) and e.errno == errno.ENAMETOOLONG:
         return grpc.StatusCode.INVALID_ARGUMENT
     if isinstance(e, (PathError, InputError, ValueError)):  # an UploadError too
@@ -84,11 +91,11 @@ class Errors:
         return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE - 1] + "…"
 
     async def abort(self, context: grpc.aio.ServicerContext, e: BaseException,
-                    code: grpc.StatusCode | None = None) -> NoReturn:
-        """End the call with ``e``'s status (or ``code``) and its message."""
+                    code: grpc.StatusCode | None = None, level: int = logging.INFO) -> NoReturn:
+        """End the call with ``e``'s status (or ``code``) and its message, logged at ``level``."""
         code = code or status_of(e)
         message = self.message(e, code)
-        logs.event("error", code=code.name, error=message)
+        logs.event("error", level=level, code=code.name, error=message)
         self._on_error(code.name)
         await context.abort(code, message)
 

@@ -1,6 +1,7 @@
 """Health follows the store: NOT_SERVING while the audit store cannot take a write (a lock another
-process holds, a broken file, a full disk), SERVING again once it can and the final states it kept
-are written. The watch probes every ``interval`` seconds, on the store's thread."""
+process holds, a broken file, a full, read-only or failing disk), SERVING again once it can and the
+final states it kept are written. The watch probes every ``interval`` seconds, on the store's thread,
+and at once when a call finds the store failing."""
 from __future__ import annotations
 
 import asyncio
@@ -16,7 +17,12 @@ SERVING, NOT_SERVING = health_pb2.HealthCheckResponse.SERVING, health_pb2.Health
 
 async def watch_store(store: AuditStore, servicer: health.aio.HealthServicer, services: tuple[str, ...],
                       interval: float = 1.0) -> None:
-    """Runs until cancelled (at shutdown, before the servicer is told the server stops)."""
+    """Runs until cancelled (at shutdown, before the servicer is told the server stops). A call that finds
+    the store failing wakes it at once: health turns NOT_SERVING as the store refuses writes, not up to
+    ``interval`` later."""
+    loop = asyncio.get_running_loop()
+    wake = asyncio.Event()
+    store.on_failing = lambda: loop.call_soon_threadsafe(wake.set)
     serving = True
     while True:
         try:
@@ -29,4 +35,8 @@ async def watch_store(store: AuditStore, servicer: health.aio.HealthServicer, se
             log.warning("store: %s", "usable again: serving" if ok else "unusable: not serving")
             for name in services:
                 await servicer.set(name, SERVING if ok else NOT_SERVING)
-        await asyncio.sleep(interval)
+        wake.clear()
+        try:
+            await asyncio.wait_for(wake.wait(), interval)
+        except asyncio.TimeoutError:
+            pass

@@ -38,9 +38,11 @@ class ServerLimits:
                                       "decoded images waiting for their batch", parse=int, group=MEMORY)
     max_loaded_models: int = option(4, "models kept open; opening another closes the least recently used one no "
                                     "audit holds", parse=int, group=MEMORY)
-    max_concurrent_rpcs: int | None = option(None, "calls of any kind in progress at once, streams included; more "
-                                             "are refused with RESOURCE_EXHAUSTED by gRPC itself", parse=int,
+    max_concurrent_rpcs: int | None = option(None, "calls of the service in progress at once, streams included (not "
+                                             "health's); more are refused with RESOURCE_EXHAUSTED", parse=int,
                                              group=OPTIONS, default_text="no limit")
+    max_health_watches: int = option(8, "health Watch streams one client host may hold open; more are refused "
+                                     "with RESOURCE_EXHAUSTED (health's Check never is)", parse=int, group=OPTIONS)
     grace: float = option(30.0, "seconds running audits get at shutdown", parse=float, group=OPTIONS)
 
     def __post_init__(self) -> None:
@@ -51,7 +53,7 @@ class ServerLimits:
         self._at_least(0, "grace", "retain_days")
         if self.max_concurrent_rpcs is not None:
             self._at_least(1, "max_concurrent_rpcs")
-        self._at_least(1, "max_loaded_models")
+        self._at_least(1, "max_loaded_models", "max_health_watches")
 
     def _at_least(self, bound: int, *names: str) -> None:
         """OptionError naming ``names`` unless each is ``bound`` or more (NaN is not)."""

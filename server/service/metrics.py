@@ -18,8 +18,8 @@ class Metrics:
                               registry=registry)
         Gauge("shiftaudit_audits_running", "Audits running now", registry=registry).set_function(
             lambda: admission.running)
-        Gauge("shiftaudit_audits_queued", "Audits waiting for a slot (or being prepared) now",
-              registry=registry).set_function(lambda: admission.queued)
+        Gauge("shiftaudit_audits_queued", "Audits admitted beyond the running slots: they wait for one",
+              registry=registry).set_function(lambda: admission.waiting)
         self.frames = Counter("shiftaudit_frames", "Frames rendered and inferred", registry=registry)
         self.stage = Counter("shiftaudit_stage_seconds", "Time in each stage of the audits (render runs ahead, "
                              "in its own thread: stages overlap)", ["stage"], unit="seconds", registry=registry)

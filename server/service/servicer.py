@@ -128,6 +128,7 @@ class AuditService(pb_grpc.AuditServiceServicer):
             async for msg in request_iterator:
                 yield msg.file_name, msg.data
 
+        self.store.writable()
         dataset_id, files, size = await self.datasets.upload(chunks())
         return pb.UploadImagesResponse(dataset_id=dataset_id, files=files, bytes=size)
 
@@ -163,9 +164,10 @@ class AuditService(pb_grpc.AuditServiceServicer):
     async def RunAudit(self, request, context):
         """The audit's stream: accepted, progress, its report. Its errors end it here, not in `answers`: an
         audit that fails or is cut short is stored and logged as such first."""
-        try:  # first of all, before any work and before anything awaits: a full server answers at once,
-            place = self.audits.admission.admit()  # and simultaneous requests cannot overbook
-        except Full as e:
+        try:  # first of all, before any work and before anything awaits: a full server, or one whose store is
+            self.store.writable()  # failing, answers at once, and simultaneous requests cannot overbook
+            place = self.audits.admission.admit()
+        except (Full, StoreError) as e:
             await self.errors.abort(context, e)
         dataset = request.dataset_id if request.WhichOneof("images") == "dataset_id" else None
         try:
@@ -179,7 +181,9 @@ class AuditService(pb_grpc.AuditServiceServicer):
         try:
             try:
                 holds.work = self.audits.prepare(self._prepare, request, holds)
-                model, job = await holds.work
+                # shielded: a deadline or a client gone cancels this await, never the preparation's future,
+                # which stays pending until its thread returns; `give_back` then releases the lease it took
+                model, job = await asyncio.shield(holds.work)
             except Exception as e:
                 await self.errors.abort(context, e)
             try:
@@ -250,11 +254,13 @@ class AuditService(pb_grpc.AuditServiceServicer):
             raise
         text, frames, seconds = worker.result()
         self._event("finished", **about, frames=frames, seconds=seconds)
+        not_stored = ""
         try:
             await self.store.call(self.store.finish, audit_id, "succeeded", report_json=text)
-        except StoreError as e:  # the store keeps it and writes it when it can: the client gets its report now
-            log.warning("audit %s: its report is not stored yet: %s", audit_id, e)
-        yield pb.RunAuditResponse(report=pb.AuditReport(audit_id=audit_id, report_json=text))
+        except StoreError as e:  # the store keeps it and writes it when it can; the client gets it now, told so
+            not_stored = self.errors.message(e, grpc.StatusCode.UNAVAILABLE)
+            logs.event("not_stored", level=logging.WARNING, audit_id=audit_id, error=not_stored)
+        yield pb.RunAuditResponse(report=pb.AuditReport(audit_id=audit_id, report_json=text, not_stored=not_stored))
 
     @answers
     async def GetAudit(self, request, context):

@@ -21,7 +21,7 @@ class StateDirInUse(RuntimeError):
 
 class StateDir:
     def __init__(self, path: Path) -> None:
-        path.mkdir(parents=True, exist_ok=True)
+        (path / "uploads").mkdir(parents=True, exist_ok=True)
         self.path = path
         self._file = (path / "state.lock").open("a+")
         try:

@@ -3,8 +3,9 @@ reports an audit it cut short as interrupted.
 
 The store fails loudly, never silently:
 - at start, a database that is empty (0 bytes), not a database, or corrupt is refused with what to do;
-- every SQLite or disk error becomes a `StoreError` (the service answers UNAVAILABLE, and its health
-  turns NOT_SERVING while `probe` says the store cannot take a write);
+- every SQLite or disk error becomes a `StoreError` (the service answers UNAVAILABLE) and marks the store
+  `failing`: from then on writes fail at once, without waiting for a lock or a disk, and health says
+  NOT_SERVING, until `probe` finds that the store and its disk take a write again;
 - a final state that cannot be written (the report of a finished audit) is kept and written later
   (`flush_pending`, retried by the service's store watch); meanwhile `get` answers with it.
 
@@ -14,7 +15,9 @@ store call on the store's own thread (`call`, `post`), never on the event loop t
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -30,8 +33,10 @@ log = logging.getLogger("shiftaudit.server")
 
 UNFINISHED = ("queued", "running")
 STATES = (*UNFINISHED, "succeeded", "failed", "cancelled", "interrupted")
-BUSY_MS = 5000  # how long a write waits for a lock another connection holds
+BUSY_MS = 500  # how long a write waits for a lock another connection holds: a refusal comes within a second
 PROBE_MS = 200
+RESERVE = 1 << 20  # bytes the state directory's filesystem keeps free: below, the store is failing
+PROBE_BYTES = 4096  # written and synced by each probe: a disk that fails writes (EIO, read-only) is seen
 
 
 class StoreError(RuntimeError):
@@ -59,14 +64,18 @@ class DatasetRow:
 
 
 class AuditStore:
-    def __init__(self, path: Path, busy_ms: int = BUSY_MS) -> None:
+    def __init__(self, path: Path, busy_ms: int = BUSY_MS, disks: tuple[Path, ...] = ()) -> None:
         """Opens (or creates) the database at ``path``; StoreError when it is there but unusable.
-        ``busy_ms``: how long a write waits for a lock another connection holds."""
+        ``busy_ms``: how long a write waits for a lock another connection holds; ``disks``: directories
+        the server writes besides the database's (uploads), probed with it."""
         if path.exists() and path.stat().st_size == 0:
             raise StoreError(f"{path} is empty (0 bytes): the audit history it held is gone. Move it aside to start "
                              "with an empty store, or restore it from a backup")
         self.path = path
         self._lock = threading.Lock()
+        self.failing: str | None = None  # why the store cannot take a write now (None: it can)
+        self.on_failing: Callable[[], None] = lambda: None  # told (on any thread) when the store starts failing
+        self._disks = (path.parent, *disks)
         self._pending: dict[str, tuple[str, str, str | None, float]] = {}  # final states not written yet
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shiftaudit-store")
         try:
@@ -88,13 +97,33 @@ class AuditStore:
                              "store, or restore it from a backup") from None
 
     @contextmanager
-    def _using(self) -> Iterator[sqlite3.Connection]:
-        """The connection, one caller at a time; any SQLite or disk error as a StoreError."""
+    def _using(self, write: bool = True) -> Iterator[sqlite3.Connection]:
+        """The connection, one caller at a time; any SQLite or disk error as a StoreError, which marks the
+        store failing. A write to a failing store fails at once: no caller queues behind a lock or a disk
+        that the last one found failing."""
         with self._lock:
+            if write and self.failing:
+                raise StoreError(f"the audit store cannot take a write now ({self.failing}); retry later or on "
+                                 "another node")
             try:
                 yield self._db
             except (sqlite3.Error, OSError) as e:
-                raise StoreError(f"the audit store is unusable: {e}") from None
+                self._fail(e)
+                raise StoreError(f"the audit store is unusable: {self.failing}") from None
+
+    def _fail(self, e: sqlite3.Error | OSError) -> None:
+        self.failing = _why(e)
+        self.on_failing()
+
+    def failed(self, e: OSError) -> None:
+        """A write elsewhere under the state directory (an upload's) found its disk failing: so is the store's."""
+        self._fail(e)
+
+    def writable(self) -> None:
+        """StoreError at once when the store is known to be failing (admission asks before any work)."""
+        if self.failing:
+            raise StoreError(f"the audit store cannot take a write now ({self.failing}); retry later or on another "
+                             "node")
 
     def interrupt_unfinished(self) -> int:
         """At start-up: audits left queued or running by the previous process are interrupted."""
@@ -146,29 +175,49 @@ class AuditStore:
         return True
 
     def probe(self) -> bool:
-        """Whether the store takes a write now (a lock held elsewhere, an unreadable file say no), waiting
-        at most PROBE_MS for a lock."""
-        try:
-            with self._using() as db:
-                db.execute(f"PRAGMA busy_timeout={PROBE_MS}")
+        """Whether the store takes a write now: its filesystem has RESERVE bytes free, a small file there
+        is written and synced (a full, read-only or failing disk says no) and SQLite's write lock is had
+        within PROBE_MS (a lock held elsewhere says no). Marks the store failing, or no longer."""
+        with self._lock:
+            try:
+                self._probe_disk()
+                self._db.execute(f"PRAGMA busy_timeout={PROBE_MS}")
                 try:
-                    db.execute("BEGIN IMMEDIATE")
-                    db.execute("ROLLBACK")
+                    self._db.execute("BEGIN IMMEDIATE")
+                    self._db.execute("ROLLBACK")
                 finally:
-                    db.execute(f"PRAGMA busy_timeout={self._busy_ms}")
+                    self._db.execute(f"PRAGMA busy_timeout={self._busy_ms}")
+            except (sqlite3.Error, OSError) as e:
+                self.failing = _why(e)  # the watch that probes knows already: no need to tell it
+                return False
+            self.failing = None
             return True
-        except StoreError:
-            return False
+
+    def _probe_disk(self) -> None:
+        """OSError unless each directory the server writes has RESERVE bytes free and takes a synced write."""
+        for disk in self._disks:
+            st = os.statvfs(disk)
+            if st.f_bavail * st.f_frsize < RESERVE:
+                raise OSError(errno.ENOSPC, f"{st.f_bavail * st.f_frsize} bytes free on the state directory's disk, "
+                                            f"under the {RESERVE} it keeps in reserve")
+            probe = disk / ".probe"
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.write(fd, bytes(PROBE_BYTES))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+                probe.unlink(missing_ok=True)
 
     def get(self, audit_id: str) -> AuditRow | None:
-        with self._using() as db:
+        with self._using(write=False) as db:
             row = db.execute("SELECT * FROM audits WHERE audit_id=?", (audit_id,)).fetchone()
         if row is None:
             return None
         return self._with_pending(AuditRow(*row))
 
     def list(self, limit: int) -> list[AuditRow]:
-        with self._using() as db:
+        with self._using(write=False) as db:
             rows = db.execute("SELECT audit_id, state, model_path, created_at, finished_at, error, NULL "
                               "FROM audits ORDER BY created_at DESC LIMIT ?", (limit,)).fetchall()
         return [self._with_pending(AuditRow(*r), report=False) for r in rows]
@@ -199,7 +248,7 @@ class AuditStore:
             db.execute("UPDATE datasets SET used_at=? WHERE dataset_id=?", (time.time(), dataset_id))
 
     def datasets(self) -> list[DatasetRow]:
-        with self._using() as db:
+        with self._using(write=False) as db:
             rows = db.execute("SELECT * FROM datasets ORDER BY created_at DESC").fetchall()
         return [DatasetRow(*r) for r in rows]
 
@@ -249,10 +298,23 @@ class AuditStore:
             log.warning("store: %s after the store closed, not recorded", method.__name__)
 
     def close(self) -> None:
-        """After the writes already posted; final states still kept could not be written (a later start
-        marks those audits interrupted)."""
+        """After the writes already posted and one last try at the final states kept; those it cannot
+        write are lost (a later start marks their audits interrupted; their clients were told)."""
         self._thread.shutdown(wait=True)
+        if self._pending and self.probe():
+            self.flush_pending()
         with self._lock:
             self._db.close()
         if self._pending:
-            log.warning("store: %d finished audit(s) could not be recorded before shutdown", len(self._pending))
+            log.error("store: %d finished audit(s) could not be recorded before shutdown: %s (%s)", len(self._pending),
+                      ", ".join(self._pending), self.failing)
+
+
+def _why(e: sqlite3.Error | OSError) -> str:
+    """What an error says of the store, for a person: a full disk as such, a read failure as maybe the disk."""
+    if isinstance(e, OSError):
+        return f"{e.strerror or e}" + (f": {e.filename}" if e.filename else "")
+    text = str(e)
+    if "malformed" in text or "disk I/O error" in text:
+        return f"{text}: the disk may be failing"
+    return text

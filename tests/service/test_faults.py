@@ -306,3 +306,47 @@ def test_a_report_that_cannot_be_stored_is_delivered_and_stored_later(roots, tmp
             lock.execute("ROLLBACK")
         lock.close()
         srv.stop()
+
+
+def test_refusals_under_a_locked_store_come_within_a_second_and_do_not_queue(roots, tmp_path):
+    """Each RunAudit refused under a store lock held its place for 5-10 s on the store's single thread
+    (four at once: 10.3 / 15.3 / 20.3 / 25.3 s), so that refusals filled the queue."""
+    models, data = roots
+    state = tmp_path / "state"
+    srv = ServerProcess(models, state, "--data-root", str(data)).start()
+    outcomes: list[tuple[grpc.StatusCode, float]] = []
+    try:
+        with AuditClient(srv.target) as client:
+            client.load_model("sub/small.onnx")  # open already: what a refusal takes is the store's
+            lock = sqlite3.connect(state / "audits.sqlite", isolation_level=None, timeout=0)
+            lock.execute("BEGIN EXCLUSIVE")
+            try:
+                def run() -> None:
+                    start = time.monotonic()
+                    try:
+                        client.run("sub/small.onnx", images=DataPath("photos"), **QUICK)
+                    except RemoteError as e:
+                        outcomes.append((e.code, time.monotonic() - start))
+                threads = [threading.Thread(target=run) for _ in range(4)]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join(60)
+            finally:
+                lock.execute("ROLLBACK")
+                lock.close()
+            wait_for(lambda: srv.healthy() == health_pb2.HealthCheckResponse.SERVING, timeout=10)
+            wait_for(lambda: _audits(client), timeout=10)
+    finally:
+        srv.stop()
+    assert [code for code, _ in outcomes] == [grpc.StatusCode.UNAVAILABLE] * 4
+    assert max(seconds for _, seconds in outcomes) < 1.0, outcomes
+
+
+def _audits(client: AuditClient) -> bool:
+    """Whether an audit runs now (False: refused as unavailable, the store not yet probed again)."""
+    try:
+        return client.run("sub/small.onnx", images=DataPath("photos"), **QUICK)["frames"] == 24
+    except RemoteError as e:
+        assert e.code == grpc.StatusCode.UNAVAILABLE, e
+        return False

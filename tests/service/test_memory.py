@@ -3,8 +3,11 @@ server's budget are refused naming the limit; large images stay within it (peak 
 engine's memory is given back after an audit; open models are bounded and never closed in use."""
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import threading
+from pathlib import Path
 
 import cv2
 import grpc
@@ -12,7 +15,7 @@ import numpy as np
 import pytest
 
 from shiftaudit.client import AuditOptions
-from shiftaudit.client.remote import AuditClient, RemoteError
+from shiftaudit.client.remote import AuditClient, DataPath, RemoteError
 from shiftaudit.v1 import audit_service_pb2 as pb
 from tests.support import EXAMPLE_IMAGES, SLOW
 from tests.support.models import cnn
@@ -37,6 +40,10 @@ def models(roots, tmp_path_factory):
     cnn(root / "small.onnx", hw=64, stride=2)
     cnn(root / "dynamic.onnx", hw="S", stride=2)
     return root
+
+
+def _loaded(client: AuditClient) -> list[str]:
+    return [m.path for m in client.models() if m.loaded]
 
 
 def _loads(client: AuditClient, model: str) -> bool:
@@ -114,11 +121,9 @@ def test_open_models_are_bounded_and_never_closed_in_use(models, tmp_path):
     ids: list[str] = []
     try:
         with AuditClient(srv.target) as client:
-            def loaded() -> list[str]:
-                return [m.path for m in client.models() if m.loaded]
             client.load_model("small.onnx")
             client.load_model("dynamic.onnx")
-            assert loaded() == ["dynamic.onnx"]  # the least recently used one closed
+            assert _loaded(client) == ["dynamic.onnx"]  # the least recently used one closed
             busy = threading.Thread(target=lambda: pytest.raises(
                 RemoteError, client.run, "lite0.onnx", images=EXAMPLE_IMAGES, on_accepted=lambda i, q: ids.append(i),
                 **SLOW))
@@ -128,20 +133,17 @@ def test_open_models_are_bounded_and_never_closed_in_use(models, tmp_path):
                 client.load_model("small.onnx")
             assert e.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
             assert "this server's max_loaded_models" in e.value.details and "--" not in e.value.details
-            assert client.unload_model("lite0.onnx") and loaded() == []
+            assert client.unload_model("lite0.onnx") and _loaded(client) == []
             assert client.get(ids[0]).state == pb.AUDIT_STATE_RUNNING  # its audit still holds it
             client.cancel(ids[0])
             busy.join(30)
             wait_for(lambda: _loads(client, "small.onnx"), timeout=10)  # once the audit's work let go
-            assert loaded() == ["small.onnx"]
+            assert _loaded(client) == ["small.onnx"]
     finally:
         srv.stop()
 
 
-def test_a_request_cut_short_while_it_is_prepared_holds_no_model(models, tmp_path):
-    """A deadline that expires while the audit is being prepared (its model loading), and metadata of a
-    model whose sidecar is refused: neither may leave the model held, or --max-loaded-models 1 would
-    refuse every other model until a restart."""
+def test_metadata_of_a_model_whose_sidecar_is_refused_holds_no_model(models, tmp_path):
     (models / "bad.json").write_text('{"std": [0, 0, 0]}')
     cnn(models / "bad.onnx", hw=64, stride=2)
     srv = ServerProcess(models, tmp_path / "state", "--max-loaded-models", "1").start()
@@ -150,10 +152,54 @@ def test_a_request_cut_short_while_it_is_prepared_holds_no_model(models, tmp_pat
             with pytest.raises(RemoteError) as e:
                 client.model_metadata("bad.onnx")
             assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT
-            with pytest.raises(RemoteError) as e:
-                client.run("lite0.onnx", AuditOptions(protocols=("crop",)), images=EXAMPLE_IMAGES, timeout=0.3)
-            assert e.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
-            wait_for(lambda: _loads(client, "small.onnx"), timeout=10)  # once the preparation let go of lite0
-            assert [m.path for m in client.models() if m.loaded] == ["small.onnx"]
+            assert _loads(client, "small.onnx")
+    finally:
+        srv.stop()
+
+
+def _reading(pid: int, path: Path) -> bool:
+    """Whether the process has ``path`` open now."""
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            if os.readlink(fd) == str(path):
+                return True
+        except OSError:  # closed meanwhile
+            pass
+    return False
+
+
+def test_a_deadline_that_expires_while_the_audit_is_prepared_holds_no_model(models, tmp_path):
+    """The deadline expired while the server listed the request's images, before it took the model: the
+    preparation, which goes on in its thread, took the model afterwards and nothing gave it back, so with
+    --max-loaded-models 1 every other model was refused until a restart. Driven, not timed: the server is
+    stopped (SIGSTOP) while it reads the images, until the client's deadline has passed; it is let go
+    with a gigabyte of reading left, long after the expired deadline cancels the call."""
+    images = tmp_path / "images"
+    shutil.copytree(EXAMPLE_IMAGES, images)
+    big = images / "0-large.png"
+    with big.open("wb") as f:  # sparse: read at memory speed, held on no disk
+        f.truncate(3 << 30)
+    srv = ServerProcess(models, tmp_path / "state", "--max-loaded-models", "1", "--data-root", str(tmp_path)).start()
+    outcome: list[grpc.StatusCode] = []
+    try:
+        with AuditClient(srv.target) as client:
+            def run() -> None:  # --target-halfwidth: the images are taken in the order of their content's digest
+                try:
+                    client.run("lite0.onnx", AuditOptions(protocols=("crop",), target_halfwidth=0.1),
+                               images=DataPath("images"), timeout=3)
+                except RemoteError as e:
+                    outcome.append(e.code)
+            call = threading.Thread(target=run)
+            call.start()
+            wait_for(lambda: _reading(srv.proc.pid, big), timeout=10, every=0.002)
+            srv.proc.send_signal(signal.SIGSTOP)
+            try:
+                call.join(30)
+            finally:
+                srv.proc.send_signal(signal.SIGCONT)
+            assert outcome == [grpc.StatusCode.DEADLINE_EXCEEDED]
+            wait_for(lambda: "lite0.onnx" in _loaded(client), timeout=60)  # the preparation went on: it took lite0
+            wait_for(lambda: _loads(client, "small.onnx"), timeout=10)  # ...and let go of it
+            assert _loaded(client) == ["small.onnx"]
     finally:
         srv.stop()

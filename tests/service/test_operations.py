@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -12,14 +13,20 @@ import threading
 import time
 import urllib.request
 
+import cv2
 import grpc
+import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from shiftaudit.client import AuditOptions
-from shiftaudit.client.remote import AuditClient, DataPath, RemoteError
+from shiftaudit.client.remote import AuditClient, DataPath, RemoteError, Upload
+from shiftaudit.server.service.admission import Admission, Full
+from shiftaudit.server.service.metrics import Metrics
+from shiftaudit.v1 import audit_service_pb2 as pb
 from tests.support import QUICK, SLOW
 from tests.support.server_process import ServerProcess, refused_start, wait_for
+from tests.support.tls import certificates
 
 
 def test_the_log_is_a_json_line_per_audit_event_and_error(roots, tmp_path):
@@ -103,22 +110,32 @@ def test_metrics_pass_prometheus_own_checker_and_count_the_audits(roots, tmp_pat
 
 
 def test_calls_in_progress_are_bounded(roots, tmp_path):
-    """--max-concurrent-rpcs 2: two open Health.Watch streams take both; a third call is refused at once."""
-    models, _ = roots
+    """--max-concurrent-rpcs 2: two uploads held open take both places; a third call is refused at once,
+    while health's Watch streams take none of them."""
+    models, data = roots
     srv = ServerProcess(models, tmp_path / "state", "--max-concurrent-rpcs", "2").start()
     channel = grpc.insecure_channel(srv.target)
+    release = threading.Event()
+
+    def chunks():
+        yield pb.UploadImagesRequest(file_name="a.jpg", data=(data / "photos" / "coffee_cup.jpg").read_bytes())
+        release.wait(30)
+
     try:
-        stub = health_pb2_grpc.HealthStub(channel)
-        watches = [stub.Watch(health_pb2.HealthCheckRequest()) for _ in range(2)]
-        for watch in watches:
-            next(watch)
+        watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest())
+        next(watch)
+        uploads = [AuditClient(srv.target).stub.UploadImages.future(chunks()) for _ in range(2)]
+        wait_for(lambda: not _answers(srv.target), timeout=10)
         with AuditClient(srv.target) as client, pytest.raises(RemoteError) as e:
             client.models()
-        assert e.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
-        for watch in watches:
-            watch.cancel()
+        assert e.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED and "max_concurrent_rpcs" in e.value.details
+        release.set()
+        for upload in uploads:
+            assert upload.result(timeout=30).files == 1
         wait_for(lambda: _answers(srv.target), timeout=10)
+        watch.cancel()
     finally:
+        release.set()
         channel.close()
         srv.stop()
 
@@ -130,3 +147,58 @@ def _answers(target: str) -> bool:
             return True
         except RemoteError:
             return False
+
+
+def test_the_queued_gauge_counts_the_audits_that_wait_at_most_max_queued():
+    """Nine audits admitted at once (one slot, eight places to wait), none started yet: the gauge said 9
+    where the docs say at most --max-queued-audits."""
+    admission = Admission(concurrent=1, queued=8)
+    places = [admission.admit() for _ in range(9)]
+    with pytest.raises(Full):
+        admission.admit()
+    registry = Metrics(admission).registry
+    assert registry.get_sample_value("shiftaudit_audits_queued") == 8
+    for place in places:
+        place.leave()
+    assert registry.get_sample_value("shiftaudit_audits_queued") == 0
+
+
+ABSOLUTE_PATH = re.compile(r"(?<![\w.:/])/(?:[\w.@+-]+/)+[\w.@+-]+")
+
+
+def test_every_line_the_server_writes_is_json_without_absolute_paths(roots, tmp_path):
+    """19 of 1,750 lines were plain text: NumPy's RuntimeWarning with its source's absolute path (mean 1e38,
+    std 1e-4), gRPC core's 'Handshake failed' for a plaintext connection to a TLS port, OpenCV's TIFF
+    warning."""
+    models, data = roots
+    c = certificates(tmp_path)
+    srv = ServerProcess(models, tmp_path / "state", "--data-root", str(data), "--tls-cert", str(c["server.pem"]),
+                        "--tls-key", str(c["server.key"])).start()
+    tiff = tmp_path / "tiff"
+    tiff.mkdir()
+    cv2.imwrite(str(tiff / "a.tif"), np.full((40, 40, 3), 128, np.uint8))
+    raw = bytearray((tiff / "a.tif").read_bytes())
+    (tiff / "b.tif").write_bytes(bytes(raw[:len(raw) // 2]))  # cut: libtiff complains as OpenCV reads it
+    try:
+        with AuditClient(srv.target) as plaintext, pytest.raises(RemoteError):  # to a TLS port
+            plaintext.models()
+        with AuditClient(srv.target, tls_ca=c["ca.pem"]) as client:
+            for pre in ({"mean": (1e38, 1e38, 1e38), "std": (1e-4, 1e-4, 1e-4)}, {}):
+                try:
+                    client.run("sub/small.onnx", images=DataPath("photos"), preprocessing=pre, **QUICK)
+                except RemoteError:
+                    pass  # refused, or judged: what it writes is the point
+            try:
+                client.run("sub/small.onnx", images=Upload(tiff), **QUICK)
+            except RemoteError:
+                pass
+    finally:
+        assert srv.stop() == 0
+    lines = list(srv.stderr)
+    log = [json.loads(line) for line in lines]  # each line one JSON object
+    assert all({"time", "level", "message"} <= line.keys() for line in log)
+    sources = {line.get("source") for line in log}
+    assert {"grpc", "opencv"} <= sources, [line for line in log if "event" not in line]  # handshake, TIFF
+    assert any(line["message"].startswith("RuntimeWarning: overflow") and line["level"] == "warning" for line in log)
+    for line in log:
+        assert not ABSOLUTE_PATH.search(line["message"]), line

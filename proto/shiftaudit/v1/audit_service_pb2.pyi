@@ -282,12 +282,14 @@ class AuditProgress(_message.Message):
     def __init__(self, images_done: _Optional[int] = ..., images_total: _Optional[int] = ..., frames: _Optional[int] = ..., frames_per_second: _Optional[float] = ..., elapsed_seconds: _Optional[float] = ..., frames_total: _Optional[int] = ...) -> None: ...
 
 class AuditReport(_message.Message):
-    __slots__ = ("audit_id", "report_json")
+    __slots__ = ("audit_id", "report_json", "not_stored")
     AUDIT_ID_FIELD_NUMBER: _ClassVar[int]
     REPORT_JSON_FIELD_NUMBER: _ClassVar[int]
+    NOT_STORED_FIELD_NUMBER: _ClassVar[int]
     audit_id: str
     report_json: str
-    def __init__(self, audit_id: _Optional[str] = ..., report_json: _Optional[str] = ...) -> None: ...
+    not_stored: str
+    def __init__(self, audit_id: _Optional[str] = ..., report_json: _Optional[str] = ..., not_stored: _Optional[str] = ...) -> None: ...
 
 class RunAuditResponse(_message.Message):
     __slots__ = ("accepted", "progress", "report")
