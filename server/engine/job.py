@@ -21,6 +21,7 @@ from .preprocessing import Preprocessing, class_names, load_preprocessing
 from .progress import Progress
 from .render import Renderer, select_renderer
 from .report import Made, assemble
+from .report_size import report_bytes_bound
 from .result import AuditResult
 from .runners import Runner
 from .runners.tensorrt import tensorrt_version
@@ -58,6 +59,10 @@ class Job:
         if budget:
             budget.check(resolved, runner.input_spec())
         return cls(model, runner, pre, resolved, sources, truth, names, device, budget, listed, shard)
+
+    def report_bytes_bound(self) -> int:
+        """At least the bytes of this job's JSON report (`report_size`), before it runs."""
+        return report_bytes_bound(self.options, [name for name, _ in self.sources], self.names)
 
     @property
     def judge(self) -> Judge:

@@ -15,6 +15,7 @@ from .admission import Admission, Place
 from .catalog import Lease
 from .errors import Conflict, NotFound
 from .limits import ServerLimits
+from .room import Room
 from .store import AuditRow, AuditStore
 
 T = TypeVar("T")
@@ -28,6 +29,7 @@ class Holds:
     def __init__(self, place: Place, release_dataset: Callable[[], None]) -> None:
         self.place, self.release_dataset = place, release_dataset
         self.lease: Lease | None = None  # set by the preparation thread
+        self.reserved: tuple[Room, int] | None = None  # room promised to the report, until it is stored
         self.work: asyncio.Future | None = None  # the preparation, then the audit's worker
 
     def give_back(self) -> None:
@@ -46,6 +48,9 @@ class Holds:
     def _release(self) -> None:
         if self.lease:
             self.lease.release()
+        if self.reserved:
+            room, size = self.reserved
+            room.give_back(size)
         self.place.leave()
         self.release_dataset()
 

@@ -116,7 +116,7 @@ class ModelCatalog:
             idle = next((path for path, e in self._loaded.items() if not e.leases), None)
             if idle is None:
                 raise OverBudget(f"{len(self._loaded) + len(self._closing)} models are open and in use by audits, "
-                                 "this server's max_loaded_models; retry when an audit ends", "max_loaded_models")
+                                 "this server's max_loaded_models; retry when an audit ends")
             self._loaded.pop(idle).runner.close()
 
     def _release(self, entry: _Loaded) -> None:

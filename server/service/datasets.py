@@ -20,6 +20,7 @@ from shiftaudit.server.engine.images import MAX_BYTES
 
 from .errors import DISK_FAILING, NO_SPACE, Conflict
 from .limits import ServerLimits
+from .room import Room
 from .store import AuditStore, StoreError
 
 INCOMING = ".incoming-"  # uploads in progress: hidden, and not an id, so never usable as a dataset
@@ -39,8 +40,7 @@ class Datasets:
         self.upload_dir = upload_dir
         self.store = store
         self.limits = limits
-        self._kept = 0  # bytes of the datasets the store accounts for (set by `reconcile`, kept up to date)
-        self._incoming = 0  # bytes of uploads in progress, and of complete ones the store does not account yet
+        self.room = Room(limits.max_state_bytes)  # the datasets' bytes (set by `reconcile`), uploads in progress
         self._in_use: Counter[str] = Counter()  # dataset id -> queued and running audits that use it
         self._deleting: set[str] = set()  # datasets being removed: no audit may take them meanwhile
         self._uploads = 0
@@ -64,7 +64,7 @@ class Datasets:
         for dataset_id in disk.keys() - rows:
             files, size, modified = disk[dataset_id]
             self.store.add_dataset(dataset_id, files, size, created_at=modified)
-        self._kept = sum(row.bytes for row in self.store.datasets())
+        self.room.kept = sum(row.bytes for row in self.store.datasets())
 
     def data_path(self, relative: str) -> Path:
         if self.data_root is None:
@@ -125,7 +125,7 @@ class Datasets:
             size = await self.store.call(self.store.remove_dataset, dataset_id)
             if size is None and path is None:
                 raise FileNotFoundError(f"no dataset {dataset_id}")
-            self._kept -= size or 0
+            self.room.free(size or 0)
             if path:
                 await asyncio.to_thread(shutil.rmtree, path, True)
         finally:
@@ -142,10 +142,9 @@ class Datasets:
                 await self.store.call(self.store.add_dataset, dataset_id, files, size)
             except StoreError:
                 await asyncio.to_thread(shutil.rmtree, self.upload_dir / dataset_id, True)
-                self._incoming -= size
+                self.room.give_back(size)
                 raise
-            self._incoming -= size
-            self._kept += size
+            self.room.keep(size)
             return dataset_id, files, size
         finally:
             self._uploads -= 1
@@ -178,16 +177,12 @@ class Datasets:
                     files[name] = 0
                 if out is None:
                     raise UploadError("the first chunk of an upload must name its file")
+                self.room.take(len(data), database, "this upload")
                 total += len(data)
-                self._incoming += len(data)
                 files[name_now] += len(data)
                 if total > limits.max_upload_bytes:
                     raise OverBudget(f"upload larger than this server's max_upload_bytes of {limits.max_upload_bytes} "
                                      "bytes")
-                if database + self._kept + self._incoming > limits.max_state_bytes:
-                    raise OverBudget(f"the server keeps {database + self._kept} bytes of reports and uploads; this "
-                                     f"upload would take it over its max_state_bytes of {limits.max_state_bytes}: "
-                                     "delete datasets (DeleteDataset) or audits first")
                 if files[name_now] > MAX_BYTES:
                     raise UploadError(f"file {name_now!r} is larger than {MAX_BYTES} bytes")
                 await asyncio.to_thread(out.write, data)
@@ -199,7 +194,7 @@ class Datasets:
             if isinstance(e, OSError) and e.errno in DISK_FAILING | NO_SPACE:
                 self.store.failed(e)  # health turns NOT_SERVING until the disk takes writes again
             asyncio.get_running_loop().run_in_executor(None, shutil.rmtree, root, True)
-            self._incoming -= total
+            self.room.give_back(total)
             raise
         finally:
             if out:

@@ -12,6 +12,7 @@ from grpc_health.v1 import health, health_pb2
 from .store import AuditStore
 
 log = logging.getLogger("shiftaudit.server")
+COMPACT_EVERY = 60.0  # seconds between checkpoints of the store's write-ahead log (and after each delete)
 SERVING, NOT_SERVING = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
 
 
@@ -24,9 +25,13 @@ async def watch_store(store: AuditStore, servicer: health.aio.HealthServicer, se
     wake = asyncio.Event()
     store.on_failing = lambda: loop.call_soon_threadsafe(wake.set)
     serving = True
+    compacted = loop.time()
     while True:
         try:
             ok = await store.call(store.probe) and await store.call(store.flush_pending)
+            if ok and loop.time() - compacted > COMPACT_EVERY:
+                await store.call(store.compact)
+                compacted = loop.time()
         except Exception as e:  # whatever it is, the store cannot be trusted now; the watch goes on
             log.warning("store: %s", e)
             ok = False

@@ -161,6 +161,14 @@ class AuditService(pb_grpc.AuditServiceServicer):
                           labels=request.labels_csv or None, budget=self.limits.budget)
         return f, job
 
+    async def _reserve(self, job: Job, holds: Holds) -> None:
+        """Room for the audit's report under the state's cap, at its upper bound, until it is stored
+        (OverBudget when it might not fit): the cap holds for reports too."""
+        bound = job.report_bytes_bound()
+        database = await self.store.call(self.store.database_bytes)
+        self.datasets.room.take(bound, database, f"this audit's report (up to {bound} bytes)")
+        holds.reserved = (self.datasets.room, bound)
+
     async def RunAudit(self, request, context):
         """The audit's stream: accepted, progress, its report. Its errors end it here, not in `answers`: an
         audit that fails or is cut short is stored and logged as such first."""
@@ -184,6 +192,7 @@ class AuditService(pb_grpc.AuditServiceServicer):
                 # shielded: a deadline or a client gone cancels this await, never the preparation's future,
                 # which stays pending until its thread returns; `give_back` then releases the lease it took
                 model, job = await asyncio.shield(holds.work)
+                await self._reserve(job, holds)
             except Exception as e:
                 await self.errors.abort(context, e)
             try:

@@ -37,6 +37,7 @@ BUSY_MS = 500  # how long a write waits for a lock another connection holds: a r
 PROBE_MS = 200
 RESERVE = 1 << 20  # bytes the state directory's filesystem keeps free: below, the store is failing
 PROBE_BYTES = 4096  # written and synced by each probe: a disk that fails writes (EIO, read-only) is seen
+WAL_KEPT = 1 << 20  # bytes the write-ahead log keeps after a checkpoint
 
 
 class StoreError(RuntimeError):
@@ -84,7 +85,9 @@ class AuditStore:
             check = self._db.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":
                 raise sqlite3.DatabaseError(f"integrity check: {check}")
+            self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")  # a new store gives deleted pages back to the disk
             self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA journal_size_limit={WAL_KEPT}")
             self._db.execute("""CREATE TABLE IF NOT EXISTS audits (
                 audit_id TEXT PRIMARY KEY, state TEXT NOT NULL, model_path TEXT NOT NULL,
                 created_at REAL NOT NULL, finished_at REAL, error TEXT NOT NULL DEFAULT '',
@@ -230,13 +233,17 @@ class AuditStore:
             with self._using() as db:
                 db.execute("DELETE FROM audits WHERE audit_id=?", (audit_id,))
             self._pending.pop(audit_id, None)
+            self.compact()
         return row.state if row else None
 
     def delete_finished_before(self, cutoff: float) -> int:
         """Retention: finished audits older than ``cutoff`` (seconds since the epoch) are removed."""
         with self._using() as db:
-            return db.execute("DELETE FROM audits WHERE finished_at < ? AND state NOT IN ('queued', 'running')",
-                              (cutoff,)).rowcount
+            removed = db.execute("DELETE FROM audits WHERE finished_at < ? AND state NOT IN ('queued', 'running')",
+                                 (cutoff,)).rowcount
+        if removed:
+            self.compact()
+        return removed
 
     def add_dataset(self, dataset_id: str, files: int, size: int, created_at: float | None = None) -> None:
         now = time.time() if created_at is None else created_at
@@ -259,9 +266,20 @@ class AuditStore:
         return rows[0][0] if rows else None
 
     def database_bytes(self) -> int:
-        """The database's files (the reports are in them)."""
-        files = (self.path, self.path.with_name(self.path.name + "-wal"))
-        return sum(f.stat().st_size for f in files if f.exists())
+        """What the database holds (the reports are in it): its pages in use — a deleted audit's are free
+        at once, and reused before the file grows — and its write-ahead log and shared-memory files."""
+        with self._using(write=False) as db:
+            (size,), (pages,), (free,) = (db.execute(f"PRAGMA {p}").fetchone()
+                                          for p in ("page_size", "page_count", "freelist_count"))
+        files = (self.path.with_name(self.path.name + suffix) for suffix in ("-wal", "-shm"))
+        return (pages - free) * size + sum(f.stat().st_size for f in files if f.exists())
+
+    def compact(self) -> None:
+        """After deletes, and now and then: free pages back to the disk (a store made with incremental
+        vacuum) and the write-ahead log checkpointed and truncated, so that deleting gives room back."""
+        with self._using() as db:
+            db.execute("PRAGMA incremental_vacuum")
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def state_bytes(self) -> int:
         """What the node keeps: the uploaded datasets' bytes and the database's files."""

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import grpc
 import pytest
 
-from shiftaudit.client.remote import AuditClient, Dataset, RemoteError
+from shiftaudit.client.remote import AuditClient, DataPath, Dataset, RemoteError
 from shiftaudit.v1 import audit_service_pb2 as pb
 from tests.support import EXAMPLE_IMAGES, QUICK, SLOW
 from tests.support.server_process import ServerProcess, wait_for
@@ -92,5 +93,40 @@ def test_uploads_are_bounded_in_files_and_in_what_the_node_keeps(roots, tmp_path
             assert info.state_bytes <= info.max_state_bytes == 600000
             client.delete_dataset(kept)  # room again
             client.upload(few)
+    finally:
+        srv.stop()
+
+
+def _on_disk(state: Path) -> int:
+    return sum(f.stat().st_size for f in state.rglob("*") if f.is_file() and f.name != "state.lock")
+
+
+def test_the_state_cap_holds_for_reports_and_deleting_gives_room_back(roots, tmp_path):
+    """Reports were not capped (30 audits reached 1.26 MB against a 300,000-byte cap), and deleting every
+    audit raised state_bytes (the write-ahead log grew): an upload stayed refused until a restart."""
+    models, data = roots
+    state = tmp_path / "state"
+    cap = 400_000
+    srv = ServerProcess(models, state, "--data-root", str(data), "--max-state-bytes", str(cap)).start()
+    try:
+        with AuditClient(srv.target) as client:
+            for _ in range(40):
+                try:
+                    client.run("sub/small.onnx", images=DataPath("photos"), **QUICK)
+                except RemoteError as e:
+                    assert e.code == grpc.StatusCode.RESOURCE_EXHAUSTED, e
+                    assert "this audit's report (up to" in e.details and f"max_state_bytes of {cap}" in e.details
+                    break
+                assert client.server_info().state_bytes <= cap and _on_disk(state) <= cap
+            else:
+                pytest.fail("40 audits and never refused: reports are not capped")
+            stored = client.list()
+            assert len(stored) >= 3
+            full = client.server_info().state_bytes
+            for audit in stored:
+                client.delete(audit.audit_id)
+            assert client.server_info().state_bytes < full - 20_000 * len(stored) // 2  # given back at once
+            assert _on_disk(state) <= cap
+            assert client.run("sub/small.onnx", images=DataPath("photos"), **QUICK)["frames"] == 24
     finally:
         srv.stop()
