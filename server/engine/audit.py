@@ -11,9 +11,11 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 import numpy as np
 
+from .budget import ImageMemory
 from .errors import InputError
 from .images import ImageSource, SourceImage
 from .labels import Labels
@@ -55,13 +57,15 @@ class Audit:
     """One audit's state: the images it planned or skipped, the units in flight, the statistics."""
 
     def __init__(self, options: AuditOptions, output: str = "auto", labels: Labels | None = None,
-                 per_image: bool = False, names: list[str] | None = None, listed: int | None = None) -> None:
+                 per_image: bool = False, names: list[str] | None = None, listed: int | None = None,
+                 memory: ImageMemory | None = None) -> None:
         """``per_image``: keep each image's statistics too (`AuditResult.image_stats`), so that a merge can
         take an image once however often a retried task returns it (`scale_out`); ``names``: the model's
         class names, written beside each frame's top-1 class in the records; ``listed``: the images there
         are, if known (what a choice of pairs per image may count on)."""
         self.options, self.output, self.labels, self.per_image, self.names = options, output, labels, per_image, names
         self.listed = listed
+        self.memory = memory  # what one image may take (a server's budget): each is checked before it is decoded
         self.result = AuditResult.empty(options.protocols)
         self.images_done = 0
         self.images_planned = self.frames_planned = 0  # planning runs ahead of inference
@@ -146,7 +150,7 @@ class Audit:
     def _plan(self, name: str, load: Callable[[], SourceImage]) -> tuple[SourceImage, list[Unit], dict] | None:
         """Decode one image and plan its units under every protocol."""
         options = self.planning
-        planned = plan_image(name, load, options.protocols,
+        planned = plan_image(name, partial(load, memory=self.memory) if self.memory else load, options.protocols,
                              lambda protocol, image: plan(protocol, image.size, image.digest, options), self._skip)
         if planned is None:
             return None
@@ -232,12 +236,12 @@ def run_audit(runner: Runner, sources: Sequence[ImageSource] | Iterable[ImageSou
               options: AuditOptions, labels: Labels | None = None,
               progress: Callable[[Progress], None] | None = None,
               should_stop: Callable[[], bool] | None = None, renderer: Renderer | None = None,
-              max_source_bytes: int | None = None) -> AuditResult:
+              memory: ImageMemory | None = None) -> AuditResult:
     """Audit ``runner`` on ``sources`` under every protocol of ``options`` (resolved against the runner's
     model); ``renderer`` makes the engine's input batches (the CPU renderer by default, or the kernels);
-    ``max_source_bytes`` bounds the decoded images held for a batch (`pipeline.render_ahead`)."""
+    ``memory`` bounds the decoded images held for a batch (`pipeline.render_ahead`) and each image."""
     return run_judged([Judge(runner, pre)], sources, options, labels, progress, should_stop, renderer,
-                      max_source_bytes)[0]
+                      memory)[0]
 
 
 class _Judging:
@@ -245,9 +249,10 @@ class _Judging:
     audits, the time in each stage (an operator's metrics). The pipeline's consumer (`pipeline.stream`)."""
 
     def __init__(self, judges: Sequence[Judge], options: AuditOptions, labels: Labels | None, renderer: Renderer,
-                 per_image: bool, total: int | None) -> None:
+                 per_image: bool, total: int | None, memory: ImageMemory | None) -> None:
         self.judges, self.renderer, self.total = judges, renderer, total
-        self.audits = [Audit(options, judge.pre.output, labels, per_image, judge.names, total) for judge in judges]
+        self.audits = [Audit(options, judge.pre.output, labels, per_image, judge.names, total, memory)
+                       for judge in judges]
         self.lead = self.audits[0]
         self.inputs: list[int] = []  # per judge, the index of the rendering it reads
         self.kinds: list[tuple] = []  # renderings are shared where inputs agree: (kind, (judge, norm, spec))
@@ -301,7 +306,7 @@ def run_judged(judges: Sequence[Judge], sources: Sequence[ImageSource] | Iterabl
                options: AuditOptions, labels: Labels | None = None,
                progress: Callable[[Progress], None] | None = None,
                should_stop: Callable[[], bool] | None = None, renderer: Renderer | None = None,
-               max_source_bytes: int | None = None, part: bool = False, per_image: bool = False) -> list[AuditResult]:
+               memory: ImageMemory | None = None, part: bool = False, per_image: bool = False) -> list[AuditResult]:
     """One audit judged by several engines on the very frames: each image is decoded and planned once,
     each batch rendered once for every engine that takes the same input (normalisation, layout, dtype),
     and each engine's outputs scored into a result of its own (`audit-client compare`). An audit with no
@@ -313,9 +318,9 @@ def run_judged(judges: Sequence[Judge], sources: Sequence[ImageSource] | Iterabl
     if options.target_halfwidth is not None and len(judges) > 1:
         raise InputError("a comparison audits every image: it takes no target half-width")
     total = len(sources) if isinstance(sources, Sequence) else None
-    judging = _Judging(judges, options, labels, renderer or CpuRenderer(), per_image, total)
+    judging = _Judging(judges, options, labels, renderer or CpuRenderer(), per_image, total, memory)
     seconds = stream(judging.lead.frames(sources), options.batch, judging.render, judging, progress, should_stop,
-                     max_source_bytes)
+                     memory.held if memory else None)
     results = judging.results(seconds)
     if not part:
         require_usable(len(results[0].images), results[0].skipped)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .audit import Judge, run_judged
-from .budget import MemoryBudget
+from .budget import ImageMemory, MemoryBudget
 from .compare import CompareError
 from .files import Shard, file_sha256
 from .images import ImageSource
@@ -39,7 +39,7 @@ class Job:
     labels: Labels | None = None
     names: list[str] | None = None  # the model's class names, when its sidecar names a file of them
     device: str = "auto"  # where frames are rendered (render.DEVICES)
-    budget: MemoryBudget | None = None  # what the audit may hold (a server's); None: no limit
+    memory: ImageMemory | None = None  # what its images may take, within a server's budget; None: no limit
     listed: list[str] | None = None  # every image name of the directory, when the sources are a shard of it
     shard: Shard | None = None  # which shard the sources are
 
@@ -56,9 +56,8 @@ class Job:
         truth = (load_labels(labels, names) if isinstance(labels, Path) else parse_labels(labels, names)) \
             if labels else None
         resolved = options.resolved(runner.input_spec())
-        if budget:
-            budget.check(resolved, runner.input_spec())
-        return cls(model, runner, pre, resolved, sources, truth, names, device, budget, listed, shard)
+        memory = budget.check(resolved, runner) if budget else None
+        return cls(model, runner, pre, resolved, sources, truth, names, device, memory, listed, shard)
 
     def report_bytes_bound(self) -> int:
         """At least the bytes of this job's JSON report (`report_size`), before it runs."""
@@ -104,7 +103,7 @@ def run_together(jobs: Sequence[Job], progress: Callable[[Progress], None] | Non
     renderer = select_renderer(first.device)
     results = run_judged([job.judge for job in jobs], first.sources, options, labels=first.labels,
                          progress=progress, should_stop=should_stop, renderer=renderer,
-                         max_source_bytes=first.budget.source_bytes if first.budget else None,
+                         memory=first.memory,
                          part=first.listed is not None)
     return [job.report(result, renderer) for job, result in zip(jobs, results)]
 

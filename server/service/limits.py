@@ -33,9 +33,10 @@ class ServerLimits:
                                 "until DeleteAudit/DeleteDataset", parse=float, group=KEPT)
     max_batch: int = option(128, "frames per engine call an audit may ask for: the engine's activations grow with it",
                             parse=int, group=MEMORY)
-    max_audit_memory_mb: int = option(1024, "what one audit's frames may hold: its batches in flight (four batches "
-                                      "in the engine's dtype, plus float32 canvases of one), and as much again for "
-                                      "decoded images waiting for their batch", parse=int, group=MEMORY)
+    max_audit_memory_mb: int = option(1024, "everything one audit may hold: its batches in flight, the engine's "
+                                      "activations (ONNX Runtime on the CPU) and its images; a request whose batches "
+                                      "and activations leave no room for images is refused, an image that would not "
+                                      "fit is skipped", parse=int, group=MEMORY)
     max_loaded_models: int = option(4, "models kept open; opening another closes the least recently used one no "
                                     "audit holds", parse=int, group=MEMORY)
     max_concurrent_rpcs: int | None = option(None, "calls of the service in progress at once, streams included (not "
@@ -65,5 +66,5 @@ class ServerLimits:
 
     @property
     def budget(self) -> MemoryBudget:
-        """What one audit may hold, as the engine checks it."""
+        """What one audit may hold, as the engine checks it (`budget.MemoryBudget`)."""
         return MemoryBudget(self.max_audit_memory_mb << 20, self.max_batch)

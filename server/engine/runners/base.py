@@ -58,6 +58,9 @@ class InputSpec:
         return (self.batch, self.batch) if self.batch else (self.min_batch, self.max_batch)
 
 
+UNKNOWN_ACTIVATIONS = 32
+
+
 class Runner(ABC):
     """``with runner: runner.infer(batch)``; ``infer`` takes any number of frames (it splits and pads
     for engines with a fixed batch) and returns the (N, classes) output as float32."""
@@ -90,6 +93,12 @@ class Runner(ABC):
 
     def describe(self) -> dict:
         return {"runner": self.name, "input": self.input_spec().to_json()}
+
+    def activation_bytes(self, batch: int, hw: tuple[int, int]) -> int:
+        """Host memory one engine call of ``batch`` frames of ``hw`` takes beyond its input and the model's
+        weights (a server's memory budget counts it). Without a better estimate: UNKNOWN_ACTIVATIONS times
+        the input's bytes, more than the convolutional classifiers measured need (EfficientNet-Lite0: 15)."""
+        return UNKNOWN_ACTIVATIONS * batch * 3 * hw[0] * hw[1] * self.input_spec().dtype.itemsize
 
     memory_devices: tuple[str, ...] = ()  # where a batch may lie for `_run_bound` ("cpu", "cuda")
 

@@ -191,6 +191,10 @@ class TensorRTRunner(Runner):
         return {"inputs": [info(t) for t in self._tensors if t.is_input],
                 "outputs": [info(t) for t in self._tensors if not t.is_input]}
 
+    def activation_bytes(self, batch: int, hw: tuple[int, int]) -> int:
+        """None on the host: TensorRT's activations are in the GPU's memory (the engine's own)."""
+        return 0
+
     def describe(self) -> dict:
         return {**super().describe(), "tensorrt": self.tensorrt_version, "gpu": self.gpu.name,
                 "manifest": self.manifest is not None}
