@@ -25,6 +25,10 @@ from .errors import InputError  # noqa: E402
 from .files import Shard, file_sha256, image_files, inside  # noqa: E402
 
 _ALPHA_FORMATS = (b"\x89PNG", b"RIFF", b"II*\x00", b"MM\x00*")  # PNG, WebP, TIFF may carry alpha
+# what OpenCV decodes and no header reader here knows (OpenEXR, Radiance HDR, PFM, Sun raster, JPEG 2000;
+# AVIF and HEIF say "ftyp" at byte 4): a server cannot size them before decoding
+_OPENCV_ONLY = (b"v/1\x01", b"#?RADIANCE", b"#?RGBE", b"PF", b"Pf", b"\x59\xa6\x6a\x95", b"\x00\x00\x00\x0cjP  ",
+                b"\xff\x4f\xff\x51")
 
 
 class ImageError(InputError):
@@ -56,6 +60,8 @@ def decode(data: bytes, name: str, memory: ImageMemory | None = None) -> SourceI
                          f"{MAX_PIXELS} (decompression bomb?)")
     if memory:
         layout = decoded_layout(data)
+        if layout is None and not data.startswith(_OPENCV_ONLY) and data[4:8] != b"ftyp":
+            raise ImageError(f"{name}: not an image OpenCV can decode")
         if layout is None:
             raise ImageError(f"{name}: its size cannot be read before it is decoded, so this server's memory "
                              "budget cannot be kept; send PNG, JPEG, TIFF, WebP or BMP")

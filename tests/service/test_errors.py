@@ -79,10 +79,20 @@ def test_long_inputs_are_not_echoed_whole(client):
     assert e.code == grpc.StatusCode.INVALID_ARGUMENT and "neither a class index" in e.details
 
 
-def test_an_engine_out_of_memory_is_resource_exhausted(client):
-    e = _refused(lambda: client.run("hog.onnx", images=EXAMPLE_IMAGES,
-                                    options=AuditOptions(size=20, protocols=("crop",))))
-    assert e.code == grpc.StatusCode.RESOURCE_EXHAUSTED and "ran out of memory" in e.details
+def test_an_engine_out_of_memory_is_resource_exhausted(client, models, tmp_path):
+    """The model asks its engine for terabytes: refused before it runs under the memory budget (its
+    activations are known from the graph); let through by a budget of a petabyte, the engine's failure
+    to allocate is RESOURCE_EXHAUSTED too."""
+    hog = dict(images=EXAMPLE_IMAGES, options=AuditOptions(size=20, protocols=("crop",)))
+    e = _refused(lambda: client.run("hog.onnx", **hog))
+    assert e.code == grpc.StatusCode.RESOURCE_EXHAUSTED and "activations about" in e.details
+    srv = ServerProcess(models, tmp_path / "state", "--max-audit-memory-mb", str(1 << 30)).start()
+    try:
+        with AuditClient(srv.target) as unbounded:
+            e = _refused(lambda: unbounded.run("hog.onnx", **hog))
+        assert e.code == grpc.StatusCode.RESOURCE_EXHAUSTED and "ran out of memory" in e.details
+    finally:
+        srv.stop()
 
 
 def test_a_link_to_a_model_lists_it_once(client):

@@ -101,7 +101,8 @@ def test_health_answers_at_once_while_the_store_is_locked(roots, tmp_path):
     srv = ServerProcess(models, state, "--data-root", str(data)).start()
     outcome: list = []
     try:
-        srv.healthy()
+        with AuditClient(srv.target) as client:  # warm: the model open, its memory estimated
+            client.run("sub/small.onnx", images=DataPath("photos"), **QUICK)
         lock = sqlite3.connect(state / "audits.sqlite", isolation_level=None, timeout=0)
         lock.execute("BEGIN EXCLUSIVE")
         with AuditClient(srv.target) as client:
@@ -317,7 +318,8 @@ def test_refusals_under_a_locked_store_come_within_a_second_and_do_not_queue(roo
     outcomes: list[tuple[grpc.StatusCode, float]] = []
     try:
         with AuditClient(srv.target) as client:
-            client.load_model("sub/small.onnx")  # open already: what a refusal takes is the store's
+            client.run("sub/small.onnx", images=DataPath("photos"), **QUICK)  # warm: what a refusal takes is
+            # the store's, not the model's opening or the first estimate of its memory (a helper's start)
             lock = sqlite3.connect(state / "audits.sqlite", isolation_level=None, timeout=0)
             lock.execute("BEGIN EXCLUSIVE")
             try:

@@ -3,6 +3,7 @@ the log is one JSON object a line, one per audit event and per error answered; a
 no traceback; an open Health.Watch stream does not hold the shutdown for the grace period."""
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -18,6 +19,7 @@ import grpc
 import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from PIL import Image
 
 from shiftaudit.client import AuditOptions
 from shiftaudit.client.remote import AuditClient, DataPath, RemoteError, Upload
@@ -177,8 +179,9 @@ def test_every_line_the_server_writes_is_json_without_absolute_paths(roots, tmp_
     tiff = tmp_path / "tiff"
     tiff.mkdir()
     cv2.imwrite(str(tiff / "a.tif"), np.full((40, 40, 3), 128, np.uint8))
-    raw = bytearray((tiff / "a.tif").read_bytes())
-    (tiff / "b.tif").write_bytes(bytes(raw[:len(raw) // 2]))  # cut: libtiff complains as OpenCV reads it
+    whole = io.BytesIO()
+    Image.fromarray(np.full((64, 64, 3), 100, np.uint8)).save(whole, format="TIFF")  # its directory first
+    (tiff / "b.tif").write_bytes(whole.getvalue()[:-2000])  # cut: libtiff complains as OpenCV reads it
     try:
         with AuditClient(srv.target) as plaintext, pytest.raises(RemoteError):  # to a TLS port
             plaintext.models()
