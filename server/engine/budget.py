@@ -7,7 +7,7 @@ What an audit holds, and how each part is bounded:
   engine), each frame in the engine's dtype, plus the float32 pixel-space blocks of the batch being
   rendered and their normalised copies (`batch_bytes`);
 - the engine's activations for one call (`Runner.activation_bytes`: ONNX's shape inference at the
-  call's shape for ONNX Runtime on the CPU, an arena's rounding included; nothing on the host for an
+  call's shape for ONNX Runtime on the CPU, with a margin measured on it; nothing on the host for an
   engine that runs on a GPU);
 - its images, in what is left: half for the decoded images a batch waits for (the render-ahead pipeline
   renders a batch early rather than hold more: `pipeline.render_ahead`), half for the one image being
@@ -116,5 +116,5 @@ class MemoryBudget:
 
 def _call_batch(batch: int, spec: InputSpec) -> int:
     """Frames of one engine call: the engine's own batch when it has one, else the audit's (capped)."""
-    least, most = spec.batch_range()
+    _, most = spec.batch_range()
     return spec.batch if spec.batch else min(batch, most) if most else batch
