@@ -19,7 +19,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from shiftaudit.server.engine.errors import OptionError
-from shiftaudit.server.engine.runners import EngineOptions
+from shiftaudit.server.engine.runners import EngineOptions, activations
 from shiftaudit.server.flags import add_flags, flags_of, given, with_flags
 from shiftaudit.server.service import logs
 from shiftaudit.server.service.audits import Audits
@@ -188,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, StoreError, StateDirInUse) as e:
         return _refused(str(e))
     finally:
+        activations.close()  # before the log: it writes to the relay's pipe too
         logs.close()
     return 0
 

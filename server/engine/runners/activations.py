@@ -56,6 +56,19 @@ def _cached(path: str, mtime_ns: int, size: int, shape: tuple[int, ...]) -> int 
             return None
 
 
+def close() -> None:
+    """Stop the helper (a server, at exit: it shares the server's stderr, whose end the log relay waits for)."""
+    global _helper
+    with _lock:
+        if _helper is not None:
+            _helper.stdin.close()
+            try:
+                _helper.wait(5)
+            except subprocess.TimeoutExpired:
+                _helper.kill()
+            _helper = None
+
+
 def _onnx() -> tuple[Any, Any]:
     """ONNX's protobuf classes and compiled shape inference, without importing the `onnx` package (its
     ``__init__`` imports ml_dtypes, 1.25 s): the package's folder stands in for it."""
