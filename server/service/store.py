@@ -203,14 +203,14 @@ class AuditStore:
             if st.f_bavail * st.f_frsize < RESERVE:
                 raise OSError(errno.ENOSPC, f"{st.f_bavail * st.f_frsize} bytes free on the state directory's disk, "
                                             f"under the {RESERVE} it keeps in reserve")
-            probe = disk / ".probe"
-            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            fd, named = _probe_file(disk)
             try:
                 os.write(fd, bytes(PROBE_BYTES))
                 os.fsync(fd)
             finally:
                 os.close(fd)
-                probe.unlink(missing_ok=True)
+                if named:
+                    named.unlink(missing_ok=True)
 
     def get(self, audit_id: str) -> AuditRow | None:
         with self._using(write=False) as db:
@@ -326,6 +326,18 @@ class AuditStore:
         if self._pending:
             log.error("store: %d finished audit(s) could not be recorded before shutdown: %s (%s)", len(self._pending),
                       ", ".join(self._pending), self.failing)
+
+
+def _probe_file(disk: Path) -> tuple[int, Path | None]:
+    """A file to write on ``disk``'s filesystem: an unnamed one (O_TMPFILE: nothing ever appears in the
+    folder, and a crash leaves nothing behind), else ``.probe`` (removed after, and by the next probe)."""
+    try:
+        return os.open(disk, os.O_TMPFILE | os.O_WRONLY, 0o600), None
+    except OSError as e:
+        if e.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+            raise  # read-only, no space: what the probe is for
+    named = disk / ".probe"
+    return os.open(named, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), named
 
 
 def _why(e: sqlite3.Error | OSError) -> str:
