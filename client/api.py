@@ -15,6 +15,7 @@ from shiftaudit.server.engine.layers import LayerOptions, profile_layers
 from shiftaudit.server.engine.layers.profile import PROTOCOL
 from shiftaudit.server.engine.options import AuditOptions
 from shiftaudit.server.engine.progress import Progress
+from shiftaudit.server.engine.resume import check_files, partial_report
 from shiftaudit.server.engine.runners import EngineOptions, open_runner
 from shiftaudit.server.engine.scale_out import RayOptions, run_on_ray
 
@@ -33,24 +34,30 @@ def _options(options: Options, **defaults: Any) -> AuditOptions:
 def audit(engine: str | Path, images: str | Path, options: Options = None, *,
           preprocessing: Mapping[str, Any] | None = None, labels: str | Path | None = None,
           engine_options: EngineOptions = EngineOptions(), shard: Shard | None = None, progress: Callback = None,
-          should_stop: Stop = None) -> dict:
+          should_stop: Stop = None, resume: Mapping[str, Any] | None = None) -> dict:
     """Audit the model file ``engine`` on every image below the directory ``images``; returns the
     ``shiftaudit.report/v2`` report. ``options`` (`AuditOptions`, or a mapping of its fields: protocols,
     size, shift, seed, ...; the canvas defaults to the model's input size), ``preprocessing`` overrides the
     sidecar's values (`Preprocessing` fields), ``labels`` is a file of ``image,label`` lines,
     ``engine_options`` says where frames are rendered and how the engine is opened; ``shard`` (`Shard`)
     audits one shard of the images (a job array's part, which `shiftaudit.server.engine.report.merge_parts`
-    merges). ``progress`` is called after every batch; ``should_stop`` is asked before every batch.
+    merges). ``progress`` is called after every batch; ``should_stop`` is asked before every batch: when it
+    says yes, the audit ends with a partial report of the images finished, its ``interrupted`` naming the
+    images left, which ``resume`` (that report, with the same arguments) continues to the report an
+    uninterrupted audit gives.
 
-    Raises `InputError` (its subclass `OptionError` for a misspelt or out-of-range option), `ModelError`,
-    `DeviceError` or `Cancelled`, all `AuditError`s exported by ``shiftaudit.client``."""
+    Raises `InputError` (its subclass `OptionError` for a misspelt or out-of-range option), `ModelError` or
+    `DeviceError`, all `AuditError`s exported by ``shiftaudit.client``."""
     engine, options = Path(engine), _options(options)
     sources = image_sources(Path(images), shard=shard, by_content=options.target_halfwidth is not None)
-    listed = [name for name, _ in image_files(Path(images))] if shard else None
+    files = image_files(Path(images))
+    partial = partial_report(dict(resume)) if resume is not None else None
+    if partial is not None:
+        check_files(partial, files)
     with open_runner(engine, engine_options) as runner:
         job = Job.prepare(engine, runner, options, sources, preprocessing=preprocessing,
-                          labels=Path(labels) if labels else None, device=engine_options.device, listed=listed,
-                          shard=shard)
+                          labels=Path(labels) if labels else None, device=engine_options.device,
+                          listed=[name for name, _ in files] if shard else None, shard=shard, resume=partial)
         return job.run(progress, should_stop)
 
 

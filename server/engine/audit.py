@@ -16,7 +16,7 @@ from functools import partial
 import numpy as np
 
 from .budget import ImageMemory
-from .errors import InputError
+from .errors import Cancelled, InputError
 from .images import ImageSource, SourceImage
 from .labels import Labels
 from .metrics import RECORD_DECIMALS, ProtocolStats
@@ -28,9 +28,20 @@ from .progress import Progress
 from .protocols import REGISTRY, Unit, plan
 from .render import Batch, Frame, HostBatch, Renderer
 from .render.cpu import CpuRenderer
-from .result import AuditResult, Target
+from .result import AuditResult, Target, put_in_order
 from .runners import Runner
 from .score import detect_output_kind, probabilities, score_unit
+
+
+@dataclass(frozen=True)
+class Start:
+    """What an interrupted run of an audit finished (its partial report's result), which a resumed run
+    continues on the sources left: ``sources_done`` of the audit's sources were finished (audited or
+    skipped whole); ``order``: every source's name -> its place, the order the records are listed in."""
+
+    result: AuditResult
+    sources_done: int
+    order: dict[str, int]
 
 
 @dataclass
@@ -58,16 +69,18 @@ class Audit:
 
     def __init__(self, options: AuditOptions, output: str = "auto", labels: Labels | None = None,
                  per_image: bool = False, names: list[str] | None = None, listed: int | None = None,
-                 memory: ImageMemory | None = None) -> None:
+                 memory: ImageMemory | None = None, start: Start | None = None) -> None:
         """``per_image``: keep each image's statistics too (`AuditResult.image_stats`), so that a merge can
         take an image once however often a retried task returns it (`scale_out`); ``names``: the model's
         class names, written beside each frame's top-1 class in the records; ``listed``: the images there
-        are, if known (what a choice of pairs per image may count on)."""
+        are, if known (what a choice of pairs per image may count on); ``start``: what an interrupted run of
+        this audit finished, which this one continues."""
         self.options, self.output, self.labels, self.per_image, self.names = options, output, labels, per_image, names
         self.listed = listed
         self.memory = memory  # what one image may take (a server's budget): each is checked before it is decoded
-        self.result = AuditResult.empty(options.protocols)
-        self.images_done = 0
+        self.result = AuditResult.empty(options.protocols) if start is None else start.result
+        self.images_done = len(self.result.images)
+        self.offset = start.sources_done if start else 0  # the sources the interrupted run finished
         self.images_planned = self.frames_planned = 0  # planning runs ahead of inference
         self.positions: dict[str, int] = {}  # image name -> its place among the sources
         self.enough = False  # the target half-width is reached: nothing after this image counts
@@ -77,6 +90,8 @@ class Audit:
             if options.choose_pairs else options
         self.choice: Choice | None = None
         self.pilot_done = threading.Event()
+        if self.result.target and self.result.target.choices:  # chosen before the interruption
+            self._chosen(Choice.from_json(self.result.target.choices[0]))
         self.in_flight = 0  # images planned and not yet scored (the producer plans, the consumer scores)
         self.at_pilot_end = False
         self.lock = threading.Lock()
@@ -93,8 +108,8 @@ class Audit:
         """Per image, its frames to render with their units; nothing is decoded before they are asked for.
         With --choose-pairs, a `Barrier` after the pilot's images: the rest are planned at the pairs chosen
         from the pilot's scores."""
-        for at, (name, load) in enumerate(sources):
-            if at == PILOT_IMAGES and self.options.choose_pairs:
+        for at, (name, load) in enumerate(sources, self.offset):
+            if at == PILOT_IMAGES and self.options.choose_pairs and not self.pilot_done.is_set():
                 with self.lock:
                     self.at_pilot_end = True
                     if not self.in_flight:
@@ -105,9 +120,12 @@ class Audit:
     def _choose(self) -> None:
         """The pairs per image for the images after the pilot (`precision.choose`); called with the lock
         held, once, when the pilot's last image is scored."""
-        self.choice = choose(self.result.stats, self.images_done, self.planning.pairs_per_image, self.result.frames,
-                             self.options.target_halfwidth, self.listed)
-        self.planning = replace(self.options, pairs_per_image=self.choice.pairs)
+        self._chosen(choose(self.result.stats, self.images_done, self.planning.pairs_per_image, self.result.frames,
+                            self.options.target_halfwidth, self.listed))
+
+    def _chosen(self, choice: Choice) -> None:
+        self.choice = choice
+        self.planning = replace(self.options, pairs_per_image=choice.pairs)
         self.pilot_done.set()
 
     def _image_frames(self, name: str, load: Callable[[], SourceImage]) -> Iterator[tuple[Frame, _Unit]]:
@@ -217,8 +235,8 @@ class Audit:
         after the one that reached it (the planning runs ahead) are not this audit's."""
         if self.options.target_halfwidth is None:
             return
-        if self.enough:
-            self.result.skipped = [s for s in self.result.skipped if self.positions[s["image"]] <= self.stop_at]
+        if self.enough:  # (a resumed audit's earlier skips have no place here: they came before)
+            self.result.skipped = [s for s in self.result.skipped if self.positions.get(s["image"], -1) <= self.stop_at]
         self.result.target = Target(self.options.target_halfwidth, self.enough, self.images_done, listed,
                                     [self.choice.to_json()] if self.choice else [])
 
@@ -249,9 +267,9 @@ class _Judging:
     audits, the time in each stage (an operator's metrics). The pipeline's consumer (`pipeline.stream`)."""
 
     def __init__(self, judges: Sequence[Judge], options: AuditOptions, labels: Labels | None, renderer: Renderer,
-                 per_image: bool, total: int | None, memory: ImageMemory | None) -> None:
+                 per_image: bool, total: int | None, memory: ImageMemory | None, start: Start | None) -> None:
         self.judges, self.renderer, self.total = judges, renderer, total
-        self.audits = [Audit(options, judge.pre.output, labels, per_image, judge.names, total, memory)
+        self.audits = [Audit(options, judge.pre.output, labels, per_image, judge.names, total, memory, start)
                        for judge in judges]
         self.lead = self.audits[0]
         self.inputs: list[int] = []  # per judge, the index of the rendering it reads
@@ -294,34 +312,66 @@ class _Judging:
         return Progress(lead.images_done, self.total, lead.result.frames, seconds, *self.stages.values(),
                         frames_total=lead.frames_expected(self.total))
 
-    def results(self, seconds: float) -> list[AuditResult]:
+    def results(self, seconds: float, left: list[str] | None) -> list[AuditResult]:
+        """Each engine's result; ``left``: the sources not finished when the audit was interrupted (None:
+        it was not), whose frames and skips the results then leave out, as if they had not been planned."""
         self.lead.finish_target(self.total)
+        skipped = self.lead.result.skipped
+        if left is not None:
+            skipped = [s for s in skipped if s["image"] not in left]
         for audit in self.audits:
-            audit.result.seconds = seconds
-            audit.result.skipped = list(self.lead.result.skipped)  # planned once: the same skips for every engine
+            result = audit.result
+            result.seconds += seconds  # a resumed audit's: its time before the interruption too
+            result.skipped = list(skipped)  # planned once: the same skips for every engine
+            if left is not None:
+                result.left = left
+                result.frames = sum(len(u["placements"]) for r in result.images for u in r["units"])
         return [audit.result for audit in self.audits]
+
+    def left(self, sources: Sequence[ImageSource]) -> list[str]:
+        """The sources an interrupted audit did not finish: neither audited (their units all scored) nor
+        skipped whole."""
+        done = {r["image"] for r in self.lead.result.images} | {s["image"] for s in self.lead.result.skipped
+                                                                 if s["protocol"] is None}
+        return [name for name, _ in sources if name not in done]
 
 
 def run_judged(judges: Sequence[Judge], sources: Sequence[ImageSource] | Iterable[ImageSource],
                options: AuditOptions, labels: Labels | None = None,
                progress: Callable[[Progress], None] | None = None,
                should_stop: Callable[[], bool] | None = None, renderer: Renderer | None = None,
-               memory: ImageMemory | None = None, part: bool = False, per_image: bool = False) -> list[AuditResult]:
+               memory: ImageMemory | None = None, part: bool = False, per_image: bool = False,
+               start: Start | None = None) -> list[AuditResult]:
     """One audit judged by several engines on the very frames: each image is decoded and planned once,
     each batch rendered once for every engine that takes the same input (normalisation, layout, dtype),
     and each engine's outputs scored into a result of its own (`audit-client compare`). An audit with no
     usable image is an error, unless it is a ``part`` of one (a shard may hold none); ``per_image`` keeps
-    each image's statistics too."""
+    each image's statistics too.
+
+    Stopped by ``should_stop`` (Ctrl-C, CancelAudit), the audit is interrupted, not failed: the results
+    hold the images finished, and their ``left`` the sources that were not (a partial report; ``start``
+    continues one: one engine's, on the sources it left)."""
     if options.canvas is None or options.batch is None:
         raise ValueError("the options have no canvas or batch yet: resolve them against the model first "
                          "(AuditOptions.resolved)")
     if options.target_halfwidth is not None and len(judges) > 1:
         raise InputError("a comparison audits every image: it takes no target half-width")
-    total = len(sources) if isinstance(sources, Sequence) else None
-    judging = _Judging(judges, options, labels, renderer or CpuRenderer(), per_image, total, memory)
-    seconds = stream(judging.lead.frames(sources), options.batch, judging.render, judging, progress, should_stop,
-                     memory.held if memory else None)
-    results = judging.results(seconds)
-    if not part:
+    if start is not None and (len(judges) > 1 or per_image):
+        raise ValueError("a resumed audit is one engine's")
+    total = len(sources) + (start.sources_done if start else 0) if isinstance(sources, Sequence) else None
+    judging = _Judging(judges, options, labels, renderer or CpuRenderer(), per_image, total, memory, start)
+    began, left = time.perf_counter(), None
+    try:
+        seconds = stream(judging.lead.frames(sources), options.batch, judging.render, judging, progress, should_stop,
+                         memory.held if memory else None)
+    except Cancelled:
+        if not isinstance(sources, Sequence):  # what is left cannot be said: nothing to resume
+            raise
+        seconds, left = time.perf_counter() - began, judging.left(sources)
+    results = judging.results(seconds, left)
+    if start is not None:
+        for result in results:
+            put_in_order(result, start.order, options.protocols)
+    if not part and left is None:
         require_usable(len(results[0].images), results[0].skipped)
     return results

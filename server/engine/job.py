@@ -20,9 +20,10 @@ from .options import AuditOptions
 from .preprocessing import Preprocessing, class_names, load_preprocessing
 from .progress import Progress
 from .render import Renderer, select_renderer
-from .report import Made, assemble
+from .report import Made, Report, assemble
 from .report_size import report_bytes_bound
 from .result import AuditResult
+from .resume import check_same_audit, resumed
 from .runners import Runner
 from .runners.tensorrt import tensorrt_version
 
@@ -42,22 +43,28 @@ class Job:
     memory: ImageMemory | None = None  # what its images may take, within a server's budget; None: no limit
     listed: list[str] | None = None  # every image name of the directory, when the sources are a shard of it
     shard: Shard | None = None  # which shard the sources are
+    resume: Report | None = None  # an interrupted run's partial report, which this job continues
+    audit_id: str | None = None  # a server's id of the audit, which its report records
 
     @classmethod
     def prepare(cls, model: Path, runner: Runner, options: AuditOptions, sources: list[ImageSource], *,
                 preprocessing: Mapping[str, Any] | None = None, labels: Path | str | None = None,
                 device: str = "auto", budget: MemoryBudget | None = None, listed: list[str] | None = None,
-                shard: Shard | None = None) -> Job:
+                shard: Shard | None = None, resume: Report | None = None) -> Job:
         """``preprocessing`` overrides the sidecar's values; ``labels`` is a labels file, or its text;
         options over the ``budget`` are refused (OverBudget) before anything runs; ``listed``: every image
-        name of the directory, when ``sources`` are ``shard`` of it."""
+        name of the directory, when ``sources`` are ``shard`` of it; ``resume``: an interrupted run's
+        partial report (`resume.partial_report`) of this very audit (checked here), to continue."""
         pre = load_preprocessing(model, **(preprocessing or {}))
         names = class_names(model, pre)
-        truth = (load_labels(labels, names) if isinstance(labels, Path) else parse_labels(labels, names)) \
-            if labels else None
+        images = listed if listed is not None else [name for name, _ in sources]
+        truth = (load_labels(labels, names, images) if isinstance(labels, Path)
+                 else parse_labels(labels, names, images=images)) if labels else None
         resolved = options.resolved(runner.input_spec())
+        if resume is not None:
+            check_same_audit(resume, file_sha256(model), pre.to_json(), resolved.to_json())
         memory = budget.check(resolved, runner) if budget else None
-        return cls(model, runner, pre, resolved, sources, truth, names, device, memory, listed, shard)
+        return cls(model, runner, pre, resolved, sources, truth, names, device, memory, listed, shard, resume)
 
     def report_bytes_bound(self) -> int:
         """At least the bytes of this job's JSON report (`report_size`), before it runs."""
@@ -84,7 +91,8 @@ class Job:
         labels = None if self.labels is None else \
             self.labels.summary([name for name, _ in self.sources], result.classes, self.listed)
         shard = None if self.shard is None else {**self.shard.to_json(), "images_listed": len(self.listed or [])}
-        return assemble(self.made(result, renderer), result, labels=labels, shard=shard).to_json()
+        return assemble(self.made(result, renderer), result, labels=labels, shard=shard,
+                        audit={"id": self.audit_id} if self.audit_id else None).to_json()
 
 
 def run_together(jobs: Sequence[Job], progress: Callable[[Progress], None] | None = None,
@@ -101,10 +109,10 @@ def run_together(jobs: Sequence[Job], progress: Callable[[Progress], None] | Non
     options = replace(first.options, batch=min(job.options.batch for job in jobs))
     jobs = [replace(job, options=options) for job in jobs]
     renderer = select_renderer(first.device)
-    results = run_judged([job.judge for job in jobs], first.sources, options, labels=first.labels,
+    start, sources = resumed(first.resume, first.sources) if first.resume else (None, first.sources)
+    results = run_judged([job.judge for job in jobs], sources, options, labels=first.labels,
                          progress=progress, should_stop=should_stop, renderer=renderer,
-                         memory=first.memory,
-                         part=first.listed is not None)
+                         memory=first.memory, part=first.listed is not None, start=start)
     return [job.report(result, renderer) for job, result in zip(jobs, results)]
 
 

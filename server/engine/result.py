@@ -58,6 +58,7 @@ class AuditResult:
     classes: int | None = None  # the model's outputs per frame, as the first batch showed them
     seconds: float = 0.0
     target: Target | None = None
+    left: list[str] | None = None  # interrupted: the images not audited (None: the audit ran to its end)
 
     @classmethod
     def empty(cls, protocols: tuple[str, ...], kinds: dict[str, str] | None = None) -> AuditResult:
@@ -124,9 +125,15 @@ class Merge:
 
     def finish(self, order: dict[str, int]) -> AuditResult:
         """The merged result, records and skips in the audit's listing order (``order``: image name ->
-        place; a skip of an image before its protocols' in the audit's protocol order)."""
-        last = len(order)
-        self.result.images.sort(key=lambda r: order.get(r["image"], last))
-        self.result.skipped.sort(key=lambda s: (order.get(s["image"], last), -1 if s["protocol"] is None
-                                                else self.protocols.index(s["protocol"])))
+        place)."""
+        put_in_order(self.result, order, self.protocols)
         return self.result
+
+
+def put_in_order(result: AuditResult, order: dict[str, int], protocols: tuple[str, ...]) -> None:
+    """``result``'s records and skips in the audit's order (``order``: image name -> place; a skip of an
+    image before its protocols' in the audit's protocol order): how a merge or a resumed audit lists them."""
+    last = len(order)
+    result.images.sort(key=lambda r: order.get(r["image"], last))
+    result.skipped.sort(key=lambda s: (order.get(s["image"], last), -1 if s["protocol"] is None
+                                       else protocols.index(s["protocol"])))
