@@ -9,10 +9,11 @@ from collections import Counter
 from dataclasses import dataclass
 
 from shiftaudit.server.engine.precision import PILOT_IMAGES, halfwidth
+from shiftaudit.server.engine.report import cannot_judge
 
 from .gates import Check, Gates
 from .rerun import command_line
-from .verdict import Gate, Judged, Verdict, cannot_judge, gate, judge, verdict
+from .verdict import Gate, Judged, Verdict, gate, judge, verdict
 
 
 def estimate(m: dict, signed: bool = False) -> str:
@@ -98,7 +99,7 @@ def summarise(report: dict, checks: list[Check] | None, gates: Gates = Gates()) 
         accuracy=f"accuracy of the first frames (labelled images): {estimate(accuracy['first_frame'])}"
         if accuracy else None,
         run=_run(report), target=target_line(report), preprocessing=_preprocessing(report["model"]["preprocessing"]),
-        warnings=([f"cannot judge this model as configured: {unjudgeable}"] if unjudgeable else [])
+        warnings=interrupted(report) + ([f"cannot judge this model as configured: {unjudgeable}"] if unjudgeable else [])
         + guessed(report["model"]["preprocessing"]),
         labels=_labels(report["labels"]) if "labels" in report else None,
         ray=_ray(report["ray"]) if "ray" in report else None,
@@ -106,12 +107,43 @@ def summarise(report: dict, checks: list[Check] | None, gates: Gates = Gates()) 
         properties=_properties(report), command=command_line(report))
 
 
+def interrupted(report: dict) -> list[str]:
+    """An interrupted audit's partial report says so first: its numbers are of the images finished."""
+    if not report.get("interrupted"):
+        return []
+    done, left = len(report["images"]), report["interrupted"]["images_left"]
+    return [f"interrupted: a partial report of the {plural(done, 'image')} finished, {left} left (audit-client "
+            "--resume continues it)"]
+
+
 def _run(report: dict) -> str:
     m, d = report["model"], report["device"]
-    fps = report["frames"] / report["seconds"] if report["seconds"] else 0.0
-    return (f"{plural(len(report['images']), 'image')}, {plural(report['frames'], 'frame')} in "
-            f"{report['seconds']:.1f} s ({fps:.1f} frames/s); rendered on {d['render']}, inferred on "
-            f"{d['inference']}; output read as {m['output_kind']}")
+    return (f"{plural(len(report['images']), 'image')}, {plural(report['frames'], 'frame')} in {_time(report)}; "
+            f"rendered on {d['render']}, inferred on {d['inference']}; output read as {m['output_kind']}")
+
+
+def _time(report: dict) -> str:
+    """How long the audit took: of a merged one, the time summed over its parts (what it cost) and, when it
+    is known and differs, the wall-clock time (a fan-out's: its parts ran at once); a job array's parts ran
+    whenever the scheduler ran them, so only their sum is known."""
+    seconds, frames = report["seconds"], report["frames"]
+    parts = report.get("shards")
+    if not parts:
+        return f"{seconds:.1f} s ({frames / seconds if seconds else 0.0:.1f} frames/s)"
+    summed = sum(p["seconds"] for p in parts)
+    wall = "" if abs(summed - seconds) < 0.05 or all(p["server"].endswith(".json") for p in parts) else \
+        f", {seconds:.1f} s wall-clock ({frames / seconds if seconds else 0.0:.1f} frames/s)"
+    return (f"{summed:.1f} s summed over its {len(parts)} parts ({frames / summed if summed else 0.0:.1f} frames/s)"
+            + wall)
+
+
+def parts(report: dict) -> list[list[str]]:
+    """A merged report's parts: where each ran (a server, or a part's file), its images, frames, time."""
+    return [[p["server"], str(p["images"]), str(p["frames"]), f"{p['seconds']:.2f}", p["device"]["inference"]]
+            + [", ".join(p.get("failed_on", [])) or "–"] for p in report.get("shards", [])]
+
+
+PARTS_HEAD = ["part", "images", "frames", "seconds", "inferred on", "failed before on"]
 
 
 def target_line(report: dict) -> str | None:

@@ -125,25 +125,3 @@ def verdict(judged: list[Judged] | None) -> Verdict | None:
     if counts[INCONCLUSIVE]:
         return Verdict(INCONCLUSIVE, f"{counts[INCONCLUSIVE]} of {n} gates inconclusive: too few images to tell")
     return Verdict(PASS, f"all {n} gates passed")
-
-
-def cannot_judge(report: dict) -> str | None:
-    """Why this model's outputs cannot be judged as configured, from the report's own records, or None:
-    every frame of every image gives the same class with the same probability (the outputs do not depend
-    on the image: most likely its preprocessing), or its first frames' top-1 probabilities are near
-    uniform over its classes."""
-    units = [u for record in report["images"] for u in record["units"]]
-    if len(report["images"]) < 2 or not units:
-        return None
-    classes = {c for u in units for c in u["top1"]}
-    probabilities = {p for u in units for p in u["p_top1"]}
-    if len(classes) == 1 and max(probabilities) - min(probabilities) <= 1e-6:
-        return (f"every frame of all {len(report['images'])} images gives class {classes.pop()} with probability "
-                f"{min(probabilities):.6f}: its outputs do not depend on the image (check its preprocessing)")
-    outputs = report["model"].get("outputs")
-    firsts = sorted(u["p_top1"][0] for u in units)
-    median = firsts[len(firsts) // 2]
-    if outputs and outputs >= 10 and median < 1.5 / outputs:
-        return (f"its top-1 probability is near uniform (median {median:.4f}, uniform over {outputs} classes "
-                f"{1 / outputs:.4f}): it cannot tell the images apart (check its preprocessing)")
-    return None

@@ -55,6 +55,8 @@ class Report:
     shard: dict | None = None  # one part of a job array: which shard of how many, of how many images
     shards: list[dict] | None = None  # merged from shards: where each ran
     ray: dict | None = None  # audited on a Ray cluster
+    interrupted: dict | None = None  # stopped before its end: the images left out (`resume` continues it)
+    audit: dict | None = None  # run on a server: its id there (and the server, as the client that got it named it)
     schema: str = SCHEMA
 
     def to_json(self) -> dict:
@@ -83,17 +85,20 @@ class Report:
         return AuditResult(stats={name: ProtocolStats.from_json(t) for name, t in self.tallies.items()},
                            images=list(self.images), skipped=list(self.skipped), frames=self.frames,
                            output_kind=self.model["output_kind"], classes=self.model.get("outputs"),
-                           seconds=self.seconds, target=self.target)
+                           seconds=self.seconds, target=self.target,
+                           left=self.interrupted["left"] if self.interrupted else None)
 
 
 def assemble(made: Made, result: AuditResult, *, labels: dict | None = None, shard: dict | None = None,
-             shards: list[dict] | None = None, ray: dict | None = None) -> Report:
+             shards: list[dict] | None = None, ray: dict | None = None, audit: dict | None = None) -> Report:
     """The report of ``result``, made by ``made``: the one place a report is put together."""
     return Report(tool=made.tool, model={**made.model, "output_kind": result.output_kind}, config=made.config,
                   device=made.device, frames=result.frames, seconds=round(result.seconds, 3),
                   protocols={name: s.summary() for name, s in result.stats.items()},
                   tallies={name: s.to_json() for name, s in result.stats.items()}, skipped=result.skipped,
-                  images=result.images, target=result.target, labels=labels, shard=shard, shards=shards, ray=ray)
+                  images=result.images, target=result.target, labels=labels, shard=shard, shards=shards, ray=ray,
+                  interrupted=None if result.left is None else {"images_left": len(result.left), "left": result.left},
+                  audit=audit)
 
 
 def _made(parts: list[tuple[str, Report]]) -> Made:
@@ -121,8 +126,12 @@ def merge_reports(parts: list[tuple[str, Report]], order: dict[str, int], second
     the file), as one audit of all the images would give it: the statistics merged from their tallies
     (exactly), records in the order of ``order`` (image name -> position). Where each shard ran is kept
     under ``shards`` (with the servers that failed it before, ``failed_on``). ``seconds``: the whole
-    audit's (default: the longest part's); ``unknown``: the labels' names that match no image at all."""
+    audit's (a fan-out's wall-clock time, a job array's parts' sum; default: the longest part's);
+    ``unknown``: the labels' names that match no image at all."""
     for where, report in parts:
+        if report.interrupted:
+            raise MergeError(f"{where}: an interrupted audit ({report.interrupted['images_left']} images left): "
+                             "resume it first (audit-client --resume)")
         check_part(where, report)
     check_disjoint(parts)
     first = parts[0][1]
@@ -166,4 +175,38 @@ def merge_parts(parts: list[tuple[str, Report]]) -> Report:
         raise MergeError(f"shard{'s' if len(missing) > 1 else ''} {', '.join(map(str, missing))} of {count} missing: "
                          "the parts given are not the whole audit")
     names = [x["image"] for _, r in parts for x in (*r.images, *r.skipped)]
-    return merge_reports(parts, listing_order(list(dict.fromkeys(names))))
+    # the parts ran whenever a scheduler ran them: what is known is the time they took together
+    return merge_reports(parts, listing_order(list(dict.fromkeys(names))), sum(r.seconds for _, r in parts))
+
+
+def cannot_judge(report: dict) -> str | None:
+    """Why this model's outputs cannot be judged as configured, from the report's own records, or None:
+    every frame of every image gives the same class with the same probability (the outputs do not depend
+    on the image: most likely its preprocessing), or its first frames' top-1 probabilities are near
+    uniform over its classes."""
+    units = [u for record in report["images"] for u in record["units"]]
+    if len(report["images"]) < 2 or not units:
+        return None
+    classes = {c for u in units for c in u["top1"]}
+    probabilities = {p for u in units for p in u["p_top1"]}
+    if len(classes) == 1 and max(probabilities) - min(probabilities) <= 1e-6:
+        return (f"every frame of all {len(report['images'])} images gives class {classes.pop()} with probability "
+                f"{min(probabilities):.6f}: its outputs do not depend on the image (check its preprocessing)")
+    outputs = report["model"].get("outputs")
+    firsts = sorted(u["p_top1"][0] for u in units)
+    median = firsts[len(firsts) // 2]
+    if outputs and outputs >= 10 and median < 1.5 / outputs:
+        return (f"its top-1 probability is near uniform (median {median:.4f}, uniform over {outputs} classes "
+                f"{1 / outputs:.4f}): it cannot tell the images apart (check its preprocessing)")
+    return None
+
+
+def headline(report: dict) -> dict:
+    """What a list of audits shows of ``report``: its images (finished), those it left (interrupted), each
+    protocol's P(top-1 change) and MAC with their intervals, and why its model cannot be judged (or None):
+    enough for a client to apply its gates (ListAudits' ``summary_json``)."""
+    return {"images": len(report["images"]),
+            "images_left": report["interrupted"]["images_left"] if report.get("interrupted") else 0,
+            "protocols": {name: {"p_top1_change": p["p_top1_change"], "mac": p["mac"]}
+                          for name, p in report["protocols"].items()},
+            "cannot_judge": cannot_judge(report)}

@@ -9,7 +9,8 @@ import pytest
 
 from shiftaudit.client.cli import main
 from shiftaudit.client.gates import Check, Gates
-from shiftaudit.client.verdict import FAIL, INCONCLUSIVE, PASS, cannot_judge, images_to_decide, judge, verdict
+from shiftaudit.client.verdict import FAIL, INCONCLUSIVE, PASS, images_to_decide, judge, verdict
+from shiftaudit.server.engine.report import cannot_judge
 from tests.support import EXAMPLE_IMAGES, EXAMPLE_MODEL
 
 ESTIMATE = {"value": 0.10, "ci95": [0.05, 0.15]}
