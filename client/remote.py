@@ -102,6 +102,7 @@ def read_text(path: Path, name: str) -> str:
 class AuditClient:
     def __init__(self, target: str, *, token: str | None = None, tls_ca: Path | None = None,
                  tls_cert: Path | None = None, tls_key: Path | None = None) -> None:
+        self.target = target
         options = [("grpc.max_receive_message_length", MAX_RECEIVE)]
         if tls_ca or tls_cert:
             creds = grpc.ssl_channel_credentials(
@@ -160,13 +161,16 @@ class AuditClient:
     def run(self, model: str, options: AuditOptions | None = None, *, images: Images,
             preprocessing: Mapping[str, Any] | None = None, labels_csv: str = "", timeout: float | None = None,
             progress: Callable[[Progress], None] | None = None,
-            on_accepted: Callable[[str, int], None] | None = None) -> dict:
+            on_accepted: Callable[[str, int], None] | None = None, resume: Mapping[str, Any] | None = None) -> dict:
         """Run an audit on the server and return its report. ``images``: a local directory (`Upload`ed), a
         `DataPath` under the server's data root, or a `Dataset` uploaded before; ``preprocessing`` overrides
         the model's (`Preprocessing` fields); ``labels_csv``: image,label lines; ``on_accepted`` is told the
-        audit's id and its place in the server's queue."""
+        audit's id and its place in the server's queue. `cancel` (from another thread) ends the audit with
+        a partial report, returned here (its ``interrupted`` names the images left), which ``resume`` (with
+        the same arguments) continues. The report's ``audit`` names the audit's id."""
         request = pb.RunAuditRequest(model=_model_ref(model), options=options_to_proto(options or AuditOptions()),
-                                     preprocessing=preprocessing_to_proto(preprocessing or {}), labels_csv=labels_csv)
+                                     preprocessing=preprocessing_to_proto(preprocessing or {}), labels_csv=labels_csv,
+                                     resume_json=json.dumps(resume, allow_nan=False) if resume is not None else "")
         if isinstance(images, DataPath):
             request.data_path = images.path
         else:
@@ -192,6 +196,7 @@ class AuditClient:
 
     def get(self, audit_id: str) -> pb.Audit:
         return self._call(self.stub.GetAudit, pb.GetAuditRequest(audit_id=audit_id)).audit
+
 
     def list(self, page_size: int = 100) -> list[pb.Audit]:
         return list(self._call(self.stub.ListAudits, pb.ListAuditsRequest(page_size=page_size)).audits)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import ssl
 import sys
@@ -42,6 +43,13 @@ MAX_SEND = 256 << 20  # a report with per-image records of a large audit
 ENGINE_FLAGS = ("allow_engine_host_code", "onnx_tensorrt")  # the server decides the device itself
 
 
+def default_state_dir() -> Path:
+    """Where a server keeps its state unless told: the XDG state home's ``shiftaudit``, which any user can
+    make (a system path such as /var/lib needs root; a relative one would follow the working directory)."""
+    home = os.environ.get("XDG_STATE_HOME")
+    return (Path(home) if home and Path(home).is_absolute() else Path.home() / ".local" / "state") / "shiftaudit"
+
+
 def parser() -> argparse.ArgumentParser:
     """The server's own flags by hand; its limits' and the engine's from their option dataclasses."""
     ap = argparse.ArgumentParser(prog="audit-server", description=__doc__,
@@ -49,7 +57,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--model-root", type=Path, required=True, help="models are named relative to this directory")
     ap.add_argument("--data-root", type=Path, help="images may be named relative to this directory")
     ap.add_argument("--listen", default="127.0.0.1:50051", help="HOST:PORT (default 127.0.0.1:50051; port 0 picks one)")
-    ap.add_argument("--state-dir", type=Path, default=Path("shiftaudit-state"), help="audit store and uploads")
+    ap.add_argument("--state-dir", type=Path, default=default_state_dir(),
+                    help="audit store and uploads (default: shiftaudit under the user's state home, "
+                    "$XDG_STATE_HOME or ~/.local/state; made if missing)")
     groups = {OPTIONS: ap, "model": ap}  # listed with the flags above, as argparse's "options"
     add_flags(ap, ServerLimits, groups)
     ap.add_argument("--tls-cert", type=Path)

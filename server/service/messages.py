@@ -29,4 +29,5 @@ def audit_message(row: AuditRow) -> pb.Audit:
     """A stored audit as the API describes it."""
     return pb.Audit(audit_id=row.audit_id, state=_STATE[row.state], model_path=row.model_path,
                     created_at=timestamp(row.created_at), finished_at=timestamp(row.finished_at),
-                    error=row.error, report_json=row.report_json or "")
+                    error=row.error, report_json=row.report_json or "", images=row.images,
+                    images_left=row.images_left, summary_json=row.summary_json)

@@ -13,17 +13,20 @@ import platform
 import threading
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import grpc
 
-from shiftaudit.server.engine.files import PathError
+from shiftaudit.server.engine.errors import InputError
+from shiftaudit.server.engine.files import PathError, image_files
 from shiftaudit.server.engine.images import image_sources
 from shiftaudit.server.engine.job import Job, package_version
 from shiftaudit.server.engine.pipeline import Cancelled
 from shiftaudit.server.engine.preprocessing import load_preprocessing
 from shiftaudit.server.engine.progress import Progress
 from shiftaudit.server.engine.render import gpu_renderer
+from shiftaudit.server.engine.resume import check_files, partial_report
 from shiftaudit.server.engine.runners.tensorrt import tensorrt_version
 from shiftaudit.server.wire import options_from_proto, preprocessing_from_proto
 from shiftaudit.v1 import audit_service_pb2 as pb
@@ -38,7 +41,7 @@ from .errors import Conflict, Errors, NotFound, answers, status_of
 from .limits import ServerLimits
 from .messages import audit_message, dataset_message
 from .metrics import Metrics
-from .store import UNFINISHED, AuditStore, StoreError
+from .store import UNFINISHED, AuditStore, StoredReport, StoreError
 
 log = logging.getLogger("shiftaudit.server")
 
@@ -156,9 +159,16 @@ class AuditService(pb_grpc.AuditServiceServicer):
                   else self.datasets.dataset(request.dataset_id))
         confine = self.datasets.data_root if which == "data_path" else images
         sources = image_sources(images, confine, by_content=options.target_halfwidth is not None)
+        partial = None
+        if request.resume_json:
+            try:
+                partial = partial_report(json.loads(request.resume_json))
+            except json.JSONDecodeError as e:
+                raise InputError(f"resume_json: not JSON ({e})") from None
+            check_files(partial, image_files(images))
         holds.lease = self.catalog.lease(f, audit=True)
         job = Job.prepare(f.path, holds.lease.runner, options, sources, preprocessing=preprocessing,
-                          labels=request.labels_csv or None, budget=self.limits.budget)
+                          labels=request.labels_csv or None, budget=self.limits.budget, resume=partial)
         return f, job
 
     async def _reserve(self, job: Job, holds: Holds) -> None:
@@ -192,6 +202,7 @@ class AuditService(pb_grpc.AuditServiceServicer):
                 # shielded: a deadline or a client gone cancels this await, never the preparation's future,
                 # which stays pending until its thread returns; `give_back` then releases the lease it took
                 model, job = await asyncio.shield(holds.work)
+                job = replace(job, audit_id=audit_id)  # its report names it
                 await self._reserve(job, holds)
             except Exception as e:
                 await self.errors.abort(context, e)
@@ -238,11 +249,12 @@ class AuditService(pb_grpc.AuditServiceServicer):
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[Progress] = asyncio.Queue()
 
-        def work() -> tuple[str, int, float]:  # the report as strict JSON text, serialised here, not on the loop
+        def work() -> tuple[StoredReport, dict]:  # the report as strict JSON text, serialised here, not on the loop
             report = job.run(lambda p: loop.call_soon_threadsafe(events.put_nowait, p), stop.is_set)
-            return json.dumps(report, allow_nan=False), report["frames"], report["seconds"]
+            return StoredReport.of(report, json.dumps(report, allow_nan=False)), report
 
         worker = holds.work = self.audits.work(work)
+        worker.add_done_callback(lambda w: self._keep_partial(audit_id, w))
         last: Progress | None = None
         try:
             while not worker.done():
@@ -261,15 +273,32 @@ class AuditService(pb_grpc.AuditServiceServicer):
         except (asyncio.CancelledError, GeneratorExit):
             stop.set()  # it stops at its next batch
             raise
-        text, frames, seconds = worker.result()
-        self._event("finished", **about, frames=frames, seconds=seconds)
+        stored, report = worker.result()
+        state = "succeeded"
+        if report.get("interrupted"):  # CancelAudit (or the shutdown) stopped it: its partial report, stored so
+            state = "interrupted" if self.audits.shutting_down else "cancelled"
+            self._event(state, audit_id=audit_id, error="stopped with a partial report",
+                        images_left=report["interrupted"]["images_left"])
+        else:
+            self._event("finished", **about, frames=report["frames"], seconds=report["seconds"])
         not_stored = ""
         try:
-            await self.store.call(self.store.finish, audit_id, "succeeded", report_json=text)
+            await self.store.call(self.store.finish, audit_id, state,
+                                  "" if state == "succeeded" else "stopped: a partial report", stored)
         except StoreError as e:  # the store keeps it and writes it when it can; the client gets it now, told so
             not_stored = self.errors.message(e, grpc.StatusCode.UNAVAILABLE)
             logs.event("not_stored", level=logging.WARNING, audit_id=audit_id, error=not_stored)
-        yield pb.RunAuditResponse(report=pb.AuditReport(audit_id=audit_id, report_json=text, not_stored=not_stored))
+        yield pb.RunAuditResponse(report=pb.AuditReport(audit_id=audit_id, report_json=stored.text,
+                                                        not_stored=not_stored))
+
+    def _keep_partial(self, audit_id: str, worker: asyncio.Future) -> None:
+        """An audit's work that ended with a partial report after its handler had stored it as cut short (a
+        client gone, the server stopping): the report is kept with it, for GetAudit and a resume."""
+        if worker.cancelled() or worker.exception() is not None:
+            return
+        stored, report = worker.result()
+        if report.get("interrupted"):
+            self.store.post(self.store.keep_partial, audit_id, stored)
 
     @answers
     async def GetAudit(self, request, context):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import json
 import logging
 import os
 import sqlite3
@@ -28,6 +29,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+from shiftaudit.server.engine.report import headline
+
 T = TypeVar("T")
 log = logging.getLogger("shiftaudit.server")
 
@@ -38,6 +41,9 @@ PROBE_MS = 200
 RESERVE = 1 << 20  # bytes the state directory's filesystem keeps free: below, the store is failing
 PROBE_BYTES = 4096  # written and synced by each probe: a disk that fails writes (EIO, read-only) is seen
 WAL_KEPT = 1 << 20  # bytes the write-ahead log keeps after a checkpoint
+# what ListAudits shows of a report, kept beside it (`StoredReport`)
+SUMMARY_COLUMNS = ("images INTEGER NOT NULL DEFAULT 0", "images_left INTEGER NOT NULL DEFAULT 0",
+                   "summary_json TEXT NOT NULL DEFAULT ''")
 
 
 class StoreError(RuntimeError):
@@ -53,6 +59,26 @@ class AuditRow:
     finished_at: float | None
     error: str
     report_json: str | None
+    images: int = 0  # what a list shows of its report (`StoredReport`)
+    images_left: int = 0
+    summary_json: str = ""
+
+
+@dataclass(frozen=True)
+class StoredReport:
+    """A report as the store keeps it: its text, and what a list shows of it (`report.headline`), kept
+    beside it so that ListAudits reads no report."""
+
+    text: str
+    images: int = 0
+    images_left: int = 0
+    summary_json: str = ""
+
+    @classmethod
+    def of(cls, report: dict, text: str) -> StoredReport:
+        """``report``, whose JSON is ``text``."""
+        line = headline(report)
+        return cls(text, line.pop("images"), line.pop("images_left"), json.dumps(line, allow_nan=False))
 
 
 @dataclass(frozen=True)
@@ -77,7 +103,7 @@ class AuditStore:
         self.failing: str | None = None  # why the store cannot take a write now (None: it can)
         self.on_failing: Callable[[], None] = lambda: None  # told (on any thread) when the store starts failing
         self._disks = (path.parent, *disks)
-        self._pending: dict[str, tuple[str, str, str | None, float]] = {}  # final states not written yet
+        self._pending: dict[str, tuple[str, str, StoredReport | None, float]] = {}  # final states not written yet
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shiftaudit-store")
         try:
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=busy_ms / 1000)
@@ -88,10 +114,14 @@ class AuditStore:
             self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")  # a new store gives deleted pages back to the disk
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA journal_size_limit={WAL_KEPT}")
-            self._db.execute("""CREATE TABLE IF NOT EXISTS audits (
+            self._db.execute(f"""CREATE TABLE IF NOT EXISTS audits (
                 audit_id TEXT PRIMARY KEY, state TEXT NOT NULL, model_path TEXT NOT NULL,
                 created_at REAL NOT NULL, finished_at REAL, error TEXT NOT NULL DEFAULT '',
-                report_json TEXT)""")
+                report_json TEXT, {', '.join(SUMMARY_COLUMNS)})""")
+            known = {row[1] for row in self._db.execute("PRAGMA table_info(audits)")}
+            for column in SUMMARY_COLUMNS:  # a store made before they were
+                if column.split()[0] not in known:
+                    self._db.execute(f"ALTER TABLE audits ADD COLUMN {column}")
             self._db.execute("""CREATE TABLE IF NOT EXISTS datasets (
                 dataset_id TEXT PRIMARY KEY, files INTEGER NOT NULL, bytes INTEGER NOT NULL,
                 created_at REAL NOT NULL, used_at REAL NOT NULL)""")
@@ -141,7 +171,7 @@ class AuditStore:
             db.execute("INSERT INTO audits (audit_id, state, model_path, created_at) VALUES (?, 'queued', ?, ?)",
                        (audit_id, model_path, time.time()))
 
-    def set_state(self, audit_id: str, state: str, error: str = "", report_json: str | None = None,
+    def set_state(self, audit_id: str, state: str, error: str = "", report: StoredReport | None = None,
                   finished: float | None = None) -> None:
         """Record a transition out of queued or running. A finished state is final: a client that hangs
         up on receiving the report cancels the handler after the report was stored, and that cancel must
@@ -149,12 +179,22 @@ class AuditStore:
         assert state in STATES
         if finished is None and state not in UNFINISHED:
             finished = time.time()
+        stored = report or StoredReport(None)  # type: ignore[arg-type]
         with self._using() as db:
-            db.execute("UPDATE audits SET state=?, error=?, report_json=?, finished_at=? "
-                       "WHERE audit_id=? AND state IN ('queued', 'running')",
-                       (state, error, report_json, finished, audit_id))
+            db.execute("UPDATE audits SET state=?, error=?, report_json=?, finished_at=?, images=?, images_left=?, "
+                       "summary_json=? WHERE audit_id=? AND state IN ('queued', 'running')",
+                       (state, error, stored.text, finished, stored.images, stored.images_left, stored.summary_json,
+                        audit_id))
 
-    def finish(self, audit_id: str, state: str, error: str = "", report_json: str | None = None) -> None:
+    def keep_partial(self, audit_id: str, report: StoredReport) -> None:
+        """The partial report of an audit already stored as cut short (its client gone, the server
+        stopping), once its work has ended with one."""
+        with self._using() as db:
+            db.execute("UPDATE audits SET report_json=?, images=?, images_left=?, summary_json=? WHERE audit_id=? "
+                       "AND state IN ('cancelled', 'interrupted') AND report_json IS NULL",
+                       (report.text, report.images, report.images_left, report.summary_json, audit_id))
+
+    def finish(self, audit_id: str, state: str, error: str = "", report: StoredReport | None = None) -> None:
         """`set_state` for a final state that must not be lost: when the store cannot take it now it is
         kept (and answered by `get`) until `flush_pending` writes it; the StoreError is raised all the same.
         The first final state wins, written or kept: a cancel that comes after a kept success is ignored."""
@@ -162,9 +202,9 @@ class AuditStore:
             return
         finished = time.time()
         try:
-            self.set_state(audit_id, state, error, report_json, finished)
+            self.set_state(audit_id, state, error, report, finished)
         except StoreError:
-            self._pending[audit_id] = (state, error, report_json, finished)
+            self._pending[audit_id] = (state, error, report, finished)
             raise
 
     def flush_pending(self) -> bool:
@@ -221,8 +261,9 @@ class AuditStore:
 
     def list(self, limit: int) -> list[AuditRow]:
         with self._using(write=False) as db:
-            rows = db.execute("SELECT audit_id, state, model_path, created_at, finished_at, error, NULL "
-                              "FROM audits ORDER BY created_at DESC LIMIT ?", (limit,)).fetchall()
+            rows = db.execute("SELECT audit_id, state, model_path, created_at, finished_at, error, NULL, images, "
+                              "images_left, summary_json FROM audits ORDER BY created_at DESC LIMIT ?",
+                              (limit,)).fetchall()
         return [self._with_pending(AuditRow(*r), report=False) for r in rows]
 
     def delete(self, audit_id: str) -> str | None:
@@ -290,9 +331,10 @@ class AuditStore:
         pending = self._pending.get(row.audit_id)
         if pending is None or row.state not in UNFINISHED:
             return row
-        state, error, report_json, finished = pending
-        return replace(row, state=state, error=error, finished_at=finished,
-                       report_json=report_json if report else None)
+        state, error, stored, finished = pending
+        stored = stored or StoredReport(None)  # type: ignore[arg-type]
+        return replace(row, state=state, error=error, finished_at=finished, report_json=stored.text if report else None,
+                       images=stored.images, images_left=stored.images_left, summary_json=stored.summary_json)
 
     async def call(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """``method`` (one of this store's) on the store's thread, awaited; StoreError once closed."""

@@ -197,11 +197,14 @@ def test_oversized_message_is_refused_and_the_server_keeps_serving(client):
     assert client.run("sub/small.onnx", images=DataPath("photos"), **QUICK)["protocols"]["crop"]["pairs"] == 6
 
 
-def _start_slow(target: str, events: list, errors: list) -> threading.Thread:
+def _start_slow(target: str, events: list, errors: list, reports: list | None = None) -> threading.Thread:
     def run():
         with AuditClient(target) as c:
             try:
-                c.run("lite0.onnx", images=DataPath("photos"), on_accepted=lambda i, q: events.append((i, q)), **SLOW)
+                report = c.run("lite0.onnx", images=DataPath("photos"), on_accepted=lambda i, q: events.append((i, q)),
+                               **SLOW)
+                if reports is not None:
+                    reports.append(report)
             except RemoteError as e:
                 errors.append(e.code)
     t = threading.Thread(target=run)
@@ -212,10 +215,11 @@ def _start_slow(target: str, events: list, errors: list) -> threading.Thread:
 def test_two_concurrent_audits_one_queued_and_a_full_queue(server, client):
     events: list = []
     errors: list = []
-    threads = [_start_slow(server.target, events, errors) for _ in range(2)]
+    reports: list = []
+    threads = [_start_slow(server.target, events, errors, reports) for _ in range(2)]
     wait_for(lambda: len(events) == 2)
     wait_for(lambda: sum(a.state == pb.AUDIT_STATE_RUNNING for a in client.list()) == 2)
-    threads.append(_start_slow(server.target, events, errors))
+    threads.append(_start_slow(server.target, events, errors, reports))
     wait_for(lambda: len(events) == 3)
     assert sorted(q for _, q in events) == [0, 0, 1]
     with pytest.raises(RemoteError) as e:
@@ -227,8 +231,11 @@ def test_two_concurrent_audits_one_queued_and_a_full_queue(server, client):
         client.cancel(audit_id)
     for t in threads:
         t.join(30)
-    assert errors == [grpc.StatusCode.CANCELLED] * 3
+    # the running ones end with their partial reports (resumable), the queued one had started nothing
+    assert errors == [grpc.StatusCode.CANCELLED] and len(reports) == 2
+    assert all(r["interrupted"]["images_left"] + len(r["images"]) == 6 for r in reports)
     assert {client.get(i).state for i, _ in events} == {pb.AUDIT_STATE_CANCELLED}
+    assert sorted(bool(client.get(i).report_json) for i, _ in events) == [False, True, True]
     assert server.healthy() == health_pb2.HealthCheckResponse.SERVING
 
 
@@ -373,3 +380,25 @@ def test_sigterm_gives_a_grace_period_then_stores_the_cut_audit_as_interrupted(r
             assert cut.state == pb.AUDIT_STATE_INTERRUPTED and cut.error == "the server stopped"
     finally:
         srv.stop()
+
+
+def test_without_state_dir_a_normal_user_s_server_keeps_its_state_under_the_state_home(roots, tmp_path):
+    """The README's server command gives no --state-dir: the state lives under $XDG_STATE_HOME (else
+    ~/.local/state), which any user can make; /var/lib/shiftaudit, the README's before, needs root."""
+    import os
+
+    from tests.support.server_process import SERVER
+
+    model_root, _ = roots
+    for env, where in (({"HOME": str(tmp_path / "home")}, tmp_path / "home" / ".local" / "state" / "shiftaudit"),
+                       ({"HOME": str(tmp_path / "h2"), "XDG_STATE_HOME": str(tmp_path / "xdg")},
+                        tmp_path / "xdg" / "shiftaudit")):
+        environ = {k: v for k, v in os.environ.items() if k != "XDG_STATE_HOME"} | env
+        proc = subprocess.Popen([SERVER, "--model-root", str(model_root), "--listen", "127.0.0.1:0"], env=environ,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert "listening on" in proc.stdout.readline()
+            assert (where / "uploads").is_dir() and (where / "audits.sqlite").is_file(), sorted(where.rglob("*"))
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.communicate(timeout=30)

@@ -5,7 +5,9 @@ import sqlite3
 
 import pytest
 
-from shiftaudit.server.service.store import AuditStore, StoreError
+from shiftaudit.server.service.store import AuditStore, StoredReport, StoreError
+
+REPORT = StoredReport("{}")
 
 
 def test_a_finished_audit_keeps_its_state(tmp_path):
@@ -13,7 +15,7 @@ def test_a_finished_audit_keeps_its_state(tmp_path):
     for audit_id, end in (("a", "succeeded"), ("b", "failed"), ("c", "cancelled")):
         store.create(audit_id, "m.onnx")
         store.set_state(audit_id, "running")
-        store.set_state(audit_id, end, report_json="{}" if end == "succeeded" else None)
+        store.set_state(audit_id, end, report=REPORT if end == "succeeded" else None)
         store.set_state(audit_id, "cancelled", "client cancelled or deadline expired")
         store.set_state(audit_id, "interrupted", "the server stopped")
         row = store.get(audit_id)
@@ -31,7 +33,7 @@ def test_a_success_kept_for_later_is_not_overwritten_by_a_later_cancel(tmp_path)
     lock = sqlite3.connect(tmp_path / "audits.sqlite", isolation_level=None, timeout=0)
     lock.execute("BEGIN EXCLUSIVE")
     with pytest.raises(StoreError):
-        store.finish("a", "succeeded", report_json="{}")
+        store.finish("a", "succeeded", report=REPORT)
     store.finish("a", "cancelled", "client cancelled or deadline expired")  # kept already: ignored
     assert (store.get("a").state, store.get("a").report_json) == ("succeeded", "{}")  # answered meanwhile
     assert not store.probe() and not store.flush_pending()

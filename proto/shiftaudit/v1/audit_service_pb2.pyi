@@ -52,7 +52,7 @@ class Preprocessing(_message.Message):
     def __init__(self, mean: _Optional[_Iterable[float]] = ..., std: _Optional[_Iterable[float]] = ..., pixel_range: _Optional[float] = ..., channel_order: _Optional[str] = ..., output_kind: _Optional[str] = ..., preset: _Optional[str] = ...) -> None: ...
 
 class AuditOptions(_message.Message):
-    __slots__ = ("protocols", "size", "shift_x", "shift_y", "pairs_per_image", "seed", "canvas_height", "canvas_width", "filter", "sweep_pixels", "sweep_step", "size_sweep_min", "size_sweep_max", "size_sweep_step", "batch", "strict", "target_halfwidth", "choose_pairs")
+    __slots__ = ("protocols", "size", "shift_x", "shift_y", "pairs_per_image", "seed", "canvas_height", "canvas_width", "filter", "sweep_pixels", "sweep_step", "size_sweep_min", "size_sweep_max", "size_sweep_step", "batch", "strict", "target_halfwidth", "choose_pairs", "large_shift")
     PROTOCOLS_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
     SHIFT_X_FIELD_NUMBER: _ClassVar[int]
@@ -71,6 +71,7 @@ class AuditOptions(_message.Message):
     STRICT_FIELD_NUMBER: _ClassVar[int]
     TARGET_HALFWIDTH_FIELD_NUMBER: _ClassVar[int]
     CHOOSE_PAIRS_FIELD_NUMBER: _ClassVar[int]
+    LARGE_SHIFT_FIELD_NUMBER: _ClassVar[int]
     protocols: _containers.RepeatedScalarFieldContainer[str]
     size: int
     shift_x: int
@@ -89,7 +90,8 @@ class AuditOptions(_message.Message):
     strict: bool
     target_halfwidth: float
     choose_pairs: bool
-    def __init__(self, protocols: _Optional[_Iterable[str]] = ..., size: _Optional[int] = ..., shift_x: _Optional[int] = ..., shift_y: _Optional[int] = ..., pairs_per_image: _Optional[int] = ..., seed: _Optional[int] = ..., canvas_height: _Optional[int] = ..., canvas_width: _Optional[int] = ..., filter: _Optional[str] = ..., sweep_pixels: _Optional[int] = ..., sweep_step: _Optional[float] = ..., size_sweep_min: _Optional[int] = ..., size_sweep_max: _Optional[int] = ..., size_sweep_step: _Optional[int] = ..., batch: _Optional[int] = ..., strict: _Optional[bool] = ..., target_halfwidth: _Optional[float] = ..., choose_pairs: _Optional[bool] = ...) -> None: ...
+    large_shift: bool
+    def __init__(self, protocols: _Optional[_Iterable[str]] = ..., size: _Optional[int] = ..., shift_x: _Optional[int] = ..., shift_y: _Optional[int] = ..., pairs_per_image: _Optional[int] = ..., seed: _Optional[int] = ..., canvas_height: _Optional[int] = ..., canvas_width: _Optional[int] = ..., filter: _Optional[str] = ..., sweep_pixels: _Optional[int] = ..., sweep_step: _Optional[float] = ..., size_sweep_min: _Optional[int] = ..., size_sweep_max: _Optional[int] = ..., size_sweep_step: _Optional[int] = ..., batch: _Optional[int] = ..., strict: _Optional[bool] = ..., target_halfwidth: _Optional[float] = ..., choose_pairs: _Optional[bool] = ..., large_shift: _Optional[bool] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
     __slots__ = ("path", "digest", "size_bytes", "loaded")
@@ -114,7 +116,7 @@ class TensorInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ..., dtype: _Optional[str] = ...) -> None: ...
 
 class Audit(_message.Message):
-    __slots__ = ("audit_id", "state", "model_path", "created_at", "finished_at", "error", "report_json")
+    __slots__ = ("audit_id", "state", "model_path", "created_at", "finished_at", "error", "report_json", "images", "images_left", "summary_json")
     AUDIT_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     MODEL_PATH_FIELD_NUMBER: _ClassVar[int]
@@ -122,6 +124,9 @@ class Audit(_message.Message):
     FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     REPORT_JSON_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_LEFT_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_JSON_FIELD_NUMBER: _ClassVar[int]
     audit_id: str
     state: AuditState
     model_path: str
@@ -129,7 +134,10 @@ class Audit(_message.Message):
     finished_at: _timestamp_pb2.Timestamp
     error: str
     report_json: str
-    def __init__(self, audit_id: _Optional[str] = ..., state: _Optional[_Union[AuditState, str]] = ..., model_path: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., error: _Optional[str] = ..., report_json: _Optional[str] = ...) -> None: ...
+    images: int
+    images_left: int
+    summary_json: str
+    def __init__(self, audit_id: _Optional[str] = ..., state: _Optional[_Union[AuditState, str]] = ..., model_path: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., error: _Optional[str] = ..., report_json: _Optional[str] = ..., images: _Optional[int] = ..., images_left: _Optional[int] = ..., summary_json: _Optional[str] = ...) -> None: ...
 
 class GetServerInfoRequest(_message.Message):
     __slots__ = ()
@@ -242,20 +250,22 @@ class UploadImagesResponse(_message.Message):
     def __init__(self, dataset_id: _Optional[str] = ..., files: _Optional[int] = ..., bytes: _Optional[int] = ...) -> None: ...
 
 class RunAuditRequest(_message.Message):
-    __slots__ = ("model", "data_path", "dataset_id", "options", "preprocessing", "labels_csv")
+    __slots__ = ("model", "data_path", "dataset_id", "options", "preprocessing", "labels_csv", "resume_json")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     DATA_PATH_FIELD_NUMBER: _ClassVar[int]
     DATASET_ID_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
     PREPROCESSING_FIELD_NUMBER: _ClassVar[int]
     LABELS_CSV_FIELD_NUMBER: _ClassVar[int]
+    RESUME_JSON_FIELD_NUMBER: _ClassVar[int]
     model: ModelRef
     data_path: str
     dataset_id: str
     options: AuditOptions
     preprocessing: Preprocessing
     labels_csv: str
-    def __init__(self, model: _Optional[_Union[ModelRef, _Mapping]] = ..., data_path: _Optional[str] = ..., dataset_id: _Optional[str] = ..., options: _Optional[_Union[AuditOptions, _Mapping]] = ..., preprocessing: _Optional[_Union[Preprocessing, _Mapping]] = ..., labels_csv: _Optional[str] = ...) -> None: ...
+    resume_json: str
+    def __init__(self, model: _Optional[_Union[ModelRef, _Mapping]] = ..., data_path: _Optional[str] = ..., dataset_id: _Optional[str] = ..., options: _Optional[_Union[AuditOptions, _Mapping]] = ..., preprocessing: _Optional[_Union[Preprocessing, _Mapping]] = ..., labels_csv: _Optional[str] = ..., resume_json: _Optional[str] = ...) -> None: ...
 
 class AuditAccepted(_message.Message):
     __slots__ = ("audit_id", "queue_position")
