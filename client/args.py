@@ -67,6 +67,20 @@ class Options(ArgGroup):
 
 
 @dataclass(frozen=True)
+class Given(ArgGroup):
+    """The fields of an option dataclass the command line set (its flags are another group's): what a
+    resumed audit checks against the options it was started with."""
+
+    cls: type
+
+    def add(self, flags: Flags) -> None:
+        pass
+
+    def parse(self, args: argparse.Namespace) -> dict[str, Any]:
+        return given(args, self.cls)
+
+
+@dataclass(frozen=True)
 class Argument(ArgGroup):
     """One hand-made flag or positional (``names``: argparse's), parsed as argparse gives it."""
 

@@ -5,6 +5,8 @@ and every view render; and the commands that render a stored report again: ``rep
 from __future__ import annotations
 
 import json
+import shlex
+from datetime import datetime
 from pathlib import Path
 
 from shiftaudit.server.engine.compare import CompareError, compare_reports
@@ -14,11 +16,14 @@ from shiftaudit.v1 import audit_service_pb2 as pb
 
 from .. import layers
 from ..args import Argument, Command, Options, images
+from ..audits import placed
 from ..gates import Gates
+from ..interrupt import EXIT_INTERRUPTED
 from ..outputs import Output, OutputOptions, check, report_json
 from ..remote import Connection
-from ..summary import summarise, summarise_comparison
-from ..table import format_comparison, format_table
+from ..summary import estimate, summarise, summarise_comparison
+from ..table import format_comparison, format_table, grid
+from ..verdict import judge, verdict
 from .common import end, load_json, load_report
 
 GATES = Options(Gates, only=("max_p_top1_change", "max_mac", "gate_on", "inconclusive", "judge_anyway"))
@@ -61,8 +66,10 @@ def finish(report: dict, out: OutputOptions, gates: Gates, wanted: list[Output],
     def html() -> str:
         from .. import html
 
+        profile = added()
         return html.render(report, summary, images if isinstance(images, Path) else None, not out.no_thumbnails,
-                           [layers.section(p)] if (p := added()) else [])
+                           [layers.section(profile)] if profile else [],
+                           f"{summary.command} {shlex.join(['--layers', str(out.layers)])}" if profile else None)
 
     def junit() -> str:
         from .. import junit
@@ -92,10 +99,46 @@ def _get(audit_id: str, server: str, images: Path | None, connection: Connection
     wanted, profile = prepare(out, {})
     with connection.connect(server) as client:
         audit = client.get(audit_id)
-    if audit.state != pb.AUDIT_STATE_SUCCEEDED:
-        state = pb.AuditState.Name(audit.state).removeprefix("AUDIT_STATE_").lower()
-        raise InputError(f"audit {audit_id} is {state}" + (f": {audit.error}" if audit.error else "") + ": it has no report")
-    return finish(json.loads(audit.report_json), out, gates, wanted, images, profile)
+    report = placed(json.loads(audit.report_json), server) if audit.report_json else None
+    if report is None:
+        raise InputError(f"audit {audit_id} is {state_name(audit.state)}" + (f": {audit.error}" if audit.error else "")
+                         + ": it has no report")
+    code = finish(report, out, gates, wanted, images, profile)
+    return EXIT_INTERRUPTED if report.get("interrupted") else code
+
+
+def state_name(state: int) -> str:
+    return pb.AuditState.Name(state).removeprefix("AUDIT_STATE_").lower()
+
+
+LIST_HEAD = ["audit", "state", "model", "started", "images", "verdict"]
+
+
+def _list(server: str, connection: Connection, limit: int, gates: Gates) -> int:
+    """The server's audits, newest first, one line each: with gates, each report's verdict under them;
+    without, its most sensitive protocol."""
+    with connection.connect(server) as client:
+        audits = client.list(limit)
+    rows = [[a.audit_id, state_name(a.state), a.model_path,
+             datetime.fromtimestamp(a.created_at.ToSeconds()).strftime("%Y-%m-%d %H:%M:%S"),
+             (str(a.images) + (f" ({a.images_left} left)" if a.images_left else "")) if a.summary_json else "–",
+             _listed_verdict(json.loads(a.summary_json), a.images, gates) if a.summary_json else (a.error or "–")]
+            for a in audits]
+    print("\n".join(grid(LIST_HEAD, rows, left=(0, 1, 2, 3, 5))) if rows else f"no audits on {server}")
+    return 0
+
+
+def _listed_verdict(summary: dict, images: int, gates: Gates) -> str:
+    """A listed report's verdict under ``gates``, or without gates its most sensitive protocol."""
+    checks = gates.checks(summary)
+    if checks is None:
+        measured = {name: p["p_top1_change"]["value"] for name, p in summary["protocols"].items()
+                    if p["p_top1_change"]["value"] is not None}
+        if not measured:
+            return "no pairs measured"
+        worst = max(measured, key=measured.get)
+        return f"most sensitive: {worst}, P(top-1 change) {estimate(summary['protocols'][worst]['p_top1_change'])}"
+    return verdict([judge(c, gates, images, summary["cannot_judge"]) for c in checks]).text
 
 
 def _merge(parts: list[Path], images: Path | None, out: OutputOptions, gates: Gates) -> int:
@@ -113,8 +156,14 @@ REPORT = Command("audit-client report", "Render a stored report again: the table
                  "be applied anew).", {"path": Argument(("report",), {"type": Path, "help": "a report written by "
                                                         "--json (- : standard input)"}),
                                        "images": IMAGES, "out": OUTPUTS, "gates": GATES}, _report)
+LIST = Command("audit-client list", "List a server's audits, newest first: id, state, model, when, images and, with "
+               "gates, each one's verdict (audit-client get ID fetches one).",
+               {"server": Argument(("--server",), {"required": True, "help": "HOST:PORT of the audit-server"}),
+                "connection": Options(Connection, only=("token_file", "tls_ca", "tls_cert", "tls_key")),
+                "limit": Argument(("--limit",), {"type": int, "default": 20, "help": "how many (default 20)"}),
+                "gates": GATES}, _list)
 GET = Command("audit-client get", "Fetch a finished audit's report from a server: the table, and its views as files.",
-              {"audit_id": Argument(("audit_id",), {"help": "the id RunAudit answered (ListAudits lists them)"}),
+              {"audit_id": Argument(("audit_id",), {"help": "the id the audit printed when it started (audit-client list --server S lists them)"}),
                "server": Argument(("--server",), {"required": True, "help": "HOST:PORT of the audit-server"}),
                "images": IMAGES, "connection": Options(Connection, only=("token_file", "tls_ca", "tls_cert", "tls_key")),
                "out": OUTPUTS, "gates": GATES}, _get)

@@ -95,7 +95,9 @@ def test_get_fetches_a_finished_audit_from_the_server(server, tmp_path, capsys):
         report = client.run("sub/small.onnx", images=DataPath("photos"), on_accepted=lambda i, _: ids.append(i), **QUICK)
     out, md = tmp_path / "r.json", tmp_path / "r.md"
     assert main(["--server", server.target, "get", ids[0], "--json", str(out), "--markdown", str(md)]) == 0
-    assert json.loads(out.read_text()) == report and "`small.onnx`" in md.read_text()
+    # as the server stored it, and beside its id the server it came from (what `get` needs to fetch it again)
+    assert json.loads(out.read_text()) == {**report, "audit": {"id": ids[0], "server": server.target}}
+    assert "`small.onnx`" in md.read_text()
     assert main(["get", "no-such-audit", "--server", server.target]) == 2
     assert "NOT_FOUND" in capsys.readouterr().err
 
