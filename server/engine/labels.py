@@ -11,6 +11,7 @@ without a label, and indices beyond the model's output when no class names tell 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,14 +70,14 @@ def merge_labels(shards: list[dict], order: dict[str, int], unknown: dict) -> di
     return merged
 
 
-def load_labels(path: Path, class_names: list[str] | None) -> Labels:
+def load_labels(path: Path, class_names: list[str] | None, images: Iterable[str] | None = None) -> Labels:
     try:
         text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise InputError(f"{named('labels')} {path}: not UTF-8 text (byte {e.start})") from None
     except OSError as e:
         raise InputError(f"{named('labels')} {path}: {e.strerror}") from None
-    return parse_labels(text, class_names, f"{named('labels')} {path}")
+    return parse_labels(text, class_names, f"{named('labels')} {path}", images)
 
 
 def label_lines(text: str) -> list[tuple[int, str, str]]:
@@ -103,8 +104,14 @@ def unknown_names(text: str, images: list[str]) -> list[str]:
                               if name not in names and not (i == 0 and not label.lstrip("-").isdigit())))
 
 
-def parse_labels(text: str, class_names: list[str] | None, source: str = "labels") -> Labels:
+def parse_labels(text: str, class_names: list[str] | None, source: str = "labels",
+                 images: Iterable[str] | None = None) -> Labels:
+    """The labels of ``text`` (``image,label`` lines: a class index, or a class name of ``class_names``).
+    The first line is a header, and skipped, only when its label is no class and its image names none of
+    ``images`` (the audit's image names; by file name too): a typo in the first label is an error, not a
+    header."""
     index = {n: i for i, n in enumerate(class_names or [])}
+    known = None if images is None else {m for n in images for m in (n, Path(n).name)}
     labels = Labels()
     try:
         lines = label_lines(text)
@@ -120,10 +127,11 @@ def parse_labels(text: str, class_names: list[str] | None, source: str = "labels
                                  "names")
         elif label in index:
             value = index[label]
-        elif i == 0:  # a header line: image,label
+        elif i == 0 and (known is None or name not in known):  # a header line: image,label
             continue
         else:
-            raise InputError(f"{source}, line {n}: {label[:80]!r} is neither a class index nor a class name")
+            raise InputError(f"{source}, line {n}: {label[:80]!r} is neither a class index nor a class name"
+                             + (f" (this line names the image {name[:80]!r}: it is no header)" if i == 0 else ""))
         if name in labels.by_image:
             if labels.by_image[name] != value:
                 raise InputError(f"{source}, line {n}: {name[:80]!r} is labelled again, as {label[:80]!r}, "

@@ -28,7 +28,8 @@ MAX_BATCH = 4096
 MAX_CANVAS = 4096  # a side; classifiers take a few hundred pixels, and a frame of 4096² is 200 MB already
 DEFAULT_CANVAS = (224, 224)  # for models whose input size is dynamic
 DEFAULT_BATCH = 32
-SHOWN_WHEN_SET = ("target_halfwidth", "choose_pairs")  # options newer than report v1's first config: in it only when set
+SHOWN_WHEN_SET = ("target_halfwidth", "choose_pairs", "large_shift")
+SMALL_SHIFT = 8  # pixels: a larger shift is no longer a small perturbation (the paper's are 1 pixel, sweeps up to 8)  # options newer than report v1's first config: in it only when set
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,8 @@ class AuditOptions:
     choose_pairs: bool = option(False, "with --target-halfwidth: choose the pairs per image that reach it with the "
                                 "fewest frames, after a pilot of the first 10 images at --pairs-per-image (2 at least); "
                                 "the report says what it chose and why")
+    large_shift: bool = option(False, f"allow a --shift or --sweep-step of more than {SMALL_SHIFT} pixels (no longer "
+                               "the paper's small perturbation)")
 
     def __post_init__(self) -> None:
         self._normalise()
@@ -153,6 +156,7 @@ class AuditOptions:
             raise OptionError(f"{named('batch')} must lie in 1..{MAX_BATCH}")
         if self.shift == (0, 0):
             raise OptionError(f"{named('shift')} must not be 0,0")
+        self._check_small()
         if not 1 <= self.pairs_per_image <= MAX_PAIRS_PER_IMAGE:
             raise OptionError(f"pairs per image must lie in 1..{MAX_PAIRS_PER_IMAGE}")
         if self.filter not in ("auto", *FILTERS):
@@ -173,6 +177,21 @@ class AuditOptions:
             if isinstance(value, list):
                 object.__setattr__(self, f.name, tuple(value))
         object.__setattr__(self, "protocols", tuple(dict.fromkeys(self.protocols)))
+
+    def _check_small(self) -> None:
+        """A shift (or sweep step) beyond `SMALL_SHIFT` pixels is refused, saying what it would audit, unless
+        asked for: ``--shift 99,99`` would resample crop to (H+99)x(W+99) and compare frames 99 pixels apart."""
+        dx, dy = self.shift
+        if self.large_shift or (max(abs(dx), abs(dy)) <= SMALL_SHIFT and self.sweep_step <= SMALL_SHIFT):
+            return
+        if max(abs(dx), abs(dy)) > SMALL_SHIFT:
+            raise OptionError(f"{named('shift')} {dx},{dy} is not a small shift: its frames would lie {max(abs(dx), abs(dy))} "
+                              f"pixels apart (crop would resample to (H+{abs(dy)})x(W+{abs(dx)}) and window it at 0 and "
+                              f"{-dx},{-dy}), not the paper's one pixel; give {named('large_shift')} to audit it anyway "
+                              f"(at most {SMALL_SHIFT} pixels otherwise)")
+        raise OptionError(f"{named('sweep_step')} {self.sweep_step:g} moves the sequence {self.sweep_step:g} pixels a "
+                          f"frame, not a small step; give {named('large_shift')} to audit it anyway (at most "
+                          f"{SMALL_SHIFT} pixels otherwise)")
 
     def _check_sweeps(self) -> None:
         """The sweeps' pixels and step make whole steps, not too many; the size sweep is a range."""

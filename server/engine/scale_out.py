@@ -155,7 +155,7 @@ def run_on_ray(model: Path, images: str, options: AuditOptions, ray_options: Ray
     if not model.is_file():
         raise FileNotFoundError(f"model {model} does not exist")
     pre = load_preprocessing(model, **(preprocessing or {}))
-    truth = load_labels(labels, class_names(model, pre)) if labels else None  # errors here, before the cluster
+    truth = load_labels(labels, class_names(model, pre), listed) if labels else None  # errors here, before the cluster
     ours = not ray.is_initialized()
     if ours:
         ray.init(**({} if ray_options.address == "local" else {"address": ray_options.address}),

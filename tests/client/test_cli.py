@@ -222,3 +222,53 @@ def test_an_error_names_the_option_as_its_flag_and_never_touches_a_path(small_mo
     assert str(again) == "rise must be above 0, not -1" and again.marked == e.value.marked != str(again)
     code, _, err = _cli(capsys, "layers", "--engine", small_model, "--images", example_images, "--rise", "-1")
     assert code == 2 and err == "audit-client: error: --rise must be above 0, not -1\n"
+
+
+def test_a_first_line_that_names_an_image_is_a_label_not_a_header(tmp_path, example_images, capsys):
+    """A typo in the first label ('Egyptian kat') used to be taken for a header and the label dropped
+    ("1 of 6 images labelled", exit 0); a header is a first line whose first field names no image."""
+    labels = tmp_path / "labels.csv"
+    labels.write_text("cat_chelsea.jpg,Egyptian kat\ncoffee_cup.jpg,coffee mug\n")
+    code, _, err = _cli(capsys, "--engine", EXAMPLE_MODEL, "--images", example_images, "--protocol", "null",
+                        "--labels", labels)
+    assert code == 2 and err.count("\n") == 1
+    assert "line 1: 'Egyptian kat' is neither a class index nor a class name (this line names the image" in err
+    labels.write_text("file,class\ncat_chelsea.jpg,Egyptian cat\ncoffee_cup.jpg,coffee mug\n")  # a real header
+    code, out, err = _cli(capsys, "--engine", EXAMPLE_MODEL, "--images", example_images, "--protocol", "null",
+                          "--labels", labels)
+    assert code == 0 and "labels: 2 of 6 images labelled" in out, err
+
+
+def test_a_shift_that_is_not_small_is_refused_unless_asked_for(small_model, example_images, tmp_path, capsys):
+    """--shift 99,99 used to run as if it were a one-pixel audit (crop resampled to 323x323, frames 99 pixels
+    apart)."""
+    code, _, err = _cli(capsys, "--engine", EXAMPLE_MODEL, "--images", example_images, "--shift", "99,99")
+    assert code == 2 and err.count("\n") == 1
+    assert ("--shift 99,99 is not a small shift: its frames would lie 99 pixels apart (crop would resample to "
+            "(H+99)x(W+99)") in err and "give --large-shift to audit it anyway" in err
+    code, _, err = _cli(capsys, "--engine", small_model, "--images", example_images, "--size", "40", "--sweep-step",
+                        "9", "--sweep-pixels", "18", "--protocol", "translate-sweep")
+    assert code == 2 and "--sweep-step 9 moves the sequence 9 pixels a frame" in err
+    out_json = tmp_path / "r.json"
+    code, _, err = _cli(capsys, "--engine", small_model, "--images", example_images, "--size", "40", "--shift",
+                        "12,0", "--large-shift", "--protocol", "embed-black", "--json", out_json)
+    assert code == 0, err
+    report = json.loads(out_json.read_text())
+    assert report["config"]["large_shift"] is True and report["config"]["shift"] == [12, 0]
+    assert {tuple(u["placements"][1][:2]) for r in report["images"] for u in r["units"]} and all(
+        u["placements"][1][0] - u["placements"][0][0] == 12 for r in report["images"] for u in r["units"])
+
+
+def test_the_top_level_help_lists_every_subcommand(capsys):
+    from shiftaudit.client.cli import COMMANDS
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for name in COMMANDS:
+        assert f"\n  {name} " in out, name
+    assert "130 interrupted" in out
+    for name, (command, _) in COMMANDS.items():  # and each runs its own
+        with pytest.raises(SystemExit):
+            main([name, "--help"])
+        assert command.prog in capsys.readouterr().out
