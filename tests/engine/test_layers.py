@@ -15,7 +15,7 @@ from shiftaudit.server.engine.layers import LayerOptions, merge_profiles, profil
 from shiftaudit.server.engine.layers.shiftability import Sums, interior, translate, whole_move
 from shiftaudit.server.engine.options import AuditOptions
 from tests.support import EXAMPLE_IMAGES, EXAMPLE_MODEL, assert_valid_report, write_image
-from tests.support.models import shift_cnn
+from tests.support.models import shift_cnn, strided_stack
 
 # frames for the built networks: 32-pixel images, content in the middle 16x16 with a black halo of 8
 # pixels, embedded unresampled (size 32) on a 48x48 canvas; black is 0 after the preprocessing
@@ -188,3 +188,16 @@ def test_a_tensor_s_interval_takes_the_image_as_the_unit():
     lone = Sums()
     lone.add_image(Sums(2, 0, total.total, total.squares))
     assert lone.summary()["ci95"][1] is None  # one image: no upper end
+
+
+def test_the_stride_is_the_ops_step_not_the_canvas_over_the_size(haloed, tmp_path):
+    """240 pixels through five stride-2 stages give 8 cells: 240/8 = 30, but the network's stride is 32 (the
+    padding rounds 7.5 cells up), and its equivariance is measured with a shift of 32."""
+    model = strided_stack(tmp_path / "stack.onnx")
+    model.with_suffix(".json").write_text('{"mean": [0, 0, 0], "std": [1, 1, 1], "pixel_range": 255}')
+    doc = _profile(model, haloed, tensors=("all",))
+    rows = {r["name"]: r for r in doc["tensors"]}
+    assert [rows[f"r{k}"]["stride"] for k in range(5)] == [[2, 2], [4, 4], [8, 8], [16, 16], [32, 32]]
+    assert rows["r4"]["shape"][1:] == [8, 8]
+    assert rows["r4"]["equivariance"]["value"] is not None  # measured at the whole stride 32
+    assert 32 in doc["steps"] and 30 not in doc["steps"]

@@ -168,3 +168,27 @@ def shift_cnn(path: Path, *, subsample: str = "none", channels: int = 8, classes
         [numpy_helper.from_array(v, k) for k, v in weights.items()])
     _save(graph, path)
     return path
+
+
+def strided_stack(path: Path, *, hw: int = 240, stages: int = 5, channels: int = 4, classes: int = 10,
+                  seed: int = 0) -> Path:
+    """``stages`` convolutions of stride 2 (3x3, zero padding 1) on an ``hw`` input, then global average
+    pooling and a matmul: at 240 pixels the last stage has 8x8 cells (padding rounds 7.5 up), so its
+    stride is 32 although 240/8 is 30."""
+    rng = np.random.default_rng(seed)
+    nodes, weights, x, c = [], {}, "input", 3
+    for k in range(stages):
+        weights[f"w{k}"] = rng.normal(size=(channels, c, 3, 3)).astype(np.float32) / c
+        nodes += [helper.make_node("Conv", [x, f"w{k}"], [f"c{k}"], name=f"conv{k}", strides=[2, 2], pads=[1, 1, 1, 1]),
+                  helper.make_node("Relu", [f"c{k}"], [f"r{k}"], name=f"relu{k}")]
+        x, c = f"r{k}", channels
+    weights["fc"] = rng.normal(size=(channels, classes)).astype(np.float32)
+    nodes += [helper.make_node("GlobalAveragePool", [x], ["gap"], name="gap"),
+              helper.make_node("Flatten", ["gap"], ["feat"], name="flatten"),
+              helper.make_node("MatMul", ["feat", "fc"], ["logits"], name="fc")]
+    graph = helper.make_graph(
+        nodes, "strided_stack", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, hw, hw])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", classes])],
+        [numpy_helper.from_array(v, k) for k, v in weights.items()])
+    _save(graph, path)
+    return path

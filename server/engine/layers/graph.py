@@ -126,12 +126,17 @@ class Graph:
                 axes = _spatial_axes(shape, self.canvas, layout) if shape is not None and len(shape) == 4 else None
                 if axes is None or shape[0] != self._batch():
                     continue
-                sources = [made[i] for i in node.input if i in made]
-                c, h, w = (shape[a] for a in axes)
-                stride = (_stride(H, h), _stride(W, w))
-                made[out] = Tensor(out, depth, node.name or out, node.op_type, (c, h, w), axes, stride,
-                                   _subsampler(node, stride, sources), _receptive_field(node, sources, weights))
+                made[out] = self._tensor(node, out, depth, [shape[a] for a in axes], axes,
+                                         [made[i] for i in node.input if i in made], weights)
         return list(made.values())
+
+    def _tensor(self, node, out: str, depth: int, chw: list[int], axes: tuple[int, int, int], sources: list[Tensor],
+                weights: dict[str, tuple]) -> Tensor:
+        """A spatial node output of ``chw``, made from its spatial inputs ``sources``."""
+        (H, W), (c, h, w) = self.canvas, chw
+        stride = _op_stride(node, sources, (h, w)) or (_stride(H, h), _stride(W, w))
+        return Tensor(out, depth, node.name or out, node.op_type, (c, h, w), axes, stride,
+                      _subsampler(node, stride, sources), _receptive_field(node, sources, weights))
 
     def _batch(self) -> int:
         return self.spec.batch or 1
@@ -191,6 +196,23 @@ class Graph:
         """Bytes of the chosen activations of one frame, as ONNX Runtime hands them back (at most: float16
         tensors take half)."""
         return sum(int(np.prod(t.shape)) * 4 for t in tensors if t.node is not None)
+
+
+def _op_stride(node, sources: list[Tensor], size: tuple[int, int]) -> tuple[float, float] | None:
+    """The cumulative stride as the ops make it: a convolution's or pool's ``strides`` times its input's,
+    an op that keeps the size its input's. This is the step in input pixels between neighbouring cells,
+    which the canvas over the size only approximates: padding rounds up (240 pixels through five
+    stride-2 stages give 8 cells: 240/8 = 30, where a shift of 32 moves the tensor one cell). None when
+    an op of another kind changes the size on the way (Resize, Slice...): then the ratio is all there is."""
+    if not sources:
+        return None
+    source = max(sources, key=lambda t: max(t.stride))
+    if any(s != int(s) for s in source.stride):
+        return None
+    if node.op_type in KERNELS:
+        strides = next((list(a.ints) for a in node.attribute if a.name == "strides"), None) or [1, 1]
+        return (source.stride[0] * strides[0], source.stride[1] * strides[-1])
+    return source.stride if tuple(size) == source.shape[1:] else None
 
 
 def _subsampler(node, stride: tuple[float, float], sources: list[Tensor]) -> tuple[str, str] | None:
