@@ -54,24 +54,43 @@ def most_sensitive(report: dict, k: int = GALLERY) -> list[Pair]:
 def _frames(report: dict, pairs: list[Pair], images: Path) -> Iterator[tuple[Pair, list[np.ndarray] | str]]:
     """Each pair's two frames as the engine saw them (pixel values, before mean and std), planned again
     from the config, the image's digest and size; or why they cannot be shown."""
-    options = AuditOptions(**report["config"])
-    files = dict(image_files(images))
+    options, files = AuditOptions(**report["config"]), dict(image_files(images))
     for pair in pairs:
         rec, unit = pair.record, pair.unit
-        path = files.get(rec["image"])
-        if path is None:
-            yield pair, f"{rec['image']} is not in {images}"
-            continue
-        source = read(path, rec["image"])
-        if source.digest != rec["sha256"]:
-            yield pair, f"{rec['image']} has changed since the audit"
-            continue
-        units = plan(unit["protocol"], source.size, source.digest, options)
-        placements = units[unit["index"]].frames[pair.first:pair.first + 2]
-        if [list(p.dst) for p in placements] != unit["placements"][pair.first:pair.first + 2]:
-            yield pair, "planned again, the frames differ from the report's (another shiftaudit version?)"
-            continue
-        yield pair, [np.clip(f, 0, 255).astype(np.uint8) for f in render_frames(source.pixels, placements)]
+        yield pair, unit_frames(options, files, images, rec["image"], unit["protocol"], unit["index"],
+                                [pair.first, pair.first + 1], rec["sha256"], unit["placements"])
+
+
+def unit_frames(options: AuditOptions, files: dict[str, Path], images: Path, name: str, protocol: str, index: int,
+                which: list[int], sha256: str | None = None,
+                placements: list | None = None) -> list[np.ndarray] | str:
+    """Frames ``which`` of unit ``index`` of ``protocol`` on image ``name`` (``files``: name -> path), as the
+    engine saw them, planned again from the options and the image; or why they cannot be shown (checked
+    against the report's ``sha256`` and ``placements`` where it has them)."""
+    path = files.get(name)
+    if path is None:
+        return f"{name} is not in {images}"
+    source = read(path, name)
+    if sha256 is not None and source.digest != sha256:
+        return f"{name} has changed since the audit"
+    units = plan(protocol, source.size, source.digest, options)
+    if index >= len(units) or max(which) >= len(units[index].frames):
+        return "planned again, the unit is not there (other images or another shiftaudit version?)"
+    chosen = [units[index].frames[i] for i in which]
+    if placements is not None and [list(p.dst) for p in chosen] != [placements[i] for i in which]:
+        return "planned again, the frames differ from the report's (another shiftaudit version?)"
+    return [np.clip(f, 0, 255).astype(np.uint8) for f in render_frames(source.pixels, chosen)]
+
+
+def frame_thumbnails(config: dict, frames: list[tuple[str, str, int, int]], images: Path) -> dict[tuple, str]:
+    """A thumbnail (a data: URL) of each (image, protocol, unit, frame), or why it cannot be shown."""
+    options, files = AuditOptions(**config), dict(image_files(images))
+    out = {}
+    for key in frames:
+        name, protocol, index, frame = key
+        made = unit_frames(options, files, images, name, protocol, index, [frame])
+        out[key] = _thumbnail(made[0]) if isinstance(made, list) else made
+    return out
 
 
 def _thumbnail(frame: np.ndarray) -> str:
@@ -86,7 +105,8 @@ def _card(pair: Pair, frames: list[np.ndarray] | str | None) -> str:
     u, j = pair.unit, pair.first
     names = u.get("top1_names", [str(c) for c in u["top1"]])
     a, b = u["placements"][j], u["placements"][j + 1]
-    move = f"moved ({b[0] - a[0]:+g}, {b[1] - a[1]:+g}) px" + (f", size {a[2]}→{b[2]}" if a[2:] != b[2:] else "")
+    move = f"moved ({b[0] - a[0]:+g}, {b[1] - a[1]:+g}) px" + (
+        f", short side S {min(a[2:4])}→{min(b[2:4])}" if a[2:] != b[2:] else "")
     pictures = (" ".join(f'<img alt="frame {i}" src="{_thumbnail(f)}">' for i, f in zip((j, j + 1), frames))
                 if isinstance(frames, list) else f"<em>{html.escape(frames)}</em>" if frames else "")
     return (f'<div class="pair">{pictures}<div><b>{html.escape(short(pair.record["image"], 40))}</b> · '

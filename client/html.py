@@ -19,9 +19,9 @@ from pathlib import Path
 from shiftaudit.server.engine.protocols import REGISTRY
 
 from . import plots
-from .gallery import GALLERY, gallery
+from .gallery import GALLERY, frame_thumbnails, gallery
 from .page import document, facts, figure, grid
-from .summary import HEAD, ComparisonSummary, Summary, Verdict, plural
+from .summary import HEAD, PARTS_HEAD, ComparisonSummary, Summary, Verdict, parts, plural
 
 
 def _verdict(v: Verdict | None) -> str:
@@ -44,7 +44,7 @@ def _figures(report: dict, summary: Summary) -> list[str]:
     body = ["<h2>Sensitivity by protocol</h2>", _protocols(summary),
             figure(plots.protocols(report, summary.checks), "Each protocol's P(top-1 change) (the fraction of compared "
                    "frame pairs whose top-1 class differs) and MAC (mean absolute change of the first frame's top-1 "
-                   "probability), with 95 % intervals; dashed: the gates.")]
+                   "probability), with 95 % intervals" + ("; dashed: the gates." if summary.checks else "."))]
     for protocol in report["protocols"]:  # a protocol this version does not know is drawn as a pair protocol
         axis = REGISTRY[protocol].axis if protocol in REGISTRY else None
         svg = plots.sequences(report, protocol, axis) if axis else None
@@ -55,9 +55,15 @@ def _figures(report: dict, summary: Summary) -> list[str]:
                             "before.")]
     for protocol, p in report["protocols"].items():
         if p.get("by_size"):
+            counts = plots.images_by_size(report, protocol)
+            few = [s for s, n in counts.items() if 0 < n < plots.FEW_IMAGES]
             body += ["<h2>Against the embedded size (the paper's Fig. 6)</h2>",
-                     figure(plots.sizes(p["by_size"]), f"{protocol}: P(top-1 change) and MAC of a one-pixel shift at "
-                            "each embedded size, with 95 % bands.")]
+                     figure(plots.sizes(p["by_size"], counts), f"{protocol}: P(top-1 change) and MAC of a one-pixel shift at "
+                            "each embedded size, with 95 % bands" + (
+                                f". Grey, with their number of images: sizes measured on fewer than "
+                                f"{plots.FEW_IMAGES} images ({len(few)} of {len(p['by_size'])}: only images large "
+                                "enough for a size are embedded at it), whose intervals span most of 0–1 and say "
+                                "little; the band leaves them out." if few else "."))]
     body += ["<h2>By the first frame's confidence (the paper's App. A.4)</h2>",
              figure(plots.confidence(report), "P(top-1 change) per bin of the first frame's top-1 probability, with "
                     "95 % intervals; bins with no pairs are left out.")]
@@ -69,8 +75,10 @@ def _figures(report: dict, summary: Summary) -> list[str]:
 
 
 def render(report: dict, summary: Summary, images: Path | None = None, thumbnails: bool = True,
-           extra: Sequence[str] = ()) -> str:
-    """The page; ``extra``: further sections (a layer profile's, `layers.section`) before what was audited."""
+           extra: Sequence[str] = (), command: str | None = None) -> str:
+    """The page; ``extra``: further sections (a layer profile's, `layers.section`) before what was audited;
+    ``command``: the one that makes the page again, when it is more than the report's (`summary.command`)."""
+    command = command or summary.command
     body = [f"<h1>shiftaudit: <code>{html.escape(summary.model)}</code></h1>", _verdict(summary.verdict),
             f"<p>{html.escape(summary.run)}.</p>", *(f'<p class="warn">{html.escape(w)}.</p>' for w in summary.warnings),
             *_figures(report, summary),
@@ -80,15 +88,42 @@ def render(report: dict, summary: Summary, images: Path | None = None, thumbnail
             "<h2>What was audited</h2>",
             *(f"<p>{html.escape(n[0].upper() + n[1:])}.</p>" for n in (summary.accuracy, summary.target, summary.labels,
                                                                          summary.ray, summary.skipped) if n),
-            facts(summary.audited), "<h2>Run it again</h2>", f"<pre>{html.escape(summary.command)}</pre>"]
+            *_parts(report), facts(summary.audited), "<h2>Run it again</h2>", f"<pre>{html.escape(command)}</pre>"]
     return document(f"shiftaudit: {summary.model}", body)
 
 
-def render_comparison(comparison: dict, summary: ComparisonSummary) -> str:
-    """A comparison of two engines (``shiftaudit.compare/v1``) as a page of its own."""
+def _parts(report: dict) -> list[str]:
+    """A merged report's parts, each with where it ran and its time."""
+    rows = parts(report)
+    if not rows:
+        return []
+    return [f"<p>Merged from {plural(len(rows), 'part')}, its statistics added exactly:</p>",
+            grid(PARTS_HEAD, rows, {1, 2, 3})]
+
+
+def disagreeing(comparison: dict, summary: ComparisonSummary, images: Path | None, thumbnails: bool) -> str:
+    """The frames the engines disagree on, each with a picture of it when the images are at hand."""
+    pictures = frame_thumbnails(comparison["config"], [(d["image"], d["protocol"], d["index"], d["frame"])
+                                                       for d in summary.disagreements], images) \
+        if images and thumbnails else {}
+    rows = []
+    for d in summary.disagreements:
+        shown = pictures.get((d["image"], d["protocol"], d["index"], d["frame"]))
+        picture = (f'<img alt="frame" src="{shown}">' if shown and shown.startswith("data:")
+                   else f"<em>{html.escape(shown)}</em>" if shown else "")
+        cells = [d["image"], f"{d['protocol']} unit {d['index']}, frame {d['frame']}", str(d.get("a_name", d["a"])),
+                 str(d.get("b_name", d["b"]))]
+        rows.append(f"<tr><td>{picture}</td>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+    why = "" if pictures else ("<p>Pictures left out (--no-thumbnails).</p>" if not thumbnails else
+                               "<p>Pictures of the frames need the images (--images DIR).</p>")
+    return why + "<table><tr><th></th><th>image</th><th>frame</th><th>A</th><th>B</th></tr>" + "".join(rows) + "</table>"
+
+
+def render_comparison(comparison: dict, summary: ComparisonSummary, images: Path | None = None,
+                      thumbnails: bool = True) -> str:
+    """A comparison of two engines (``shiftaudit.compare/v1``) as a page of its own; the frames they
+    disagree on are pictured when ``images`` are at hand."""
     a, b = summary.a, summary.b
-    disagreements = [[d["image"], f"{d['protocol']} unit {d['index']}, frame {d['frame']}", str(d.get("a_name", d["a"])),
-                      str(d.get("b_name", d["b"]))] for d in summary.disagreements]
     body = [f"<h1>shiftaudit: <code>{html.escape(b['path'])}</code> against <code>{html.escape(a['path'])}</code></h1>",
             _verdict(summary.verdict), *(f'<p class="warn">{html.escape(w)}.</p>' for w in summary.warnings),
             f"<p>A (the baseline): <code>{html.escape(a['path'])}</code>, sha256 "
@@ -96,8 +131,18 @@ def render_comparison(comparison: dict, summary: ComparisonSummary) -> str:
             f"Both judged on the identical frames of {plural(summary.images, 'image')}.</p>",
             "<h2>Paired, protocol by protocol</h2>", grid(summary.head, summary.rows, set(range(1, 8))),
             figure(plots.increases(comparison, summary.checks), "The increase B − A of P(top-1 change) and of MAC, "
-                   "pair by pair on identical frames; 95 % intervals with the images as clusters; dashed: the gates."),
+                   "pair by pair on identical frames; 95 % intervals with the images as clusters"
+                   + ("; dashed: the gates." if summary.checks else ".")),
             "<h2>Frames the engines disagree on</h2>",
-            grid(["image", "frame", "A", "B"], disagreements, set()) if disagreements
-            else "<p>None: the engines agree on every frame.</p>", "<p>docs/compare.md explains every number.</p>"]
+            disagreeing(comparison, summary, images, thumbnails) if summary.disagreements
+            else "<p>None: the engines agree on every frame.</p>",
+            "<h2>What the numbers are</h2>", "<p>" + html.escape(
+                "Each protocol's pairs are judged by both engines on identical frames. P A and P B: each engine's "
+                "P(top-1 change), the fraction of pairs whose top-1 class differs between the two frames. The "
+                "increase B − A: their paired difference, with a 95 % interval that takes the image as the unit "
+                "(an image's pairs are not independent); McNemar p: the exact test of the pairs where only one "
+                "engine changed its answer. MAC increase: the same for the mean absolute change of the first "
+                "frame's top-1 probability. Agreement: the fraction of frames on which both engines give the same "
+                "top-1 class. A gate fails when the whole interval of an increase lies above its limit, passes "
+                "when it lies at or below it, and is inconclusive when it straddles it.") + "</p>"]
     return document(f"shiftaudit: {b['path']} against {a['path']}", body)

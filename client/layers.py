@@ -132,7 +132,7 @@ def plot(doc: dict) -> str:
     ax.set_ylim(bottom=0)
     ax.set_xlabel("tensor, in graph order (dotted: a subsampling op)")
     ax.set_ylabel("relative error (mean, 95 % band)")
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the axes: never over the data
     ax.grid(alpha=0.3)
     return svg(fig)
 
@@ -149,7 +149,9 @@ def section(doc: dict) -> str:
         figure(plot(doc), "Each measure's mean over the frame pairs with its 95 % band, tensor by tensor in graph "
                 "order: pooled invariance (the paper's Claim: ~0 for a shiftable representation), shiftability "
                 "(a one-pixel shift against band-limited interpolation of the tensor) and equivariance (a shift of "
-                "exactly the stride). docs/layers.md defines each."),
+                "exactly the stride: the step in input pixels between neighbouring cells, the product of the "
+                "strides of the convolutions and pools before it). Each is the mean relative error over the frame "
+                "pairs: 0 where the tensor moves with the image, larger where subsampling aliases."),
         grid(header, body, _numeric(header), css="layers"),
         "<p>" + html.escape(" ".join(_run_line(doc))) + "</p>",
         facts([*audited(doc), ("run it again", run_again(doc))]),

@@ -10,12 +10,27 @@ import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend)
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from shiftaudit.server.engine.protocols import Axis  # noqa: E402
 
 from .gates import GATED, NAMES, Check  # noqa: E402
 
 SEQUENCES = 12  # sequences drawn in Fig. 1's small multiples, per protocol
+FEW_IMAGES = 5  # a size measured on fewer images is drawn grey, with its count: its interval says little
+MARGIN = 0.03  # of a [0, 1] axis on each side, so that a point at 0 or 1 is drawn whole
+
+
+def unit_axis(set_lim, top: float = 1.0) -> None:
+    """An axis of fractions from 0 to ``top``, with room for a whole marker at either end."""
+    set_lim(-MARGIN * top, top * (1 + MARGIN))
+
+
+def images_by_size(report: dict, protocol: str) -> dict[int, int]:
+    """Per embedded size of ``protocol``, the images it was measured on (from the tallies; a v1 report's
+    do not know them: 0)."""
+    strata = report["tallies"][protocol]["strata"]
+    return {int(k.split(":")[1]): (t[4] if len(t) > 4 else 0) for k, t in strata.items() if k.startswith("size:")}
 
 
 def svg(fig: plt.Figure) -> str:
@@ -60,7 +75,8 @@ def _per_protocol(names: list[str], metrics: dict[str, str], estimates, limits, 
         ax.grid(axis="x", alpha=0.3)
         if not zero:  # P(top-1 change) on [0, 1]; MAC, small on the models of interest, up to what the intervals reach
             reach = max([e["ci95"][1] for e in ests if e["value"] is not None] + list(limits(metric)) + [0.05])
-            ax.set_xlim(0, 1 if metric == "p_top1_change" else min(1.0, 1.15 * reach))
+            unit_axis(ax.set_xlim, 1 if metric == "p_top1_change" else min(1.0, 1.15 * reach))
+        ax.xaxis.set_major_locator(MaxNLocator(5))  # a narrow panel: few ticks, never run together
     axes[0].set_yticks(y, names)
     axes[0].invert_yaxis()
     return svg(fig)
@@ -105,7 +121,7 @@ def sequences(report: dict, protocol: str, axis: Axis) -> str | None:
         flips = np.nonzero(top[1:] != top[:-1])[0] + 1
         ax.plot(x[flips], p[flips], "o", color="#b00020", markersize=4, label="top-1 changes")
         ax.set_title(short(rec["image"]), fontsize=8)
-        ax.set_ylim(0, 1)
+        unit_axis(ax.set_ylim)
         ax.set_xlabel(axis.label, fontsize=8)
         ax.tick_params(labelsize=7)
     for ax in axes.flat[len(shown):]:
@@ -115,25 +131,41 @@ def sequences(report: dict, protocol: str, axis: Axis) -> str | None:
     return svg(fig)
 
 
-def sizes(by_size: list[dict]) -> str:
-    """Fig. 6: sensitivity against the embedded size, with the intervals as bands."""
+def sizes(by_size: list[dict], images: dict[int, int]) -> str:
+    """Fig. 6: sensitivity against the embedded size, with the intervals as bands; a size measured on fewer
+    than `FEW_IMAGES` images (``images``: size -> count; 0: not known) is a grey point with its count, out
+    of the band (large sizes fit few images: their intervals span most of [0, 1])."""
     fig, ax = plt.subplots(figsize=(8, 3.2))
     at = np.array([s["size"] for s in by_size])
+    few = {s for s, n in images.items() if 0 < n < FEW_IMAGES}
     for metric, color in zip(GATED, ("#1f4e79", "#e07b00")):
-        rows = [(s["size"], s[metric]) for s in by_size if s[metric]["value"] is not None]
-        if not rows:
-            continue
-        x = np.array([r[0] for r in rows])
-        v = np.array([r[1]["value"] for r in rows])
-        ax.fill_between(x, [r[1]["ci95"][0] for r in rows], [r[1]["ci95"][1] for r in rows], color=color, alpha=0.2)
-        ax.plot(x, v, "o-", color=color, label=f"{NAMES[metric]} (95 % band)")
+        measured = [s for s in by_size if s[metric]["value"] is not None]
+        _band(ax, [s for s in measured if s["size"] not in few], metric, color)
+        grey = [s for s in measured if s["size"] in few]
+        if grey:
+            ax.plot([s["size"] for s in grey], [s[metric]["value"] for s in grey], "o", color="#9e9e9e",
+                    markerfacecolor="white" if metric == "mac" else "#9e9e9e",
+                    label=f"{NAMES[metric]}, fewer than {FEW_IMAGES} images")
+    for s in by_size:
+        if s["size"] in few:
+            ax.annotate(f"n={images[s['size']]}", (s["size"], 1.0), fontsize=7, color="#616161", ha="center",
+                        va="bottom", xytext=(0, 2), textcoords="offset points")
     ax.set_xlim(at.min() - 2, at.max() + 2)
-    ax.set_ylim(0, 1)
+    unit_axis(ax.set_ylim, 1.08 if few else 1.0)
     ax.set_xlabel("embedded size S (pixels, short side)")
     ax.set_ylabel("fraction")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return svg(fig)
+
+
+def _band(ax: plt.Axes, rows: list[dict], metric: str, color: str) -> None:
+    """``metric`` of the sizes ``rows`` as a line of points in its 95 % band."""
+    if rows:
+        x = [s["size"] for s in rows]
+        ax.fill_between(x, [s[metric]["ci95"][0] for s in rows], [s[metric]["ci95"][1] for s in rows], color=color,
+                        alpha=0.2)
+        ax.plot(x, [s[metric]["value"] for s in rows], "o-", color=color, label=f"{NAMES[metric]} (95 % band)")
 
 
 def confidence(report: dict) -> str:
@@ -144,8 +176,8 @@ def confidence(report: dict) -> str:
         bins = report["protocols"][name]["by_confidence"]
         centres = [(b["confidence"][0] + b["confidence"][1]) / 2 + (i - (len(names) - 1) / 2) * 0.02 for b in bins]
         _errorbar(ax, centres, [b["p_top1_change"] for b in bins], label=name)
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
+    unit_axis(ax.set_xlim)
+    unit_axis(ax.set_ylim)
     ax.set_xticks(np.linspace(0, 1, 6))
     ax.set_xlabel("first frame's top-1 probability (bins of 0.2)")
     ax.set_ylabel("P(top-1 change), 95 % interval")
@@ -167,7 +199,7 @@ def labelled(report: dict) -> str:
         _errorbar(ax, y + (offset - 1) * 0.22, ests, horizontal=True, color=color, label=what)
     ax.set_yticks(y, names)
     ax.invert_yaxis()
-    ax.set_xlim(0, 1)
+    unit_axis(ax.set_xlim)
     ax.set_xlabel("fraction, 95 % interval")
     ax.legend(fontsize=7, loc="lower right")
     ax.grid(axis="x", alpha=0.3)

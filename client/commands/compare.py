@@ -45,7 +45,8 @@ def class_map(path: Path | None) -> dict[int, int] | None:
     return pairs
 
 
-def _finish(comparison: dict, wanted: list[Output], gates: Gates) -> int:
+def _finish(comparison: dict, wanted: list[Output], gates: Gates, images: Path | None = None,
+            thumbnails: bool = True) -> int:
     summary = summarise_comparison(comparison, gates.increase_checks(comparison), gates)
 
     def markdown() -> str:
@@ -56,7 +57,7 @@ def _finish(comparison: dict, wanted: list[Output], gates: Gates) -> int:
     def html() -> str:
         from .. import html
 
-        return html.render_comparison(comparison, summary)
+        return html.render_comparison(comparison, summary, images, thumbnails)
 
     def junit() -> str:
         from .. import junit
@@ -89,12 +90,12 @@ def _compare(models: list[Path], source: Source, options: AuditOptions, preproce
         with progress_bar(out.no_progress) as bar:
             compared = compare(*models, images, options, preprocessing=preprocessing, labels=labels,
                                class_map=classes, engine_options=engine, progress=bar)
-        return _finish(compared, wanted, gates)
+        return _finish(compared, wanted, gates, images, not out.no_thumbnails)
     reports = []  # on a server (or sharded): two audits with the same options, then their comparison
     for model in models:
         with progress_bar(out.no_progress) as bar:
             reports.append(run_audit(AuditRequest(model, source, options, preprocessing, labels, engine), bar))
-    return _finish(compare_reports(*reports, classes), wanted, gates)
+    return _finish(compare_reports(*reports, classes), wanted, gates, images, not out.no_thumbnails)
 
 
 COMPARE_COMMAND = Command("audit-client compare", COMPARE, {
@@ -106,7 +107,7 @@ COMPARE_COMMAND = Command("audit-client compare", COMPARE, {
     "engine": Options(EngineOptions),
     "labels": LABELS,
     "class_map_file": CLASS_MAP,
-    "out": Options(OutputOptions, only=("json", "markdown", "junit", "html", "no_progress"),
+    "out": Options(OutputOptions, only=("json", "markdown", "junit", "html", "no_thumbnails", "no_progress"),
                    overrides=OUTPUTS.overrides),
     "gates": GATES}, _compare)
 DIFF = Command("audit-client diff", "Compare two stored reports of the same audit (options, seed, images) made by "
