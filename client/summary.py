@@ -123,15 +123,15 @@ def _run(report: dict) -> str:
 
 
 def _time(report: dict) -> str:
-    """How long the audit took: of a merged one, the time summed over its parts (what it cost) and, when it
-    is known and differs, the wall-clock time (a fan-out's: its parts ran at once); a job array's parts ran
-    whenever the scheduler ran them, so only their sum is known."""
+    """How long the audit took: of a merged one, the time summed over its parts (what it cost) and, where it
+    is known, the wall-clock time (a fan-out's: its parts ran at once); a job array's parts ran whenever the
+    scheduler ran them, so only their sum is known."""
     seconds, frames = report["seconds"], report["frames"]
     parts = report.get("shards")
     if not parts:
         return f"{seconds:.1f} s ({frames / seconds if seconds else 0.0:.1f} frames/s)"
     summed = sum(p["seconds"] for p in parts)
-    wall = "" if abs(summed - seconds) < 0.05 or all(p["server"].endswith(".json") for p in parts) else \
+    wall = "" if all(p["server"].endswith(".json") for p in parts) else \
         f", {seconds:.1f} s wall-clock ({frames / seconds if seconds else 0.0:.1f} frames/s)"
     return (f"{summed:.1f} s summed over its {len(parts)} parts ({frames / summed if summed else 0.0:.1f} frames/s)"
             + wall)
@@ -139,11 +139,11 @@ def _time(report: dict) -> str:
 
 def parts(report: dict) -> list[list[str]]:
     """A merged report's parts: where each ran (a server, or a part's file), its images, frames, time."""
-    return [[p["server"], str(p["images"]), str(p["frames"]), f"{p['seconds']:.2f}", p["device"]["inference"]]
+    return [[p["server"], str(p["images"]), str(p["frames"]), f"{p['seconds']:.2f} s", p["device"]["inference"]]
             + [", ".join(p.get("failed_on", [])) or "–"] for p in report.get("shards", [])]
 
 
-PARTS_HEAD = ["part", "images", "frames", "seconds", "inferred on", "failed before on"]
+PARTS_HEAD = ["part", "images", "frames", "time", "inferred on", "failed before on"]
 
 
 def target_line(report: dict) -> str | None:
