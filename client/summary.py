@@ -216,7 +216,7 @@ def guessed(pre: dict, model: str = "the model") -> list[str]:
     return [f"{', '.join(defaults)} of {model} guessed: no option, preset, sidecar or ONNX metadata gave them, so "
             "ImageNet's were used; if it was trained otherwise these numbers are not its own: give them "
             "(--mean, --std, --pixel-range, --channel-order, or --preset imagenet|inception|zero-one|caffe, or "
-            "a sidecar MODEL.json; docs/report.md)"]
+            "a sidecar MODEL.json beside the model that gives them)"]
 
 
 def _labels(labels: dict) -> str:
