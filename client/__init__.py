@@ -12,16 +12,20 @@ from shiftaudit.server.engine.options import AuditOptions
 
 if TYPE_CHECKING:
     from shiftaudit.server.engine.layers import LayerOptions
+    from shiftaudit.server.engine.remediate import remediate
+    from shiftaudit.server.engine.remedy import RemedyOptions
     from shiftaudit.server.engine.runners import EngineOptions
     from shiftaudit.server.engine.scale_out import RayOptions
 
     from .api import audit, audit_on_ray, compare, profile
 
 __all__ = ["AuditError", "AuditOptions", "Cancelled", "DeviceError", "EngineOptions", "InputError", "LayerOptions",
-           "ModelError", "OptionError", "RayOptions", "audit", "audit_on_ray", "compare", "profile"]
+           "ModelError", "OptionError", "RayOptions", "RemedyOptions", "audit", "audit_on_ray", "compare", "profile",
+           "remediate"]
 _LAZY = {"audit": ".api", "audit_on_ray": ".api", "compare": ".api", "profile": ".api",
          "EngineOptions": "shiftaudit.server.engine.runners", "LayerOptions": "shiftaudit.server.engine.layers",
-         "RayOptions": "shiftaudit.server.engine.scale_out"}
+         "RayOptions": "shiftaudit.server.engine.scale_out", "remediate": "shiftaudit.server.engine.remediate",
+         "RemedyOptions": "shiftaudit.server.engine.remedy"}
 
 
 def __getattr__(name: str) -> Any:

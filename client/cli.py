@@ -12,6 +12,7 @@ from shiftaudit.server.engine.errors import AuditError
 from shiftaudit.server.engine.layers import LayerOptions
 from shiftaudit.server.engine.options import AuditOptions
 from shiftaudit.server.engine.preprocessing import Preprocessing
+from shiftaudit.server.engine.remedy import RemedyOptions
 from shiftaudit.server.engine.runners import EngineOptions
 from shiftaudit.server.engine.runners.tensorrt import BuildOptions
 from shiftaudit.server.engine.scale_out import RayOptions
@@ -23,6 +24,7 @@ from .commands.common import EXIT_ENGINE, EXIT_USAGE
 from .commands.compare import COMPARE_COMMAND, DIFF
 from .commands.engine import BUILD, INSPECT
 from .commands.layers import LAYERS_COMMAND
+from .commands.remediate import REMEDIATE_COMMAND
 from .commands.report import GET, LIST, MERGE, REPORT
 from .gates import Gates
 from .interrupt import EXIT_INTERRUPTED
@@ -38,13 +40,14 @@ COMMANDS: dict[str, tuple[Command, str]] = {
     "compare": (COMPARE_COMMAND, "two engines judged on the very frames: is B more sensitive than A?"),
     "diff": (DIFF, "compare two stored reports, pair by pair"),
     "layers": (LAYERS_COMMAND, "where in the network invariance breaks: a profile tensor by tensor"),
+    "remediate": (REMEDIATE_COMMAND, "what anti-aliasing would buy this model, and cost, without retraining"),
     "build-engine": (BUILD, "build a TensorRT engine and its manifest on this GPU"),
     "inspect": (INSPECT, "show an engine's manifest and whether this node can run it")}
 AUDIT_COMMAND = replace(AUDIT, description=AUDIT.description.format(
     commands="\n".join(f"  {name:<13} {line}" for name, (_, line) in COMMANDS.items())))
 # the flags of the fields an error may name: every option group's, and the hand-made flags
 FLAGS = flags_of(AuditOptions, Preprocessing, EngineOptions, RayOptions, LayerOptions, Gates, OutputOptions, Connection,
-                 BuildOptions) | {"labels": "--labels", "class_map": "--class-map", "baseline": "--baseline",
+                 BuildOptions, RemedyOptions) | {"labels": "--labels", "class_map": "--class-map", "baseline": "--baseline",
                                   "resume": "--resume"}
 # what the caller can fix; every other status means the server could not do the job (exit 3)
 _USAGE_CODES = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNAUTHENTICATED,
