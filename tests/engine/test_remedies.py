@@ -23,6 +23,7 @@ from shiftaudit.server.engine.preprocessing import METADATA
 from shiftaudit.server.engine.remediate import remediate
 from shiftaudit.server.engine.remedy import Remedy, RemedyOptions
 from shiftaudit.server.engine.rewrites import REMEDY, rewrite
+from tests.client.test_html import CHROMIUM, _chromium
 from tests.support import EXAMPLE_IMAGES, EXAMPLE_MODEL, assert_valid_report
 from tests.support.models import cnn, shift_cnn
 from tests.support.server_process import ServerProcess
@@ -129,9 +130,11 @@ def test_remediate_end_to_end_never_changes_the_original_and_its_variants_audit_
     before = file_sha256(model)
     written = tmp_path / "variants"
     out = tmp_path / "r.json"
+    labels = tmp_path / "labels.csv"
+    labels.write_text("cat_chelsea.jpg,3\ncoffee_cup.jpg,4\nmotorcycle_right.jpg,7\n")
     code = main(["remediate", "--engine", str(model), "--images", str(EXAMPLE_IMAGES), "--size", "40", "--write",
                  str(written), "--json", str(out), "--html", str(tmp_path / "r.html"), "--markdown",
-                 str(tmp_path / "r.md"), "--no-progress"])
+                 str(tmp_path / "r.md"), "--labels", str(labels), "--no-progress"])
     printed = capsys.readouterr()
     assert code == 0, printed.err
     assert file_sha256(model) == before
@@ -142,7 +145,14 @@ def test_remediate_end_to_end_never_changes_the_original_and_its_variants_audit_
     for v in doc["variants"]:
         assert Path(v["file"]).is_file() and v["cost"]["frames_per_second"] > 0
         assert 0 <= v["fidelity"]["value"] <= 1 and v["fidelity"]["frames"] == 6 * 5
+    original = doc["original"]["accuracy"]
+    assert original["frames"] == 3 * 5 and 0 <= original["value"] <= 1  # three labelled images, five units each
+    for v in doc["variants"]:
+        assert v["accuracy_change"] == pytest.approx(v["accuracy"]["value"] - original["value"], abs=1e-6)
     assert "Before acting on it" in (tmp_path / "r.html").read_text()
+    if CHROMIUM:  # the page loads offline, no message of its own, and draws
+        log = _chromium(tmp_path / "r.html", tmp_path / "r.png")
+        assert not [line for line in log.splitlines() if (tmp_path / "r.html").as_uri() in line]
     assert "| blur3 |" in (tmp_path / "r.md").read_text()
     server = ServerProcess(written, tmp_path / "state").start()  # the variants are ONNX files: a server audits them
     try:
