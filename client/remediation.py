@@ -91,6 +91,7 @@ def plot(doc: dict) -> str:
         ax.annotate(f"{v['name']} ({ratio:.2f}× throughput)", (loss, v["gain"]), fontsize=8, xytext=(6, 6),
                     textcoords="offset points")
     ax.axhline(0, color="#555", linewidth=1)
+    ax.margins(y=0.3)  # room for the labels above the highest point
     unit_axis(ax.set_xlim)
     ax.set_xlabel("fidelity lost: 1 − agreement with the original's top-1 on unshifted frames (95 % interval)")
     ax.set_ylabel("invariance gained: mean −ΔP(top-1 change)")
