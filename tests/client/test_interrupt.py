@@ -140,6 +140,11 @@ def test_on_a_server_ctrl_c_cancels_the_audit_its_partial_report_resumes_and_lis
         assert got.returncode == 130, got.stderr  # the server kept the partial report
         assert json.loads((tmp_path / "got.json").read_text())["interrupted"] == part["interrupted"]
 
+        here = subprocess.run([CLIENT, "--engine", str(EXAMPLE_MODEL), "--images", str(many), *OPTIONS, "--resume",
+                               "part.json", "--json", "here.json"], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=300)  # a server's partial report resumes in process too
+        assert here.returncode == 0, here.stderr
+        _same_audit(json.loads((tmp_path / "here.json").read_text()), uninterrupted)
         resumed = subprocess.run([CLIENT, *remote, "--resume", "part.json", "--json", "resumed.json"], cwd=tmp_path,
                                  capture_output=True, text=True, timeout=300)
         assert resumed.returncode == 0, resumed.stderr
