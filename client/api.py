@@ -50,7 +50,7 @@ def audit(engine: str | Path, images: str | Path, options: Options = None, *,
     `DeviceError`, all `AuditError`s exported by ``shiftaudit.client``."""
     engine, options = Path(engine), _options(options)
     sources = image_sources(Path(images), shard=shard, by_content=options.target_halfwidth is not None)
-    files = image_files(Path(images))
+    files = image_files(Path(images)) if shard or resume is not None else []  # listed again only when needed
     partial = partial_report(dict(resume)) if resume is not None else None
     if partial is not None:
         check_files(partial, files)

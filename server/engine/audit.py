@@ -318,7 +318,8 @@ class _Judging:
         self.lead.finish_target(self.total)
         skipped = self.lead.result.skipped
         if left is not None:
-            skipped = [s for s in skipped if s["image"] not in left]
+            unfinished = set(left)
+            skipped = [s for s in skipped if s["image"] not in unfinished]
         for audit in self.audits:
             result = audit.result
             result.seconds += seconds  # a resumed audit's: its time before the interruption too

@@ -22,8 +22,9 @@ COMPARED = ("mean", "std", "pixel_range", "channel_order", "output")  # not wher
 # partial report names its own sidecar's path, and it may be resumed in process
 
 
-def partial_report(doc: dict, where: str = WHERE) -> Report:
-    """An interrupted audit's report, checked against itself, or InputError naming ``where``."""
+def partial_report(doc: dict) -> Report:
+    """An interrupted audit's report, checked against itself, or InputError naming it."""
+    where = WHERE
     if doc.get("schema") != SCHEMA:
         raise InputError(f"{where}: not a {SCHEMA} report")
     report = Report.from_json(doc)

@@ -69,7 +69,7 @@ class StoredReport:
     """A report as the store keeps it: its text, and what a list shows of it (`report.headline`), kept
     beside it so that ListAudits reads no report."""
 
-    text: str
+    text: str | None  # None: no report (a failed audit's)
     images: int = 0
     images_left: int = 0
     summary_json: str = ""
@@ -179,7 +179,7 @@ class AuditStore:
         assert state in STATES
         if finished is None and state not in UNFINISHED:
             finished = time.time()
-        stored = report or StoredReport(None)  # type: ignore[arg-type]
+        stored = report or StoredReport(None)
         with self._using() as db:
             db.execute("UPDATE audits SET state=?, error=?, report_json=?, finished_at=?, images=?, images_left=?, "
                        "summary_json=? WHERE audit_id=? AND state IN ('queued', 'running')",
@@ -332,7 +332,7 @@ class AuditStore:
         if pending is None or row.state not in UNFINISHED:
             return row
         state, error, stored, finished = pending
-        stored = stored or StoredReport(None)  # type: ignore[arg-type]
+        stored = stored or StoredReport(None)
         return replace(row, state=state, error=error, finished_at=finished, report_json=stored.text if report else None,
                        images=stored.images, images_left=stored.images_left, summary_json=stored.summary_json)
 
