@@ -170,7 +170,8 @@ class AuditClient:
         the same arguments) continues. The report's ``audit`` names the audit's id."""
         request = pb.RunAuditRequest(model=_model_ref(model), options=options_to_proto(options or AuditOptions()),
                                      preprocessing=preprocessing_to_proto(preprocessing or {}), labels_csv=labels_csv,
-                                     resume_json=json.dumps(resume, allow_nan=False) if resume is not None else "")
+                                     resume_json=json.dumps(resume, allow_nan=False) if resume is not None else "",
+                                     partial_report=True)
         if isinstance(images, DataPath):
             request.data_path = images.path
         else:

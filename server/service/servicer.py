@@ -216,7 +216,7 @@ class AuditService(pb_grpc.AuditServiceServicer):
                 if not await place.start(cancel):
                     raise Cancelled("cancelled by CancelAudit while queued")
                 self._event("started", **about)
-                async for event in self._execute(audit_id, job, stop, holds, about):
+                async for event in self._execute(audit_id, job, stop, holds, about, request.partial_report):
                     reported = event.WhichOneof("event") == "report"  # finished and stored: nothing to cancel
                     yield event
             except (asyncio.CancelledError, GeneratorExit):  # the client went away, its deadline expired, or
@@ -241,9 +241,10 @@ class AuditService(pb_grpc.AuditServiceServicer):
             self.audits.untrack(audit_id)
             holds.give_back()
 
-    async def _execute(self, audit_id: str, job: Job, stop: threading.Event, holds: Holds,
-                       about: dict) -> AsyncIterator[pb.RunAuditResponse]:
-        """Run the audit in a worker thread, yield its progress, then its report. If this is cancelled,
+    async def _execute(self, audit_id: str, job: Job, stop: threading.Event, holds: Holds, about: dict,
+                       partial: bool) -> AsyncIterator[pb.RunAuditResponse]:
+        """Run the audit in a worker thread, yield its progress, then its report (stopped by CancelAudit:
+        its partial report when the client asked for one, ``partial``, else Cancelled). If this is cancelled,
         the worker is told to stop; what the audit holds is given back once its work has ended."""
         self.store.post(self.store.set_state, audit_id, "running")
         loop = asyncio.get_running_loop()
@@ -277,6 +278,9 @@ class AuditService(pb_grpc.AuditServiceServicer):
         state = "succeeded"
         if report.get("interrupted"):  # CancelAudit (or the shutdown) stopped it: its partial report, stored so
             state = "interrupted" if self.audits.shutting_down else "cancelled"
+            if not partial:  # a client made before partial reports expects CANCELLED (the report is kept)
+                self.store.post(self.store.finish, audit_id, state, "stopped: a partial report", stored)
+                raise Cancelled("cancelled by CancelAudit; its partial report is kept for GetAudit")
             self._event(state, audit_id=audit_id, error="stopped with a partial report",
                         images_left=report["interrupted"]["images_left"])
         else:

@@ -402,3 +402,21 @@ def test_without_state_dir_a_normal_user_s_server_keeps_its_state_under_the_stat
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.communicate(timeout=30)
+
+
+def test_a_client_made_before_partial_reports_still_gets_cancelled_and_the_report_is_kept(server, client):
+    """A RunAudit without partial_report (a client made before it) stopped by CancelAudit ends with
+    CANCELLED, as it always did, rather than with a report it would take for a whole one; the partial
+    report is kept for GetAudit."""
+    request = pb.RunAuditRequest(model=pb.ModelRef(path="lite0.onnx"), data_path="photos",
+                                 options=pb.AuditOptions(protocols=["embed-black"], pairs_per_image=2000))
+    call = client.stub.RunAudit(request)
+    audit_id = next(call).accepted.audit_id
+    assert next(call).WhichOneof("event") == "progress"  # it runs
+    client.cancel(audit_id)
+    with pytest.raises(grpc.RpcError) as e:
+        for event in call:
+            assert event.WhichOneof("event") == "progress"
+    assert e.value.code() == grpc.StatusCode.CANCELLED
+    stored = wait_for(lambda: (a := client.get(audit_id)).report_json and a)
+    assert stored.state == pb.AUDIT_STATE_CANCELLED and "interrupted" in json.loads(stored.report_json)

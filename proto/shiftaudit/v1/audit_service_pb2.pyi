@@ -250,7 +250,7 @@ class UploadImagesResponse(_message.Message):
     def __init__(self, dataset_id: _Optional[str] = ..., files: _Optional[int] = ..., bytes: _Optional[int] = ...) -> None: ...
 
 class RunAuditRequest(_message.Message):
-    __slots__ = ("model", "data_path", "dataset_id", "options", "preprocessing", "labels_csv", "resume_json")
+    __slots__ = ("model", "data_path", "dataset_id", "options", "preprocessing", "labels_csv", "resume_json", "partial_report")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     DATA_PATH_FIELD_NUMBER: _ClassVar[int]
     DATASET_ID_FIELD_NUMBER: _ClassVar[int]
@@ -258,6 +258,7 @@ class RunAuditRequest(_message.Message):
     PREPROCESSING_FIELD_NUMBER: _ClassVar[int]
     LABELS_CSV_FIELD_NUMBER: _ClassVar[int]
     RESUME_JSON_FIELD_NUMBER: _ClassVar[int]
+    PARTIAL_REPORT_FIELD_NUMBER: _ClassVar[int]
     model: ModelRef
     data_path: str
     dataset_id: str
@@ -265,7 +266,8 @@ class RunAuditRequest(_message.Message):
     preprocessing: Preprocessing
     labels_csv: str
     resume_json: str
-    def __init__(self, model: _Optional[_Union[ModelRef, _Mapping]] = ..., data_path: _Optional[str] = ..., dataset_id: _Optional[str] = ..., options: _Optional[_Union[AuditOptions, _Mapping]] = ..., preprocessing: _Optional[_Union[Preprocessing, _Mapping]] = ..., labels_csv: _Optional[str] = ..., resume_json: _Optional[str] = ...) -> None: ...
+    partial_report: bool
+    def __init__(self, model: _Optional[_Union[ModelRef, _Mapping]] = ..., data_path: _Optional[str] = ..., dataset_id: _Optional[str] = ..., options: _Optional[_Union[AuditOptions, _Mapping]] = ..., preprocessing: _Optional[_Union[Preprocessing, _Mapping]] = ..., labels_csv: _Optional[str] = ..., resume_json: _Optional[str] = ..., partial_report: _Optional[bool] = ...) -> None: ...
 
 class AuditAccepted(_message.Message):
     __slots__ = ("audit_id", "queue_position")
