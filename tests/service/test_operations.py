@@ -118,6 +118,7 @@ def test_calls_in_progress_are_bounded(roots, tmp_path):
     srv = ServerProcess(models, tmp_path / "state", "--max-concurrent-rpcs", "2").start()
     channel = grpc.insecure_channel(srv.target)
     release = threading.Event()
+    holders: list[AuditClient] = []
 
     def chunks():
         yield pb.UploadImagesRequest(file_name="a.jpg", data=(data / "photos" / "coffee_cup.jpg").read_bytes())
@@ -126,8 +127,18 @@ def test_calls_in_progress_are_bounded(roots, tmp_path):
     try:
         watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest())
         next(watch)
-        uploads = [AuditClient(srv.target).stub.UploadImages.future(chunks()) for _ in range(2)]
-        wait_for(lambda: not _answers(srv.target), timeout=10)
+        holders.extend(AuditClient(srv.target) for _ in range(2))
+        uploads = [holder.stub.UploadImages.future(chunks()) for holder in holders]
+
+        def full() -> bool:
+            """Both uploads hold a place. The probe takes a place for an instant: an upload that arrives
+            then is refused (CI once saw it, and waited 10 s for a refusal that never came); it starts
+            again."""
+            for k, upload in enumerate(uploads):
+                if upload.done():  # only a refusal ends an upload before `release`
+                    uploads[k] = holders[k].stub.UploadImages.future(chunks())
+            return not _answers(srv.target)
+        wait_for(full, timeout=10)
         with AuditClient(srv.target) as client, pytest.raises(RemoteError) as e:
             client.models()
         assert e.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED and "max_concurrent_rpcs" in e.value.details
@@ -138,6 +149,8 @@ def test_calls_in_progress_are_bounded(roots, tmp_path):
         watch.cancel()
     finally:
         release.set()
+        for holder in holders:
+            holder.close()
         channel.close()
         srv.stop()
 
