@@ -17,7 +17,7 @@ from shiftaudit.client import AuditOptions
 from shiftaudit.client.remote import AuditClient, DataPath, Dataset, RemoteError
 from shiftaudit.v1 import audit_service_pb2 as pb
 from tests.support import EXAMPLE_IMAGES, QUICK, SLOW
-from tests.support.server_process import ServerProcess, refused_start, wait_for
+from tests.support.server_process import ServerProcess, ends_interrupted, refused_start, wait_for
 
 
 def test_a_store_failure_gives_the_audits_place_back(roots, tmp_path):
@@ -57,9 +57,8 @@ def test_a_full_server_refuses_at_once_without_listing_images_or_loading_the_mod
     ids: list[str] = []
     try:
         with AuditClient(srv.target) as client:
-            busy = threading.Thread(target=lambda: pytest.raises(
-                RemoteError, client.run, "lite0.onnx", images=DataPath("photos"), on_accepted=lambda i, q: ids.append(i),
-                **SLOW))
+            busy = threading.Thread(target=lambda: ends_interrupted(lambda: client.run(
+                "lite0.onnx", images=DataPath("photos"), on_accepted=lambda i, q: ids.append(i), **SLOW)))
             busy.start()
             wait_for(lambda: ids)
             start = time.monotonic()
@@ -164,9 +163,9 @@ def test_health_answers_within_100_ms_while_audits_run(roots, tmp_path):
     long = AuditOptions(pairs_per_image=2000, protocols=("embed-black",))
     try:
         with AuditClient(srv.target) as client:
-            threads = [threading.Thread(target=lambda: pytest.raises(
-                RemoteError, client.run, "lite0.onnx", long, images=DataPath("photos"),
-                on_accepted=lambda i, q: ids.append(i))) for _ in range(2)]
+            threads = [threading.Thread(target=lambda: ends_interrupted(lambda: client.run(
+                "lite0.onnx", long, images=DataPath("photos"), on_accepted=lambda i, q: ids.append(i))))
+                for _ in range(2)]
             for t in threads:
                 t.start()
             wait_for(lambda: len(ids) == 2 and all(client.get(i).state == pb.AUDIT_STATE_RUNNING for i in ids))

@@ -20,7 +20,7 @@ from shiftaudit.client.remote import AuditClient, DataPath, RemoteError
 from shiftaudit.v1 import audit_service_pb2 as pb
 from tests.support import EXAMPLE_IMAGES, SLOW
 from tests.support.models import cnn
-from tests.support.server_process import ServerProcess, wait_for
+from tests.support.server_process import ServerProcess, ends_interrupted, wait_for
 
 MIB = 1 << 20
 
@@ -127,9 +127,8 @@ def test_open_models_are_bounded_and_never_closed_in_use(models, tmp_path):
             client.load_model("small.onnx")
             client.load_model("dynamic.onnx")
             assert _loaded(client) == ["dynamic.onnx"]  # the least recently used one closed
-            busy = threading.Thread(target=lambda: pytest.raises(
-                RemoteError, client.run, "lite0.onnx", images=EXAMPLE_IMAGES, on_accepted=lambda i, q: ids.append(i),
-                **SLOW))
+            busy = threading.Thread(target=lambda: ends_interrupted(lambda: client.run(
+                "lite0.onnx", images=EXAMPLE_IMAGES, on_accepted=lambda i, q: ids.append(i), **SLOW)))
             busy.start()
             wait_for(lambda: ids and client.get(ids[0]).state == pb.AUDIT_STATE_RUNNING)
             with pytest.raises(RemoteError) as e:
