@@ -3,7 +3,9 @@
 Each source compiles two ways: with NVRTC to a cubin for the device's own architecture (cached on
 disk by source hash, architecture and NVRTC version; ``--fmad=false`` so float arithmetic matches the
 CPU renderer), and as plain host C++ through ``compat.h`` (a launch is one thread running the
-grid-stride loop), so the same source is checked against NumPy on a machine without a GPU.
+grid-stride loop): the CPU renderer (`renderer.HostRenderer`), checked against NumPy and the GPU. The host
+build is made once per machine on first use, or shipped prebuilt (an image's build stage runs
+``python -m shiftaudit.kernels --build-host``).
 """
 from __future__ import annotations
 
@@ -95,20 +97,41 @@ def _write_atomically(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-@lru_cache(maxsize=None)
-def host_library(name: str) -> ctypes.CDLL:
-    """The kernel ``name`` built as host C++ (no FMA contraction, like --fmad=false)."""
+HOST_FLAGS = ("-O3", "-std=c++17", "-ffp-contract=off", "-fno-fast-math", "-shared", "-fPIC")  # no FMA: exact
+SHIPPED = HERE / "host"  # builds made by ``python -m shiftaudit.kernels --build-host`` (the container's image)
+
+
+def host_file(name: str) -> str:
+    """The file name of the kernel ``name``'s host build: its source, the header and the flags hashed, so an
+    edited kernel never loads a stale build."""
+    return f"{name}-{_digest(name, 'host', *HOST_FLAGS)}.so"
+
+
+def build_host(name: str, into: Path | None = None) -> Path:
+    """Compile the kernel ``name`` as host C++ into the directory ``into`` (default `SHIPPED`), atomically:
+    processes that build at once each write whole files. Raises KernelBuildError without a compiler or on
+    the compiler's error."""
+    into = into or SHIPPED
     cxx = shutil.which(os.environ.get("CXX", "c++")) or shutil.which("g++")
     if cxx is None:
         raise KernelBuildError("no C++ compiler (c++ or g++) to build the kernels for the host")
-    path = cache_dir() / f"{name}-{_digest(name, 'host')}.so"
-    if not path.exists():
-        with tempfile.TemporaryDirectory() as tmp:
-            out = Path(tmp) / path.name
-            cmd = [cxx, "-O2", "-std=c++17", "-ffp-contract=off", "-fno-fast-math", "-shared", "-fPIC",
-                   "-x", "c++", f"-I{HERE}", str(HERE / f"{name}.cu"), "-o", str(out)]
-            run = subprocess.run(cmd, capture_output=True, text=True)
-            if run.returncode:
-                raise KernelBuildError(f"host build of {name}.cu failed: {run.stderr.strip()}")
-            _write_atomically(path, out.read_bytes())
-    return ctypes.CDLL(str(path))
+    path = into / host_file(name)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / path.name
+        cmd = [cxx, *HOST_FLAGS, "-x", "c++", f"-I{HERE}", str(HERE / f"{name}.cu"), "-o", str(out)]
+        run = subprocess.run(cmd, capture_output=True, text=True)
+        if run.returncode:
+            raise KernelBuildError(f"host build of {name}.cu failed: {run.stderr.strip()}")
+        into.mkdir(parents=True, exist_ok=True)
+        _write_atomically(path, out.read_bytes())
+    return path
+
+
+@lru_cache(maxsize=None)
+def host_library(name: str) -> ctypes.CDLL:
+    """The kernel ``name``'s host build: the one shipped beside the sources (an image's), else the one in
+    our cache, else compiled into the cache now (once per machine and source: about a second a kernel)."""
+    for where in (SHIPPED, cache_dir()):
+        if (where / host_file(name)).exists():
+            return ctypes.CDLL(str(where / host_file(name)))
+    return ctypes.CDLL(str(build_host(name, cache_dir())))

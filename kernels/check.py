@@ -15,7 +15,7 @@ import numpy as np
 
 from . import ops, reference
 from .memory import Memory
-from .renderer import KernelRenderer, Source
+from .renderer import HostRenderer, KernelRenderer, Source
 from .tables import AxisTable, FrameTables, Normalisation
 
 INPAINT_TOLERANCE = 1e-3  # pixel levels (0..255)
@@ -37,7 +37,8 @@ def random_axis(rng: np.random.Generator, length: int, canvas: int) -> AxisTable
 
 def random_frames(rng: np.random.Generator, canvas: tuple[int, int]) -> tuple[list[Source], list[FrameTables]]:
     """Frames of a few random sources; each source's second frame reuses the first's tables moved by a
-    pixel (as a shift pair does), a third is inpainted."""
+    pixel (as a shift pair does), a third is inpainted, and a fourth inpainted from known pixels that are
+    no rectangle (a row of its block only partly covered)."""
     sources, frames = [], []
     for _ in range(4):
         h, w = (int(v) for v in rng.integers(20, 90, 2))
@@ -45,7 +46,10 @@ def random_frames(rng: np.random.Generator, canvas: tuple[int, int]) -> tuple[li
         rows, cols = random_axis(rng, h, canvas[0]), random_axis(rng, w, canvas[1])
         moved = FrameTables(AxisTable(rows.start + 1, rows.index, rows.weight),
                             AxisTable(cols.start + 1, cols.index, cols.weight), canvas)
-        for frame in (FrameTables(rows, cols, canvas), moved, FrameTables(rows, cols, canvas, inpaint=True)):
+        holed = rows.weight.copy()
+        holed[len(holed) // 2] *= np.float32(0.5)
+        for frame in (FrameTables(rows, cols, canvas), moved, FrameTables(rows, cols, canvas, inpaint=True),
+                      FrameTables(AxisTable(rows.start, rows.index, holed), cols, canvas, inpaint=True)):
             sources.append((hashlib.sha256(pixels).hexdigest(), pixels))  # the renderer's cache key
             frames.append(frame)
     return sources, frames
@@ -59,9 +63,12 @@ def render_reference(sources: list[Source], frames: list[FrameTables], norm: Nor
 
 
 def check_render(memory: Memory, seed: int = 0) -> str:
-    """Every layout, dtype and channel order; raises AssertionError on a mismatch."""
+    """Every layout, dtype and channel order; raises AssertionError on a mismatch. The kernels on ``memory``
+    against the reference, and the CPU renderer (the kernels' host build, `HostRenderer`) against both:
+    bit for bit with the kernels, inpainted frames included."""
     rng = np.random.default_rng(seed)
     renderer = KernelRenderer(memory, poison=True)
+    cpu = HostRenderer(keep_sources=2)  # fewer than a batch's sources: their buffers must outlive the cache
     count = inpainted = 0
     for _ in range(3):
         canvas = (int(rng.integers(24, 72)), int(rng.integers(24, 72)))
@@ -75,6 +82,10 @@ def check_render(memory: Memory, seed: int = 0) -> str:
                     want = render_reference(sources, frames, norm, layout, dtype)
                     got = renderer.render(sources, frames, norm, layout, dtype).to_host()
                     where = f"{layout} {dtype.name} {order}"
+                    host = cpu.render(sources, frames, norm, layout, dtype)
+                    assert np.array_equal(host.view(np.uint8), got.view(np.uint8)), \
+                        f"the CPU renderer differs from the kernels ({where}): frames " \
+                        f"{sorted(set(np.nonzero(host != got)[0].tolist()))}"
                     exact = ~fill
                     assert np.array_equal(got[exact], want[exact], equal_nan=False), \
                         f"render differs from the reference ({where}): max |diff| " \
@@ -85,7 +96,8 @@ def check_render(memory: Memory, seed: int = 0) -> str:
                         f"inpainted frames differ by {np.nanmax(levels):.2e} levels ({where})"
         count += len(frames)
         inpainted += int(fill.sum())
-    return f"{count} frames exact ({inpainted} inpainted within {INPAINT_TOLERANCE} levels)"
+    return (f"{count} frames exact ({inpainted} inpainted within {INPAINT_TOLERANCE} levels); the CPU renderer "
+            "the same bits")
 
 
 def check_half(memory: Memory) -> str:

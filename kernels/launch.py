@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from . import cubin, host_library, nvrtc_version
 
 Arg = tuple[type, int | float]  # (ctypes type, value); pointers are addresses
-KERNEL_FILE = {"render": "render", "render_canvas": "render", "normalise": "render", "inpaint_pass": "inpaint",
+KERNEL_FILE = {"render": "render", "render_canvas": "render", "normalise": "render", "resample_columns": "render",
+               "resample_rows": "render", "place": "render", "inpaint_pass": "inpaint", "inpaint_ring": "inpaint",
                "score_rows": "score", "score_pstar": "score"}
 RENDERING = ("render", "inpaint")  # what an audit launches: loaded when a device launcher is made
 BLOCK = 256

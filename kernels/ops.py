@@ -49,6 +49,27 @@ def normalise(launch: Launcher, pixels: int, slots: int, n: int, canvas: tuple[i
            h * w, n)
 
 
+def resample(launch: Launcher, blocks: int, n: int, band: int, rows: int) -> None:
+    """``n`` blocks (rows of render.cu's B_* fields at ``blocks``) resampled in two passes, columns then rows;
+    ``band`` and ``rows``: the largest band's pixels and block's rows (a GPU's grid)."""
+    launch("resample_columns", [(P, blocks), (I, n)], band, n)
+    launch("resample_rows", [(P, blocks), (I, n)], rows, n)
+
+
+def place(launch: Launcher, frames: int, n: int, canvas: tuple[int, int], norm: Normalisation, nchw: bool,
+          half: bool, out: int) -> None:
+    """``n`` frames (rows of render.cu's P_* fields: a block and where it lands) into the engine's input."""
+    h, w = canvas
+    launch("place", [(P, frames), (I, n), (I, h), (I, w), *_output(norm, nchw, half), (P, out)], h, n)  # rows
+
+
+def inpaint_ring(launch: Launcher, frames: int, n: int, canvas: tuple[int, int], kernel: int, kernel_taps: int,
+                 step: int) -> None:
+    """Pass ``step`` of inpainting ``n`` canvases whose known pixels are a rectangle (inpaint.cu's R_* rows)."""
+    h, w = canvas
+    launch("inpaint_ring", [(P, frames), (I, n), (I, h), (I, w), (P, kernel), (I, kernel_taps), (I, step)], h * w, n)
+
+
 def score(launch: Launcher, out: int, n: int, classes: int, logits: bool, cls: int, top1: int, rowmax: int,
           denom: int, p_star: int) -> None:
     """Per row of the (n, classes) float32 output: top-1 class, then p[c*] (c* from ``cls``, score.cu)."""

@@ -94,11 +94,11 @@ def inpaint(canvas: np.ndarray, known: np.ndarray, kernel: np.ndarray = BINOMIAL
     pixel is known."""
     if not known.any():
         raise ValueError("nothing to inpaint from: no known pixel on the canvas")
-    rect = _rectangle(known)
+    rect = rectangle(known)
     return _inpaint_rectangle(canvas, rect, kernel) if rect else _inpaint_mask(canvas, known, kernel)
 
 
-def _rectangle(known: np.ndarray) -> tuple[int, int, int, int] | None:
+def rectangle(known: np.ndarray) -> tuple[int, int, int, int] | None:
     """(y0, y1, x0, x1) when the known pixels are exactly one rectangle (an embedded image), else None."""
     rows, cols = np.flatnonzero(known.any(axis=1)), np.flatnonzero(known.any(axis=0))
     y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1

@@ -170,3 +170,121 @@ SA_KERNEL void normalise(const float* __restrict__ canvas, const int* __restrict
         }
     }
 }
+
+// ---- The separable path: the CPU renderer's (a compiled host build), the same arithmetic as `render` ----
+// `render` gathers ky x kx taps a pixel, which a GPU does at bandwidth but a CPU core pays for tap by tap.
+// The host renders each resampled block once (the frames of a pair share it) in two passes: the column
+// taps over the band of source rows the row taps read, then the row taps over that band. Each sum starts
+// at 0 and adds its taps in `sa_pixel`'s order, every step a float32 multiply then add, so the blocks are
+// the very values `render` computes. Pixel-space values are RGBX float: the fourth lane is a free SIMD lane
+// (and inpainting's weight, inpaint.cu). Per block a row of BLOCK_FIELDS int64 (addresses and sizes).
+enum {
+    B_SRC, B_WIDTH, B_BAND, B_ROW0, B_BAND_ROWS, B_COL_INDEX, B_COL_WEIGHT, B_N_COLS, B_KX, B_ROW_INDEX,
+    B_ROW_WEIGHT, B_N_ROWS, B_KY, B_OUT, BLOCK_FIELDS
+};
+
+// band[r][c] = sum_b src[row0 + r][col_index[c][b]] * col_weight[c][b], for the band's rows.
+SA_KERNEL void resample_columns(const int64* __restrict__ blocks, int n)
+{
+    for (int f = SA_FRAME; f < n; f += SA_FRAMES) {
+        const int64* b = blocks + (int64)f * BLOCK_FIELDS;
+        const unsigned int* src = (const unsigned int*)b[B_SRC];
+        const int* index = (const int*)b[B_COL_INDEX];
+        const float* weight = (const float*)b[B_COL_WEIGHT];
+        float* band = (float*)b[B_BAND];
+        int width = (int)b[B_WIDTH], row0 = (int)b[B_ROW0], cols = (int)b[B_N_COLS], kx = (int)b[B_KX];
+        int size = (int)b[B_BAND_ROWS] * cols;
+        for (Walk k = sa_walk(cols); k.i < size; sa_step(k, cols)) {
+            const unsigned int* row = src + (int64)(row0 + k.y) * width;
+            sa_f4 t = sa_zero4();
+            for (int tap = 0; tap < kx; ++tap)
+                t = t + sa_bytes4(row[index[k.x * kx + tap]]) * weight[k.x * kx + tap];
+            sa_store4(band + (int64)k.i * 4, t);
+        }
+    }
+}
+
+// out[y][c] = sum_a band[row_index[y][a] - row0][c] * row_weight[y][a]: the block, (n_rows, n_cols) RGBX.
+// A thread makes whole rows, adding tap a's band row to every pixel before tap a + 1's (each pixel's sum
+// still in tap order): straight loops over contiguous rows, with the row's taps read once.
+SA_KERNEL void resample_rows(const int64* __restrict__ blocks, int n)
+{
+    for (int f = SA_FRAME; f < n; f += SA_FRAMES) {
+        const int64* b = blocks + (int64)f * BLOCK_FIELDS;
+        const float* band = (const float*)b[B_BAND];
+        const int* index = (const int*)b[B_ROW_INDEX];
+        const float* weight = (const float*)b[B_ROW_WEIGHT];
+        float* out = (float*)b[B_OUT];
+        int row0 = (int)b[B_ROW0], cols = (int)b[B_N_COLS], ky = (int)b[B_KY];
+        for (int y = SA_FIRST; y < (int)b[B_N_ROWS]; y += SA_STRIDE) {
+            float* o = out + (int64)y * cols * 4;
+            for (int x = 0; x < cols; ++x) sa_store4(o + x * 4, sa_zero4());
+            for (int tap = 0; tap < ky; ++tap) {
+                const float* t = band + (int64)(index[y * ky + tap] - row0) * cols * 4;
+                float w = weight[y * ky + tap];
+                for (int x = 0; x < cols; ++x) sa_store4(o + x * 4, sa_load4(o + x * 4) + sa_load4(t + x * 4) * w);
+            }
+        }
+    }
+}
+
+// Frames from blocks: frame slot gets its block (pixel space, RGBX, bh x bw) with the top-left at canvas
+// (y, x), clipped, black around it, normalised into the engine's layout and dtype as `render` does. A thread
+// walks whole canvas rows (a CPU core then runs straight, vectorisable loops: black, block, black), with the
+// layout and dtype fixed per loop: a branch per value would cost more than the value.
+enum { P_BLOCK, P_HEIGHT, P_WIDTH, P_Y, P_X, P_SLOT, PLACE_FIELDS };
+
+template <int NCHW, int HALF>
+SA_DEVICE void sa_place_pixel(void* out, int64 slot, int i, int hw, float r, float g, float b, int bgr,
+                              const float* scale, const float* bias)
+{
+    float c0 = bgr ? b : r, c2 = bgr ? r : b;
+    float p[3] = {c0 * scale[0] + bias[0], g * scale[1] + bias[1], c2 * scale[2] + bias[2]};
+    for (int k = 0; k < 3; ++k) {
+        int64 at = NCHW ? (slot * 3 + k) * hw + i : (slot * hw + i) * 3 + k;
+        if (HALF) ((unsigned short*)out)[at] = sa_half_bits(p[k]);
+        else ((float*)out)[at] = p[k];
+    }
+}
+
+// Canvas row y: black, then the block's pixels px (columns c0 to c1), then black.
+template <int NCHW, int HALF>
+SA_DEVICE void sa_place_row(void* out, int64 slot, int y, int w, int hw, const float* px, int c0, int c1,
+                            int bgr, const float* scale, const float* bias)
+{
+    int row = y * w;
+    for (int x = 0; x < c0; ++x) sa_place_pixel<NCHW, HALF>(out, slot, row + x, hw, 0.0f, 0.0f, 0.0f, bgr, scale, bias);
+    for (int x = c0; x < c1; ++x) {
+        const float* v = px + (int64)(x - c0) * 4;
+        sa_place_pixel<NCHW, HALF>(out, slot, row + x, hw, v[0], v[1], v[2], bgr, scale, bias);
+    }
+    for (int x = c1; x < w; ++x) sa_place_pixel<NCHW, HALF>(out, slot, row + x, hw, 0.0f, 0.0f, 0.0f, bgr, scale, bias);
+}
+
+template <int NCHW, int HALF>
+SA_DEVICE void sa_place(const int64* frames, int n, int h, int w, int bgr, const float* scale, const float* bias,
+                        void* out)
+{
+    for (int f = SA_FRAME; f < n; f += SA_FRAMES) {
+        const int64* p = frames + (int64)f * PLACE_FIELDS;
+        const float* block = (const float*)p[P_BLOCK];
+        int bh = (int)p[P_HEIGHT], bw = (int)p[P_WIDTH], y0 = (int)p[P_Y], x0 = (int)p[P_X];
+        int c0 = x0 > 0 ? x0 : 0, c1 = x0 + bw < w ? x0 + bw : w;  // the block's columns on the canvas
+        for (int y = SA_FIRST; y < h; y += SA_STRIDE) {
+            int r = y - y0;
+            bool rows = r >= 0 && r < bh && c0 < c1;
+            sa_place_row<NCHW, HALF>(out, p[P_SLOT], y, w, h * w, block + ((int64)r * bw + c0 - x0) * 4,
+                                     rows ? c0 : w, rows ? c1 : w, bgr, scale, bias);
+        }
+    }
+}
+
+SA_KERNEL void place(const int64* __restrict__ frames, int n, int h, int w, float s0, float s1, float s2, float b0,
+                     float b1, float b2, int bgr, int nchw, int half, void* out)
+{
+    const float scale[3] = {s0, s1, s2}, bias[3] = {b0, b1, b2};
+    if (nchw && half) sa_place<1, 1>(frames, n, h, w, bgr, scale, bias, out);
+    else if (nchw) sa_place<1, 0>(frames, n, h, w, bgr, scale, bias, out);
+    else if (half) sa_place<0, 1>(frames, n, h, w, bgr, scale, bias, out);
+    else sa_place<0, 0>(frames, n, h, w, bgr, scale, bias, out);
+}

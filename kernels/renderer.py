@@ -9,9 +9,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from . import ops
+from . import host_library, ops, reference
 from .batch import pack, rgbx
-from .memory import DeviceArray, Memory
+from .memory import DeviceArray, HostMemory, Memory
 from .reference import BINOMIAL5, passes_needed
 from .tables import FrameTables, Normalisation
 
@@ -77,3 +77,116 @@ class KernelRenderer:
             ops.inpaint_pass(mem.launch, a(values[src]), a(known[src]), a(values[dst]), a(known[dst]), m, canvas,
                              a(self.kernel), len(BINOMIAL5))
         ops.normalise(mem.launch, a(values[passes % 2]), a(slot), m, canvas, norm, nchw, half, a(out))
+
+
+class HostRenderer:
+    """Frames -> the engine's input batch with the kernels' host build: the CPU renderer. Where a GPU renders
+    each frame in one gather, a CPU core renders each distinct block once (the two frames of a translate
+    pair, a crop's window: `ops.resample`'s two separable passes), places it on every frame that shows it
+    (`ops.place`) and inpaints a rectangle of known pixels ring by ring (`ops.inpaint_ring`): the same float32
+    operations in the same order as the GPU's kernels, so the same bits. The few frames whose known pixels
+    are no rectangle take the GPU's own kernels, built for the host. Batches are host arrays; ctypes lets go
+    of the GIL while a kernel runs, so an engine's Python threads run meanwhile."""
+
+    def __init__(self, keep_sources: int = 8) -> None:
+        self.memory = HostMemory()
+        self.launch = self.memory.launch
+        for name in ("render", "inpaint"):
+            host_library(name)  # built (or loaded) now: a failure shows before any audit starts
+        self.sources: OrderedDict[str, np.ndarray] = OrderedDict()  # key -> RGBX pixels, most recent last
+        self.keep_sources = keep_sources
+        self._general: KernelRenderer | None = None
+
+    def rgbx(self, key: str, pixels: np.ndarray) -> np.ndarray:
+        """The image as the kernels read it, converted once: an image's frames span batches."""
+        image = self.sources.pop(key, None)
+        if image is None:
+            image = rgbx(pixels)
+        self.sources[key] = image
+        while len(self.sources) > self.keep_sources:
+            self.sources.popitem(last=False)
+        return image
+
+    def render(self, sources: Sequence[Source], frames: Sequence[FrameTables], norm: Normalisation, layout: str,
+               dtype: np.dtype) -> np.ndarray:
+        """Frame ``i`` drawn from ``sources[i]`` -> the model input batch, (n, 3, H, W) or (n, H, W, 3)."""
+        canvas, n = frames[0].canvas, len(frames)
+        nchw, half = layout == "NCHW", np.dtype(dtype) == np.float16
+        out = reference.empty_batch(n, canvas, nchw, np.dtype(np.float16 if half else np.float32))
+        keep: list[np.ndarray] = []  # every array whose address a table holds, alive until the launches end
+        blocks: dict[tuple, np.ndarray] = {}  # frames with the same source and tables show the same block
+        names = [(key, *(id(a) for t in (f.rows, f.cols) for a in (t.index, t.weight))) for (key, _), f in
+                 zip(sources, frames)]
+        rows: list[list[int]] = []
+        for name, (key, pixels), frame in zip(names, sources, frames):
+            if name not in blocks:
+                blocks[name] = self._block(self.rgbx(key, pixels), frame, rows, keep)
+        if rows:
+            table = np.array(rows, np.int64)
+            ops.resample(self.launch, table.ctypes.data, len(rows), int((table[:, 4] * table[:, 7]).max()),
+                         int(table[:, 11].max()))
+        placed, rings, general = [], [], []
+        for slot, (name, frame) in enumerate(zip(names, frames)):
+            block = blocks[name]
+            if not frame.inpaint:
+                placed.append([block.ctypes.data, *block.shape[:2], frame.rows.start, frame.cols.start, slot])
+                continue
+            known = reference.known_mask(frame.rows, frame.cols, canvas)
+            if not known.any():
+                raise ValueError("nothing to inpaint from: no known pixel on the canvas")
+            rect = reference.rectangle(known)
+            if rect is None:
+                general.append(slot)
+                continue
+            filled = self._known(block, frame, rect)
+            keep.append(filled)
+            rings.append([filled.ctypes.data, *rect])
+            placed.append([filled.ctypes.data, *canvas, 0, 0, slot])
+        self._inpaint(rings, canvas)
+        if placed:
+            table = np.array(placed, np.int64)
+            ops.place(self.launch, table.ctypes.data, len(placed), canvas, norm, nchw, half, out.ctypes.data)
+        if general:
+            self._general = self._general or KernelRenderer(self.memory)
+            some = self._general.render([sources[i] for i in general], [frames[i] for i in general], norm, layout,
+                                        dtype)
+            out[general] = some.to_host()
+        return out
+
+    @staticmethod
+    def _block(image: np.ndarray, frame: FrameTables, rows: list[list[int]], keep: list[np.ndarray]) -> np.ndarray:
+        """A block's buffer (resampled later, by the batch's `ops.resample`) and its row of the table."""
+        r, c = frame.rows, frame.cols
+        r0, r1 = int(r.index.min()), int(r.index.max()) + 1
+        band = np.empty((r1 - r0, c.index.shape[0], 4), np.float32)
+        block = np.empty((r.index.shape[0], c.index.shape[0], 4), np.float32)
+        arrays = [np.ascontiguousarray(a, t) for a, t in ((c.index, np.int32), (c.weight, np.float32),
+                                                          (r.index, np.int32), (r.weight, np.float32))]
+        keep += [image, band, *arrays]  # the image too: the batch may hold more images than the cache keeps
+        ci, cw, ri, rw = (a.ctypes.data for a in arrays)
+        rows.append([image.ctypes.data, image.shape[1], band.ctypes.data, r0, r1 - r0, ci, cw, *c.index.shape,
+                     ri, rw, *r.index.shape, block.ctypes.data])
+        return block
+
+    @staticmethod
+    def _known(block: np.ndarray, frame: FrameTables, rect: tuple[int, int, int, int]) -> np.ndarray:
+        """A canvas to inpaint: the block's fully covered pixels (the rectangle ``rect``) with weight 1 in
+        the fourth lane; the rest is written by the ring passes."""
+        y0, y1, x0, x1 = rect
+        canvas = np.empty((*frame.canvas, 4), np.float32)
+        by, bx = y0 - frame.rows.start, x0 - frame.cols.start
+        canvas[y0:y1, x0:x1, :3] = block[by:by + y1 - y0, bx:bx + x1 - x0, :3]
+        canvas[y0:y1, x0:x1, 3] = 1
+        return canvas
+
+    def _inpaint(self, rings: list[list[int]], canvas: tuple[int, int]) -> None:
+        """Ring passes until every canvas is filled (its known rectangle grown to the whole canvas)."""
+        if not rings:
+            return
+        table = np.array(rings, np.int64)
+        h, w = canvas
+        reach = max(max(y0, h - y1, x0, w - x1) for _, y0, y1, x0, x1 in rings)
+        r = len(BINOMIAL5) // 2
+        taps = np.ascontiguousarray(BINOMIAL5)
+        for step in range(-(-reach // r)):
+            ops.inpaint_ring(self.launch, table.ctypes.data, len(rings), canvas, taps.ctypes.data, len(taps), step)
