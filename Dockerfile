@@ -2,7 +2,9 @@
 # audit-server images (docs/deploy.md):
 #   docker build -t shiftaudit:gpu .                          CUDA, TensorRT, onnxruntime-gpu; needs an NVIDIA GPU
 #   docker build --build-arg VARIANT=cpu -t shiftaudit:cpu .  ONNX Runtime on the CPU; runs anywhere
-# A variant's stage installs the engines and the package; the last stage, common to both, makes it a server.
+# A variant's build stage installs the engines and the package and compiles the CPU renderer (the kernels'
+# host build); the variant's stage copies that environment without the compiler; the last stage, common to
+# both, makes it a server.
 # Both serve on 0.0.0.0:50051 with the model root at /models and the state (SQLite store, uploads,
 # kernel cache) at /var/lib/shiftaudit; flags after the image name are appended to audit-server's.
 
@@ -26,9 +28,22 @@ RUN pip wheel --no-cache-dir --no-deps --wheel-dir /dist . \
  && if [ ! -f "/dist/shiftaudit-${VERSION}-py3-none-any.whl" ]; then \
       echo "VERSION=${VERSION} does not match pyproject.toml: built $(ls /dist)" >&2; exit 1; fi
 
-# ---- cpu: python:slim + ONNX Runtime (CPU) ----
-FROM python:${PYTHON_VERSION}-slim AS cpu
+# ---- cpu-build: the CPU image's environment, with the CPU renderer compiled (the kernels' host build) ----
+FROM python:${PYTHON_VERSION}-slim AS cpu-build
 ARG VERSION
+ARG ORT_VERSION
+# The compiler stays in this stage: the image gets the built library, not g++ (python:slim's Debian).
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends g++ \
+ && rm -rf /var/lib/apt/lists/*
+RUN --mount=type=bind,from=wheel,source=/dist,target=/dist \
+    python -m venv /opt/venv \
+ && /opt/venv/bin/pip install --no-cache-dir "/dist/shiftaudit-${VERSION}-py3-none-any.whl" "onnxruntime==${ORT_VERSION}" \
+ && /opt/venv/bin/python -m shiftaudit.kernels --build-host
+
+# ---- cpu: python:slim + that environment ----
+FROM python:${PYTHON_VERSION}-slim AS cpu
 ARG PYTHON_VERSION
 ARG ORT_VERSION
 LABEL org.opencontainers.image.title="shiftaudit audit-server (CPU)" \
@@ -39,32 +54,20 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     SHIFTAUDIT_CACHE=/var/lib/shiftaudit/cache
-RUN --mount=type=bind,from=wheel,source=/dist,target=/dist \
-    python -m venv /opt/venv \
- && pip install --no-cache-dir "/dist/shiftaudit-${VERSION}-py3-none-any.whl" "onnxruntime==${ORT_VERSION}"
+COPY --from=cpu-build /opt/venv /opt/venv
 
-# ---- gpu: CUDA + cuDNN runtime, TensorRT, onnxruntime-gpu ----
-FROM ${CUDA_IMAGE} AS gpu
+# ---- gpu-build: CUDA + cuDNN runtime, TensorRT, onnxruntime-gpu, the CPU renderer compiled ----
+FROM ${CUDA_IMAGE} AS gpu-build
 ARG VERSION
-ARG CUDA_IMAGE
 ARG CUDA_VERSION
 ARG TENSORRT_VERSION
 ARG ORT_VERSION
-LABEL org.opencontainers.image.title="shiftaudit audit-server (GPU)" \
-      org.opencontainers.image.description="Audits ONNX models and TensorRT engines for one-pixel shift sensitivity, over gRPC" \
-      org.opencontainers.image.base.name="${CUDA_IMAGE}" \
-      shiftaudit.cuda.version="${CUDA_VERSION}" \
-      shiftaudit.tensorrt.version="${TENSORRT_VERSION}" \
-      shiftaudit.onnxruntime.version="${ORT_VERSION}"
-# Ubuntu 24.04's Python (3.12); its .deb versions follow the pinned base image.
+# Ubuntu 24.04's Python (3.12) and compiler; its .deb versions follow the pinned base image.
 # hadolint ignore=DL3008
 RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 python3-venv \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 python3-venv g++ \
  && rm -rf /var/lib/apt/lists/*
-ENV PATH=/opt/venv/bin:$PATH \
-    PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONUNBUFFERED=1 \
-    SHIFTAUDIT_CACHE=/var/lib/shiftaudit/cache
+ENV PATH=/opt/venv/bin:$PATH
 # TensorRT first, in a layer of its own: the largest download, and independent of our code. Its libs
 # are on NVIDIA's index only (PyPI holds placeholders); the tensorrt metapackage resolves to this cu13 one.
 RUN python3 -m venv /opt/venv \
@@ -77,7 +80,30 @@ RUN --mount=type=bind,from=wheel,source=/dist,target=/dist \
     pip install --no-cache-dir "/dist/shiftaudit-${VERSION}-py3-none-any.whl[gpu]" "nvidia-cuda-nvrtc==${CUDA_VERSION%.*}.*" \
  && pip uninstall -y onnxruntime \
  && pip install --no-cache-dir "onnxruntime-gpu==${ORT_VERSION}" \
- && python -c "import onnxruntime as o; p = o.get_available_providers(); assert 'CUDAExecutionProvider' in p, p"
+ && python -c "import onnxruntime as o; p = o.get_available_providers(); assert 'CUDAExecutionProvider' in p, p" \
+ && python -m shiftaudit.kernels --build-host
+
+# ---- gpu: CUDA + cuDNN runtime, Python, and that environment ----
+FROM ${CUDA_IMAGE} AS gpu
+ARG CUDA_IMAGE
+ARG CUDA_VERSION
+ARG TENSORRT_VERSION
+ARG ORT_VERSION
+LABEL org.opencontainers.image.title="shiftaudit audit-server (GPU)" \
+      org.opencontainers.image.description="Audits ONNX models and TensorRT engines for one-pixel shift sensitivity, over gRPC" \
+      org.opencontainers.image.base.name="${CUDA_IMAGE}" \
+      shiftaudit.cuda.version="${CUDA_VERSION}" \
+      shiftaudit.tensorrt.version="${TENSORRT_VERSION}" \
+      shiftaudit.onnxruntime.version="${ORT_VERSION}"
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 python3-venv \
+ && rm -rf /var/lib/apt/lists/*
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    SHIFTAUDIT_CACHE=/var/lib/shiftaudit/cache
+COPY --from=gpu-build /opt/venv /opt/venv
 
 # ---- the server, on either variant ----
 # hadolint ignore=DL3006

@@ -90,10 +90,12 @@ def cubin(name: str, arch: str) -> bytes:
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
-    """Concurrent processes and threads never read half a file."""
+    """Concurrent processes and threads never read half a file. Readable by all (mkstemp's files are the
+    owner's alone): a build shipped in an image is made by root and loaded by the server's user."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     with os.fdopen(fd, "wb") as f:
         f.write(data)
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)
 
 

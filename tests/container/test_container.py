@@ -2,7 +2,7 @@
 its gRPC port published on the host's loopback, a model root and a data root mounted read-only, a state
 directory mounted from the host. From the host: the health service answers SERVING and the image's own
 HEALTHCHECK passes; the server is not root; an audit through the container equals the in-process audit
-of the same image's tools; SIGTERM during an audit lets it finish, ends the server with 0, and the report
+of the same image's tools, both rendered by the compiled kernels the image ships (and no compiler); SIGTERM during an audit lets it finish, ends the server with 0, and the report
 is still there for the next container on that state directory. Its log is one JSON object a line.
 
 These need podman and an image (``SHIFTAUDIT_IMAGE``); without them they skip. ``.ci/container`` has both."""
@@ -151,6 +151,19 @@ def test_an_audit_through_the_container_equals_the_in_process_audit(node, mounts
     for key in ("protocols", "tallies", "images", "skipped", "frames", "config"):
         assert remote[key] == local[key], key
     assert remote["model"]["sha256"] == local["model"]["sha256"]
+    assert remote["device"]["render"] == local["device"]["render"] == "cpu (compiled kernels)"
+
+
+def test_the_image_ships_the_compiled_renderer_and_no_compiler():
+    """The build stage compiled the kernels' host build beside the installed sources; the image itself has
+    no compiler, so a renderer it had to build would be the NumPy fallback."""
+    out = podman("run", "--rm", "--entrypoint", "python", IMAGE, "-c",
+                 "import json, shutil; from shiftaudit import kernels as k; print(json.dumps("
+                 "[[shutil.which(c) for c in ('c++', 'g++', 'cc')], sorted(p.name for p in k.SHIPPED.glob('*.so')), "
+                 "[k.host_file(n) for n in k.KERNELS]]))")
+    compilers, shipped, wanted = json.loads(out)
+    assert compilers == [None, None, None]
+    assert shipped == sorted(wanted)
 
 
 def test_sigterm_lets_the_audit_finish_exits_0_and_the_report_stays(mounts):
