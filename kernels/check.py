@@ -68,7 +68,7 @@ def check_render(memory: Memory, seed: int = 0) -> str:
     bit for bit with the kernels, inpainted frames included."""
     rng = np.random.default_rng(seed)
     renderer = KernelRenderer(memory, poison=True)
-    cpu = HostRenderer(keep_sources=2)  # fewer than a batch's sources: their buffers must outlive the cache
+    cpu = HostRenderer()
     count = inpainted = 0
     for _ in range(3):
         canvas = (int(rng.integers(24, 72)), int(rng.integers(24, 72)))

@@ -81,6 +81,7 @@ SA_DEVICE sa_f4 operator*(sa_f4 a, float w) { return {{a[0] * w, a[1] * w, a[2] 
 SA_DEVICE sa_f4 operator/(sa_f4 a, float w) { return {{a[0] / w, a[1] / w, a[2] / w, a[3] / w}}; }
 SA_DEVICE sa_f4 sa_zero4() { return {{0.0f, 0.0f, 0.0f, 0.0f}}; }
 SA_DEVICE sa_f4 sa_bytes4(unsigned int p) { return {{sa_byte(p, 0), sa_byte(p, 1), sa_byte(p, 2), sa_byte(p, 3)}}; }
+SA_DEVICE sa_f4 sa_rgb(const unsigned char* p) { return {{(float)p[0], (float)p[1], (float)p[2], 0.0f}}; }
 SA_DEVICE sa_f4 sa_load4(const float* p) { return {{p[0], p[1], p[2], p[3]}}; }
 SA_DEVICE void sa_store4(float* p, sa_f4 a) { p[0] = a[0]; p[1] = a[1]; p[2] = a[2]; p[3] = a[3]; }
 #else
@@ -103,6 +104,15 @@ SA_DEVICE sa_f4 sa_bytes4(unsigned int p)
     return __builtin_convertvector(__builtin_convertvector(b, sa_i4), sa_f4);
 }
 #endif
+// An RGB pixel (three bytes) as RGBX floats, X = 0: the three bytes assembled into a word in registers (no
+// read past the pixel: the image's last one ends its buffer; a memcpy of three bytes went through the stack
+// and stalled every tap), then widened as `sa_bytes4`.
+SA_DEVICE sa_f4 sa_rgb(const unsigned char* p)
+{
+    unsigned short rg;
+    std::memcpy(&rg, p, 2);
+    return sa_bytes4((unsigned int)rg | ((unsigned int)p[2] << 16));
+}
 SA_DEVICE sa_f4 sa_load4(const float* p)
 {
     sa_f4 a;

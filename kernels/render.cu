@@ -176,8 +176,9 @@ SA_KERNEL void normalise(const float* __restrict__ canvas, const int* __restrict
 // The host renders each resampled block once (the frames of a pair share it) in two passes: the column
 // taps over the band of source rows the row taps read, then the row taps over that band. Each sum starts
 // at 0 and adds its taps in `sa_pixel`'s order, every step a float32 multiply then add, so the blocks are
-// the very values `render` computes. Pixel-space values are RGBX float: the fourth lane is a free SIMD lane
-// (and inpainting's weight, inpaint.cu). Per block a row of BLOCK_FIELDS int64 (addresses and sizes).
+// the very values `render` computes. Sources are the decoded RGB images themselves (three bytes a pixel:
+// no copy); pixel-space values are RGBX float: the fourth lane is a free SIMD lane (and inpainting's
+// weight, inpaint.cu). Per block a row of BLOCK_FIELDS int64 (addresses and sizes).
 enum {
     B_SRC, B_WIDTH, B_BAND, B_ROW0, B_BAND_ROWS, B_COL_INDEX, B_COL_WEIGHT, B_N_COLS, B_KX, B_ROW_INDEX,
     B_ROW_WEIGHT, B_N_ROWS, B_KY, B_OUT, BLOCK_FIELDS
@@ -188,17 +189,17 @@ SA_KERNEL void resample_columns(const int64* __restrict__ blocks, int n)
 {
     for (int f = SA_FRAME; f < n; f += SA_FRAMES) {
         const int64* b = blocks + (int64)f * BLOCK_FIELDS;
-        const unsigned int* src = (const unsigned int*)b[B_SRC];
+        const unsigned char* src = (const unsigned char*)b[B_SRC];
         const int* index = (const int*)b[B_COL_INDEX];
         const float* weight = (const float*)b[B_COL_WEIGHT];
         float* band = (float*)b[B_BAND];
         int width = (int)b[B_WIDTH], row0 = (int)b[B_ROW0], cols = (int)b[B_N_COLS], kx = (int)b[B_KX];
         int size = (int)b[B_BAND_ROWS] * cols;
         for (Walk k = sa_walk(cols); k.i < size; sa_step(k, cols)) {
-            const unsigned int* row = src + (int64)(row0 + k.y) * width;
+            const unsigned char* row = src + (int64)(row0 + k.y) * width * 3;
             sa_f4 t = sa_zero4();
             for (int tap = 0; tap < kx; ++tap)
-                t = t + sa_bytes4(row[index[k.x * kx + tap]]) * weight[k.x * kx + tap];
+                t = t + sa_rgb(row + index[k.x * kx + tap] * 3) * weight[k.x * kx + tap];
             sa_store4(band + (int64)k.i * 4, t);
         }
     }

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from itertools import groupby
 
 import numpy as np
 
@@ -85,87 +86,78 @@ class HostRenderer:
     pair, a crop's window: `ops.resample`'s two separable passes), places it on every frame that shows it
     (`ops.place`) and inpaints a rectangle of known pixels ring by ring (`ops.inpaint_ring`): the same float32
     operations in the same order as the GPU's kernels, so the same bits. The few frames whose known pixels
-    are no rectangle take the GPU's own kernels, built for the host. Batches are host arrays; ctypes lets go
-    of the GIL while a kernel runs, so an engine's Python threads run meanwhile."""
+    are no rectangle take the GPU's own kernels, built for the host. Sources are read where they are (RGB);
+    a batch is rendered image by image, so its scratch memory is one image's blocks and one band (the
+    pipeline's memory budget counts the images and the batch). Batches are host arrays; ctypes lets go of
+    the GIL while a kernel runs, so an engine's Python threads run meanwhile."""
 
-    def __init__(self, keep_sources: int = 8) -> None:
+    def __init__(self) -> None:
         self.memory = HostMemory()
         self.launch = self.memory.launch
         for name in ("render", "inpaint"):
             host_library(name)  # built (or loaded) now: a failure shows before any audit starts
-        self.sources: OrderedDict[str, np.ndarray] = OrderedDict()  # key -> RGBX pixels, most recent last
-        self.keep_sources = keep_sources
-        self._general: KernelRenderer | None = None
-
-    def rgbx(self, key: str, pixels: np.ndarray) -> np.ndarray:
-        """The image as the kernels read it, converted once: an image's frames span batches."""
-        image = self.sources.pop(key, None)
-        if image is None:
-            image = rgbx(pixels)
-        self.sources[key] = image
-        while len(self.sources) > self.keep_sources:
-            self.sources.popitem(last=False)
-        return image
 
     def render(self, sources: Sequence[Source], frames: Sequence[FrameTables], norm: Normalisation, layout: str,
                dtype: np.dtype) -> np.ndarray:
         """Frame ``i`` drawn from ``sources[i]`` -> the model input batch, (n, 3, H, W) or (n, H, W, 3)."""
-        canvas, n = frames[0].canvas, len(frames)
         nchw, half = layout == "NCHW", np.dtype(dtype) == np.float16
-        out = reference.empty_batch(n, canvas, nchw, np.dtype(np.float16 if half else np.float32))
-        keep: list[np.ndarray] = []  # every array whose address a table holds, alive until the launches end
-        blocks: dict[tuple, np.ndarray] = {}  # frames with the same source and tables show the same block
-        names = [(key, *(id(a) for t in (f.rows, f.cols) for a in (t.index, t.weight))) for (key, _), f in
-                 zip(sources, frames)]
-        rows: list[list[int]] = []
-        for name, (key, pixels), frame in zip(names, sources, frames):
+        out = reference.empty_batch(len(frames), frames[0].canvas, nchw, np.dtype(np.float16 if half else np.float32))
+        band = np.empty(max(_band_floats(f) for f in frames), np.float32)  # one, reused by every block
+        general = []
+        for _, group in groupby(range(len(frames)), key=lambda i: sources[i][0]):
+            slots = list(group)
+            general += self._image(sources[slots[0]][1], slots, frames, band, norm, nchw, half, out)
+        if general:  # known pixels that are no rectangle: the GPU's kernels, on the host
+            some = KernelRenderer(self.memory).render([sources[i] for i in general], [frames[i] for i in general],
+                                                      norm, layout, dtype)
+            out[general] = some.to_host()
+        return out
+
+    def _image(self, pixels: np.ndarray, slots: list[int], frames: Sequence[FrameTables], band: np.ndarray,
+               norm: Normalisation, nchw: bool, half: bool, out: np.ndarray) -> list[int]:
+        """The frames ``slots`` of one image into their slots of ``out``; returns those left to the general
+        inpainting."""
+        pixels = np.ascontiguousarray(pixels)
+        blocks: dict[tuple, np.ndarray] = {}  # frames with the same tables show the same block
+        placed, rings, keep, general = [], [], [], []
+        for slot in slots:
+            frame = frames[slot]
+            name = tuple(id(a) for t in (frame.rows, frame.cols) for a in (t.index, t.weight))
             if name not in blocks:
-                blocks[name] = self._block(self.rgbx(key, pixels), frame, rows, keep)
-        if rows:
-            table = np.array(rows, np.int64)
-            ops.resample(self.launch, table.ctypes.data, len(rows), int((table[:, 4] * table[:, 7]).max()),
-                         int(table[:, 11].max()))
-        placed, rings, general = [], [], []
-        for slot, (name, frame) in enumerate(zip(names, frames)):
+                blocks[name] = self._resample(pixels, frame, band)
             block = blocks[name]
             if not frame.inpaint:
                 placed.append([block.ctypes.data, *block.shape[:2], frame.rows.start, frame.cols.start, slot])
                 continue
-            known = reference.known_mask(frame.rows, frame.cols, canvas)
+            known = reference.known_mask(frame.rows, frame.cols, frame.canvas)
             if not known.any():
                 raise ValueError("nothing to inpaint from: no known pixel on the canvas")
             rect = reference.rectangle(known)
             if rect is None:
                 general.append(slot)
                 continue
-            filled = self._known(block, frame, rect)
-            keep.append(filled)
-            rings.append([filled.ctypes.data, *rect])
-            placed.append([filled.ctypes.data, *canvas, 0, 0, slot])
-        self._inpaint(rings, canvas)
+            canvas = self._known(block, frame, rect)
+            keep.append(canvas)
+            rings.append([canvas.ctypes.data, *rect])
+            placed.append([canvas.ctypes.data, *frame.canvas, 0, 0, slot])
+        self._inpaint(rings, frames[slots[0]].canvas)
         if placed:
             table = np.array(placed, np.int64)
-            ops.place(self.launch, table.ctypes.data, len(placed), canvas, norm, nchw, half, out.ctypes.data)
-        if general:
-            self._general = self._general or KernelRenderer(self.memory)
-            some = self._general.render([sources[i] for i in general], [frames[i] for i in general], norm, layout,
-                                        dtype)
-            out[general] = some.to_host()
-        return out
+            ops.place(self.launch, table.ctypes.data, len(placed), frames[slots[0]].canvas, norm, nchw, half,
+                      out.ctypes.data)
+        return general
 
-    @staticmethod
-    def _block(image: np.ndarray, frame: FrameTables, rows: list[list[int]], keep: list[np.ndarray]) -> np.ndarray:
-        """A block's buffer (resampled later, by the batch's `ops.resample`) and its row of the table."""
+    def _resample(self, pixels: np.ndarray, frame: FrameTables, band: np.ndarray) -> np.ndarray:
+        """A frame's block, (rows, columns, 4) float32 RGBX, through the scratch ``band``."""
         r, c = frame.rows, frame.cols
         r0, r1 = int(r.index.min()), int(r.index.max()) + 1
-        band = np.empty((r1 - r0, c.index.shape[0], 4), np.float32)
         block = np.empty((r.index.shape[0], c.index.shape[0], 4), np.float32)
-        arrays = [np.ascontiguousarray(a, t) for a, t in ((c.index, np.int32), (c.weight, np.float32),
-                                                          (r.index, np.int32), (r.weight, np.float32))]
-        keep += [image, band, *arrays]  # the image too: the batch may hold more images than the cache keeps
-        ci, cw, ri, rw = (a.ctypes.data for a in arrays)
-        rows.append([image.ctypes.data, image.shape[1], band.ctypes.data, r0, r1 - r0, ci, cw, *c.index.shape,
-                     ri, rw, *r.index.shape, block.ctypes.data])
+        ci, cw, ri, rw = (np.ascontiguousarray(a, t) for a, t in ((c.index, np.int32), (c.weight, np.float32),
+                                                                 (r.index, np.int32), (r.weight, np.float32)))
+        row = np.array([pixels.ctypes.data, pixels.shape[1], band.ctypes.data, r0, r1 - r0, ci.ctypes.data,
+                        cw.ctypes.data, *c.index.shape, ri.ctypes.data, rw.ctypes.data, *r.index.shape,
+                        block.ctypes.data], np.int64)
+        ops.resample(self.launch, row.ctypes.data, 1, (r1 - r0) * c.index.shape[0], r.index.shape[0])
         return block
 
     @staticmethod
@@ -190,3 +182,8 @@ class HostRenderer:
         taps = np.ascontiguousarray(BINOMIAL5)
         for step in range(-(-reach // r)):
             ops.inpaint_ring(self.launch, table.ctypes.data, len(rings), canvas, taps.ctypes.data, len(taps), step)
+
+
+def _band_floats(frame: FrameTables) -> int:
+    """The scratch a frame's column pass needs: the source rows its row taps read, by its columns, RGBX."""
+    return (int(frame.rows.index.max()) - int(frame.rows.index.min()) + 1) * frame.cols.index.shape[0] * 4
