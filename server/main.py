@@ -20,6 +20,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from shiftaudit.server.engine.errors import OptionError
+from shiftaudit.server.engine.render.cpu import CpuRenderer
 from shiftaudit.server.engine.runners import EngineOptions, activations
 from shiftaudit.server.flags import add_flags, flags_of, given, with_flags
 from shiftaudit.server.service import logs
@@ -158,9 +159,13 @@ def _announce(args: argparse.Namespace, port: int, service: AuditService, token:
     print(f"audit-server listening on {host}:{port} ({security}{', token required' if token else ''}); "
           f"model root {service.catalog.root}" + (f"; {interrupted} audit(s) marked interrupted" if interrupted else "")
           + metrics, flush=True)
+    cpu = CpuRenderer()  # built (or loaded) now, not by the first audit; a fallback is worth a warning
     logs.event("listening", listen=f"{host}:{port}", security=security, token=bool(token),
                model_root=str(service.catalog.root), interrupted=interrupted,
-               metrics=metrics.removeprefix("; metrics on ") or None)
+               metrics=metrics.removeprefix("; metrics on ") or None, cpu_renderer=cpu.name)
+    if cpu.host is None:
+        logs.event("cpu_renderer_fallback", level=logging.WARNING, message=f"audits rendered on the CPU use {cpu.name}: "
+                   "slower; install a C++ compiler (or use the container image, which ships the build)")
     if not loopback and not (credentials or token):
         logs.event("insecure_listen", level=logging.WARNING, listen=args.listen,
                    message="listening beyond loopback without TLS or token; anyone who can reach this port can "

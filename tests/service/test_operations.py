@@ -62,6 +62,9 @@ def test_the_log_is_a_json_line_per_audit_event_and_error(roots, tmp_path):
     assert not any("exception" in line or "Traceback" in line["message"] for line in log)
     assert [line["event"] for line in log if line.get("event") in ("listening", "shutting_down", "stopped")] == [
         "listening", "shutting_down", "stopped"]
+    listening = next(line for line in log if line.get("event") == "listening")
+    assert listening["cpu_renderer"] == "cpu (compiled kernels)"  # this machine has a compiler
+    assert not any(line.get("event") == "cpu_renderer_fallback" for line in log)
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "audits.sqlite").write_bytes(b"")
