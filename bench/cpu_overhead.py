@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
             ours.append(time_bare(runner.infer, batches))
             audit.append(time_audit(runner, sources, pre, cfg, frames))
             if peer_protocol:
-                done, seconds = peer_naive.run(session, images, peer_protocol, cfg, pre)
+                done, seconds, _ = peer_naive.run(session, images, peer_protocol, cfg, pre)
                 assert done == frames, f"the peer inferred {done} frames, the audit {frames}"
                 peer.append(seconds)
         b, a = frames / min(bare), frames / min(audit)

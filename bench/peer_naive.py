@@ -1,7 +1,11 @@
 """The peer a user would write instead of shiftaudit: OpenCV's resize onto a black canvas, NumPy's
 normalisation, ONNX Runtime, in one loop, on the same frames (the placements our planner draws: the same
-crop windows, sizes and origins) and the same batch. `bench/cpu_overhead.py` times it beside the audit
-and prints shiftaudit / peer per protocol.
+crop windows, sizes and origins) and the same batch. `bench/cpu_overhead.py` times its loop beside the
+audit and prints shiftaudit / peer per protocol; `bench/whole_process.py` runs it as a user does,
+
+    python bench/peer_naive.py --engine MODEL.onnx --images DIR --protocol embed-black [--pairs-per-image 8]
+
+beside ``audit-client`` on the same work, process start included.
 
 What the peer does per protocol (each with ``cv2.INTER_AREA`` when shrinking, ``INTER_LINEAR`` when
 enlarging, as a user would pick):
@@ -15,15 +19,19 @@ are many frames a unit).
 """
 from __future__ import annotations
 
+import argparse
+import hashlib
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
+import onnxruntime as ort
 
 from shiftaudit.server.engine.geometry import Placement
 from shiftaudit.server.engine.images import SourceImage
 from shiftaudit.server.engine.options import AuditOptions
-from shiftaudit.server.engine.preprocessing import Preprocessing
+from shiftaudit.server.engine.preprocessing import Preprocessing, load_preprocessing
 from shiftaudit.server.engine.protocols import plan
 
 PROTOCOLS = ("crop", "embed-black", "scale", "null")
@@ -61,9 +69,10 @@ def frames(image: SourceImage, protocol: str, cfg: AuditOptions) -> list[np.ndar
     return out
 
 
-def run(session, images: list[SourceImage], protocol: str, cfg: AuditOptions, pre: Preprocessing) -> tuple[int, float]:
-    """(frames, seconds) of the peer's audit of ``images``: render, normalise, infer batch by batch, and
-    compare each pair's top-1."""
+def run(session, images: list[SourceImage], protocol: str, cfg: AuditOptions, pre: Preprocessing
+        ) -> tuple[int, float, int]:
+    """(frames, seconds, top-1 changes) of the peer's audit of ``images``: render, normalise, infer batch by
+    batch, and compare each pair's top-1."""
     name = session.get_inputs()[0].name
     mean = np.asarray(pre.mean, np.float32) * (255 / pre.pixel_range)
     std = np.asarray(pre.std, np.float32) * (255 / pre.pixel_range)
@@ -86,4 +95,28 @@ def run(session, images: list[SourceImage], protocol: str, cfg: AuditOptions, pr
             pending = pending[cfg.batch:]
     if pending:
         infer(pending)
-    return count, time.perf_counter() - start
+    return count, time.perf_counter() - start, changes
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description="The naive peer of audit-client, as a user would run it.")
+    ap.add_argument("--engine", type=Path, required=True, help="an ONNX model with a fixed input size")
+    ap.add_argument("--images", type=Path, required=True, help="a directory of images (.jpg, .jpeg, .png)")
+    ap.add_argument("--protocol", choices=PROTOCOLS, required=True)
+    ap.add_argument("--pairs-per-image", type=int, default=8)
+    ap.add_argument("--batch", type=int, default=32)
+    args = ap.parse_args(argv)
+    session = ort.InferenceSession(str(args.engine), providers=["CPUExecutionProvider"])
+    h, w = session.get_inputs()[0].shape[2:]
+    images = []
+    for path in sorted(p for p in args.images.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png")):
+        data = path.read_bytes()
+        bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        images.append(SourceImage(path.name, hashlib.sha256(data).hexdigest(), cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)))
+    cfg = AuditOptions(protocols=(args.protocol,), pairs_per_image=args.pairs_per_image, canvas=(h, w), batch=args.batch)
+    frames, _, changes = run(session, images, args.protocol, cfg, load_preprocessing(args.engine))
+    print(f"{args.protocol}: {frames} frames, {changes} of {frames // 2} pairs changed top-1")
+
+
+if __name__ == "__main__":
+    main()
