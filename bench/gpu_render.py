@@ -28,12 +28,12 @@ from shiftaudit.kernels.batch import pack
 from shiftaudit.kernels.launch import cuda_call
 from shiftaudit.kernels.memory import DeviceMemory
 from shiftaudit.server.engine.files import list_images
-from shiftaudit.server.engine.geometry import frame_tables
 from shiftaudit.server.engine.images import read
 from shiftaudit.server.engine.options import AuditOptions
 from shiftaudit.server.engine.preprocessing import Preprocessing
 from shiftaudit.server.engine.protocols import plan
 from shiftaudit.server.engine.render.gpu import GpuRenderer
+from shiftaudit.server.engine.taps import frame_tables
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -12,10 +12,10 @@ from shiftaudit.server.engine.options import AuditOptions
 
 if TYPE_CHECKING:
     from shiftaudit.server.engine.layers import LayerOptions
+    from shiftaudit.server.engine.options import RayOptions
     from shiftaudit.server.engine.remediate import remediate
     from shiftaudit.server.engine.remedy import RemedyOptions
     from shiftaudit.server.engine.runners import EngineOptions
-    from shiftaudit.server.engine.scale_out import RayOptions
 
     from .api import audit, audit_on_ray, compare, profile
 

@@ -11,8 +11,7 @@ from shiftaudit.server.engine.compare import compare_reports
 from shiftaudit.server.engine.files import Shard, image_files
 from shiftaudit.server.engine.images import image_sources
 from shiftaudit.server.engine.job import Job, run_together
-from shiftaudit.server.engine.layers import LayerOptions, profile_layers
-from shiftaudit.server.engine.layers.profile import PROTOCOL
+from shiftaudit.server.engine.layers import PROTOCOL, LayerOptions, profile_layers
 from shiftaudit.server.engine.options import AuditOptions
 from shiftaudit.server.engine.progress import Progress
 from shiftaudit.server.engine.resume import check_files, partial_report

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from shiftaudit.server.engine.files import Shard
-from shiftaudit.server.engine.scale_out import RayOptions
+from shiftaudit.server.engine.options import RayOptions
 from shiftaudit.server.flags import Parser, add_flags, argument_type, given
 
-from .remote import Connection
+from .connection import Connection
 from .source import Source
 
 GROUPS = ("frames", "model", "remote audit (without --server the audit runs in this process)", "scale-out", "layers",

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shiftaudit.server.engine.errors import InputError
 from shiftaudit.server.engine.files import image_files
@@ -17,10 +17,12 @@ from shiftaudit.server.engine.progress import Progress
 from shiftaudit.server.engine.report import Report, assemble
 from shiftaudit.server.engine.runners import EngineOptions
 
-from .fanout import run_sharded
+from .connection import RemoteError, read_text
 from .interrupt import Interruption
-from .remote import AuditClient, DataPath, RemoteError, Upload, read_text
 from .source import Source
+
+if TYPE_CHECKING:
+    from .remote import AuditClient
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,8 @@ def run_audit(request: AuditRequest, progress: Callable[[Progress], None] | None
                      should_stop=stop.is_set if stop else None, resume=request.resume)
     labels = read_text(request.labels, "labels") if request.labels else ""
     if len(source.servers) > 1:
+        from .fanout import run_sharded  # gRPC: only for audits on servers
+
         return run_sharded(source.servers, source.connection, request.model.as_posix(), source.images,
                            request.options, preprocessing=request.preprocessing, labels_csv=labels, progress=progress)
     return _on_server(request, labels, progress, stop)
@@ -69,6 +73,8 @@ def _on_server(request: AuditRequest, labels: str, progress: Callable[[Progress]
     """One server's audit of the images (uploaded: all, or this client's shard of them) or of a path under
     its data root; its id is printed as soon as the server accepts it, and ``stop`` cancels it there (the
     server answers with the partial report)."""
+    from .remote import DataPath, Upload
+
     source = request.source
     files = image_files(source.images) if source.images else None
     selected = source.shard.select(files) if source.shard else None

@@ -6,16 +6,12 @@ import os
 import sys
 from dataclasses import replace
 
-import grpc
-
 from shiftaudit.server.engine.errors import AuditError
 from shiftaudit.server.engine.layers import LayerOptions
-from shiftaudit.server.engine.options import AuditOptions
+from shiftaudit.server.engine.options import AuditOptions, RayOptions
 from shiftaudit.server.engine.preprocessing import Preprocessing
 from shiftaudit.server.engine.remedy import RemedyOptions
-from shiftaudit.server.engine.runners import EngineOptions
-from shiftaudit.server.engine.runners.tensorrt import BuildOptions
-from shiftaudit.server.engine.scale_out import RayOptions
+from shiftaudit.server.engine.runners import BuildOptions, EngineOptions
 from shiftaudit.server.flags import flags_of, with_flags
 
 from .args import Command
@@ -26,10 +22,10 @@ from .commands.engine import BUILD, INSPECT
 from .commands.layers import LAYERS_COMMAND
 from .commands.remediate import REMEDIATE_COMMAND
 from .commands.report import GET, LIST, MERGE, REPORT
+from .connection import Connection, RemoteError
 from .gates import Gates
 from .interrupt import EXIT_INTERRUPTED
 from .outputs import OutputOptions
-from .remote import Connection, RemoteError
 
 # every subcommand, with the line the top-level help gives it
 COMMANDS: dict[str, tuple[Command, str]] = {
@@ -50,8 +46,8 @@ FLAGS = flags_of(AuditOptions, Preprocessing, EngineOptions, RayOptions, LayerOp
                  BuildOptions, RemedyOptions) | {"labels": "--labels", "class_map": "--class-map", "baseline": "--baseline",
                                   "resume": "--resume"}
 # what the caller can fix; every other status means the server could not do the job (exit 3)
-_USAGE_CODES = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNAUTHENTICATED,
-                grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.OUT_OF_RANGE}
+_USAGE_CODES = {"INVALID_ARGUMENT", "NOT_FOUND", "UNAUTHENTICATED", "PERMISSION_DENIED", "OUT_OF_RANGE"}  # names: no
+# gRPC for commands that never connect
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,9 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as e:
         return _fail(e, EXIT_USAGE)
     except RemoteError as e:
-        if e.code == grpc.StatusCode.CANCELLED:  # cancelled before it had a partial report (while queued)
+        if e.code.name == "CANCELLED":  # cancelled before it had a partial report (while queued)
             return _fail(f"server: {e}", EXIT_INTERRUPTED)
-        return _fail(f"server: {e}", EXIT_USAGE if e.code in _USAGE_CODES else EXIT_ENGINE)
+        return _fail(f"server: {e}", EXIT_USAGE if e.code.name in _USAGE_CODES else EXIT_ENGINE)
     except OSError as e:
         return _fail(e, EXIT_USAGE)
     except KeyboardInterrupt:  # Ctrl-C where no partial report can be kept (an upload, a sharded or Ray audit)

@@ -24,7 +24,8 @@ from shiftaudit.server.engine.options import AuditOptions
 from shiftaudit.server.engine.progress import Progress
 from shiftaudit.server.engine.report import Report, merge_reports
 
-from .remote import AuditClient, Connection, RemoteError, Upload
+from .connection import Connection
+from .remote import AuditClient, RemoteError, Upload
 
 
 def shards(files: list[tuple[str, Path]], n: int) -> list[list[tuple[str, Path]]]:

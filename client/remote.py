@@ -1,6 +1,6 @@
 """The Python client of the AuditService, for pipelines and for ``audit-client --server``: one method a
-call, every `grpc.RpcError` turned into a `RemoteError`; how to reach a server (`Connection`) is an option
-group of its own."""
+call, every `grpc.RpcError` turned into a `RemoteError`. How to reach a server is an option group of its
+own (`connection.Connection`), which a command's help reads without gRPC."""
 from __future__ import annotations
 
 import json
@@ -12,25 +12,18 @@ from typing import Any
 
 import grpc
 
-from shiftaudit.server.engine.errors import InputError, named
 from shiftaudit.server.engine.files import image_files
-from shiftaudit.server.engine.options import AuditOptions, named_options, option
+from shiftaudit.server.engine.options import AuditOptions
 from shiftaudit.server.engine.progress import Progress
 from shiftaudit.server.wire import options_to_proto, preprocessing_to_proto
 from shiftaudit.v1 import audit_service_pb2 as pb
 from shiftaudit.v1 import audit_service_pb2_grpc as pb_grpc
 
+from .connection import RemoteError
+
 CHUNK = 1 << 20
 log = logging.getLogger("shiftaudit.client")
 MAX_RECEIVE = 256 << 20  # matches the server's send limit: reports with many per-image records
-
-
-class RemoteError(RuntimeError):
-    """The server answered with an error status; ``code`` is the grpc.StatusCode."""
-
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(f"{code.name}: {message}")
-        self.code, self.details = code, message
 
 
 def _model_ref(model: str) -> pb.ModelRef:
@@ -62,42 +55,6 @@ class Dataset:
 
 
 Images = Path | Upload | DataPath | Dataset  # a Path is an Upload of that directory
-
-GROUP = "remote audit (without --server the audit runs in this process)"
-
-
-@named_options
-@dataclass(frozen=True)
-class Connection:
-    """How to reach a server: a bearer token and TLS files (each read when connecting, an error naming the
-    option that named it), and how long a remote audit may take."""
-
-    token_file: Path | None = option(None, "bearer token for the server", parse=Path, group=GROUP, default_text="none")
-    tls_ca: Path | None = option(None, "CA certificate to verify the server (enables TLS)", parse=Path, group=GROUP,
-                                 default_text="the server is not verified: plaintext")
-    tls_cert: Path | None = option(None, "client certificate, for servers that require one", parse=Path, group=GROUP,
-                                   default_text="none")
-    tls_key: Path | None = option(None, "client private key", parse=Path, group=GROUP, default_text="none")
-    timeout: float | None = option(None, "deadline of the remote audit, seconds", parse=float, group=GROUP,
-                                   default_text="none")
-
-    def connect(self, target: str) -> AuditClient:
-        token = read_text(self.token_file, "token_file").strip() if self.token_file else None
-        for path, name in ((self.tls_ca, "tls_ca"), (self.tls_cert, "tls_cert"), (self.tls_key, "tls_key")):
-            if path:
-                read_text(path, name)
-        return AuditClient(target, token=token, tls_ca=self.tls_ca, tls_cert=self.tls_cert, tls_key=self.tls_key)
-
-
-def read_text(path: Path, name: str) -> str:
-    """A file an option (``name``) names, or an error naming the option."""
-    try:
-        return path.read_text()
-    except UnicodeDecodeError:
-        raise InputError(f"{named(name)} {path}: not a text file (UTF-8)") from None
-    except OSError as e:
-        raise InputError(f"{named(name)} {path}: {e.strerror}") from None
-
 
 class AuditClient:
     def __init__(self, target: str, *, token: str | None = None, tls_ca: Path | None = None,

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from shiftaudit.server.engine.errors import InputError
 from shiftaudit.server.engine.files import Shard
-from shiftaudit.server.engine.scale_out import RayOptions
+from shiftaudit.server.engine.options import RayOptions
 
-from .remote import Connection
+from .connection import Connection
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,10 @@ computes them (the audit's geometry) is not the kernels' concern: they gather an
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:  # only types: the option groups import these, and a --help needs no NumPy
+    import numpy as np
 
 
 @dataclass(frozen=True)

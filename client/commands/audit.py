@@ -13,7 +13,6 @@ from shiftaudit.server.engine.preprocessing import Preprocessing
 from shiftaudit.server.engine.runners import EngineOptions
 
 from ..args import Argument, Command, Given, Options, SourceArgs, file
-from ..audits import AuditRequest, run_audit
 from ..gates import Gates
 from ..interrupt import EXIT_INTERRUPTED, Interruption
 from ..outputs import STDOUT, Output, OutputOptions
@@ -45,6 +44,8 @@ def inputs(source: Source, labels: Path | None, *models: Path) -> dict[Path, str
 def _audit(model: Path, source: Source, options: AuditOptions, given: dict, preprocessing: dict,
            engine: EngineOptions, labels: Path | None, baseline: Path | None, resume: Path | None, out: OutputOptions,
            gates: Gates) -> int:
+    from ..audits import AuditRequest, run_audit
+
     wanted, profile = prepare(out, inputs(source, labels, model) | ({baseline: "the baseline report"} if baseline else {}))
     shipped = load_report(baseline, "baseline") if baseline else None  # a typo costs no audit
     partial = load_report(resume, "resume") if resume else None

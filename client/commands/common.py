@@ -1,5 +1,9 @@
 """What the subcommands share: the progress bar, stored documents read back, the files a run reads (which
-no output may overwrite), and the ending of every run: the table, the views written, the exit status."""
+no output may overwrite), and the ending of every run: the table, the views written, the exit status.
+
+A command module imports at its top only what builds its parser (`args`, the option groups: all light);
+what its run needs (the engine, gRPC, the views) is imported in the run, so that ``--help`` and every
+other command start without it (docs/decisions.md, "Start-up")."""
 from __future__ import annotations
 
 import json
@@ -7,30 +11,36 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shiftaudit.server.engine.errors import InputError
 from shiftaudit.server.engine.preprocessing import sidecar_path
-from shiftaudit.server.engine.report import READABLE, SCHEMA
 from shiftaudit.server.engine.runners.manifest import manifest_path
 
 from .. import outputs
+from ..connection import read_text
 from ..outputs import STDOUT, Output
-from ..progress import ProgressBar
-from ..remote import read_text
-from ..verdict import Verdict
+
+if TYPE_CHECKING:
+    from ..progress import ProgressBar
+    from ..verdict import Verdict
 
 EXIT_USAGE, EXIT_ENGINE = 2, 3  # a gate's: 0 pass, 1 fail, 4 inconclusive (`verdict.Outcome.exit`)
 
 
 @contextmanager
 def progress_bar(off: bool) -> Iterator[ProgressBar | None]:
-    """The progress bar (none when ``off``), closed however the run ends."""
-    bar = None if off else ProgressBar()
+    """The progress bar (none when ``off``: then its library is not even loaded), closed however the run ends."""
+    if off:
+        yield None
+        return
+    from ..progress import ProgressBar
+
+    bar = ProgressBar()
     try:
         yield bar
     finally:
-        if bar:
-            bar.close()
+        bar.close()
 
 
 def load_json(path: Path, field: str) -> object:
@@ -44,6 +54,8 @@ def load_json(path: Path, field: str) -> object:
 
 def load_report(path: Path, field: str = "report") -> dict:
     """A stored report, or an error naming the file."""
+    from shiftaudit.server.engine.report import READABLE, SCHEMA
+
     report = load_json(path, field)
     if not isinstance(report, dict) or report.get("schema") not in READABLE:
         raise InputError(f"{path}: not a {SCHEMA} report")

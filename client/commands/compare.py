@@ -4,20 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from shiftaudit.server.engine.compare import COMPARE_SCHEMA, compare_reports
 from shiftaudit.server.engine.errors import InputError
 from shiftaudit.server.engine.options import AuditOptions
 from shiftaudit.server.engine.preprocessing import Preprocessing
 from shiftaudit.server.engine.runners import EngineOptions
 
 from ..args import Argument, Command, Options, SourceArgs, file
-from ..audits import AuditRequest, run_audit
+from ..connection import read_text
 from ..gates import Gates
 from ..outputs import Output, OutputOptions, check, report_json
-from ..remote import read_text
 from ..source import Source
-from ..summary import summarise_comparison
-from ..table import format_comparison
 from .audit import LABELS, MODEL, inputs
 from .common import end, load_report, progress_bar
 
@@ -26,7 +22,7 @@ compared pair by pair: each engine's sensitivity, the paired increase B - A with
 and how often the two agree on a frame. Exit codes as audit-client's; the gates are --max-increase-*."""
 GATES = Options(Gates, only=("max_increase_p_top1_change", "max_increase_mac", "gate_on", "inconclusive"))
 OUTPUTS = Options(OutputOptions, only=("json", "markdown", "junit", "html"),
-                  overrides={"json": {"help": f"the comparison ({COMPARE_SCHEMA}; docs/compare.md)"},
+                  overrides={"json": {"help": "the comparison, as JSON (its schema: docs/compare.md)"},
                              "markdown": {"help": "a Markdown summary"}, "html": {"help": "one self-contained page"}})
 CLASS_MAP = file("--class-map", "lines 'A_index,B_index' when the engines' classes differ")
 
@@ -47,6 +43,9 @@ def class_map(path: Path | None) -> dict[int, int] | None:
 
 def _finish(comparison: dict, wanted: list[Output], gates: Gates, images: Path | None = None,
             thumbnails: bool = True) -> int:
+    from ..summary import summarise_comparison
+    from ..table import format_comparison
+
     summary = summarise_comparison(comparison, gates.increase_checks(comparison), gates)
 
     def markdown() -> str:
@@ -69,6 +68,8 @@ def _finish(comparison: dict, wanted: list[Output], gates: Gates, images: Path |
 
 
 def _diff(a: Path, b: Path, class_map_file: Path | None, out: OutputOptions, gates: Gates) -> int:
+    from shiftaudit.server.engine.compare import compare_reports
+
     wanted = out.wanted()
     check(wanted, {a: "report A", b: "report B"} | ({class_map_file: "the class map"} if class_map_file else {}))
     return _finish(compare_reports(load_report(a), load_report(b), class_map(class_map_file)), wanted, gates)
@@ -77,6 +78,10 @@ def _diff(a: Path, b: Path, class_map_file: Path | None, out: OutputOptions, gat
 def _compare(models: list[Path], source: Source, options: AuditOptions, preprocessing: dict, engine: EngineOptions,
              labels: Path | None, class_map_file: Path | None, out: OutputOptions, gates: Gates) -> int:
     """Two audits with the same options, seed and images, then their comparison (as ``diff``)."""
+    from shiftaudit.server.engine.compare import compare_reports
+
+    from ..audits import AuditRequest, run_audit
+
     if len(models) != 2:
         raise InputError("audit-client compare needs --engine twice: A (the baseline), then B")
     wanted = out.wanted()

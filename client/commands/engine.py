@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from shiftaudit.server.engine.files import file_sha256
+from shiftaudit.server.engine.runners import BuildOptions
 from shiftaudit.server.engine.runners.manifest import (
     EngineMismatch,
     check_file,
@@ -17,12 +18,13 @@ from shiftaudit.server.engine.runners.manifest import (
     manifest_path,
     read_manifest,
 )
-from shiftaudit.server.engine.runners.tensorrt import BuildOptions, build_engine, import_tensorrt, open_gpu
 
 from ..args import Argument, Command, Options
 
 
 def _build(onnx: Path, output: Path | None, build: BuildOptions) -> int:
+    from shiftaudit.server.engine.runners.tensorrt import build_engine
+
     if not onnx.is_file():
         raise FileNotFoundError(f"model {onnx} does not exist")
     out = output or onnx.with_suffix(".plan")
@@ -35,6 +37,8 @@ def _build(onnx: Path, output: Path | None, build: BuildOptions) -> int:
 def _inspect(engine: Path) -> int:
     """Checks in the order a server makes them: the file against its manifest, then this node's
     TensorRT and GPU; the first failure is raised (exit 3), like loading the engine would."""
+    from shiftaudit.server.engine.runners.tensorrt import import_tensorrt, open_gpu
+
     if not engine.is_file():
         raise FileNotFoundError(f"engine {engine} does not exist")
     manifest = read_manifest(engine)

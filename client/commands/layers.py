@@ -3,14 +3,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from shiftaudit.server.engine.layers import LayerOptions
-from shiftaudit.server.engine.layers.profile import OPTIONS, PROTOCOL
+from shiftaudit.server.engine.layers import OPTIONS, PROTOCOL, LayerOptions
 from shiftaudit.server.engine.options import AuditOptions
 from shiftaudit.server.engine.preprocessing import Preprocessing
 from shiftaudit.server.engine.protocols import STEP_PROTOCOLS
 from shiftaudit.server.engine.runners import EngineOptions
 
-from .. import layers
 from ..args import Argument, Command, Options, images
 from ..outputs import OutputOptions, check, report_json
 from .common import end, model_files, progress_bar
@@ -26,6 +24,7 @@ def _layers(model: Path, images: Path, options: AuditOptions, preprocessing: dic
             layer_options: LayerOptions, out: OutputOptions) -> int:
     wanted = out.wanted()
     check(wanted, model_files(model))
+    from .. import layers
     from ..api import profile
 
     with progress_bar(out.no_progress) as bar:

@@ -9,7 +9,6 @@ from shiftaudit.server.engine.preprocessing import Preprocessing
 from shiftaudit.server.engine.remedy import RemedyOptions
 from shiftaudit.server.engine.runners import EngineOptions
 
-from .. import remediation
 from ..args import Argument, Command, Options, images
 from ..outputs import OutputOptions, check, report_json
 from .audit import LABELS
@@ -27,6 +26,8 @@ def _remediate(model: Path, images: Path, options: AuditOptions, preprocessing: 
     wanted = out.wanted()
     check(wanted, model_files(model) | ({labels: "the labels file"} if labels else {}))
     from shiftaudit.server.engine.remediate import remediate
+
+    from .. import remediation
 
     with progress_bar(out.no_progress) as bar:
         doc = remediate(model, images, options, remedies, preprocessing=preprocessing, labels=labels, engine=engine,

@@ -9,21 +9,13 @@ import shlex
 from datetime import datetime
 from pathlib import Path
 
-from shiftaudit.server.engine.compare import CompareError, compare_reports
 from shiftaudit.server.engine.errors import InputError
-from shiftaudit.server.engine.report import MergeError, Report, merge_parts
-from shiftaudit.v1 import audit_service_pb2 as pb
 
-from .. import layers
 from ..args import Argument, Command, Options, images
-from ..audits import placed
+from ..connection import Connection
 from ..gates import Gates
 from ..interrupt import EXIT_INTERRUPTED
 from ..outputs import Output, OutputOptions, check, report_json
-from ..remote import Connection
-from ..summary import estimate, summarise, summarise_comparison
-from ..table import format_comparison, format_table, grid
-from ..verdict import judge, verdict
 from .common import end, load_json, load_report
 
 GATES = Options(Gates, only=("max_p_top1_change", "max_mac", "gate_on", "inconclusive", "judge_anyway"))
@@ -32,13 +24,22 @@ OUTPUTS = Options(OutputOptions, only=("json", "markdown", "junit", "html", "no_
 
 def load_profile(path: Path | None) -> dict | None:
     """The layer profile --layers names, read before any work (a typo costs no audit)."""
-    return layers.check(load_json(path, "layers"), str(path)) if path else None
+    if path is None:
+        return None
+    from .. import layers
+
+    return layers.check(load_json(path, "layers"), str(path))
 
 
 def finish(report: dict, out: OutputOptions, gates: Gates, wanted: list[Output], images: Path | None = None,
            profile: dict | None = None, baseline: dict | None = None) -> int:
     """The table, the views and the exit status of ``report``; a ``baseline`` that does not match the
     audit is an error (exit 2) that costs none of its views."""
+    from shiftaudit.server.engine.compare import CompareError, compare_reports
+
+    from ..summary import summarise, summarise_comparison
+    from ..table import format_comparison, format_table
+
     errors, comparison = [], None
     if baseline is not None:
         try:
@@ -61,14 +62,14 @@ def finish(report: dict, out: OutputOptions, gates: Gates, wanted: list[Output],
     def markdown() -> str:
         from .. import markdown
 
-        return markdown.render(summary, layers.markdown(p) if (p := added()) else "")
+        return markdown.render(summary, _layers_view(added(), "markdown"))
 
     def html() -> str:
         from .. import html
 
         profile = added()
         return html.render(report, summary, images if isinstance(images, Path) else None, not out.no_thumbnails,
-                           [layers.section(profile)] if profile else [],
+                           [_layers_view(profile, "section")] if profile else [],
                            f"{summary.command} {shlex.join(['--layers', str(out.layers)])}" if profile else None)
 
     def junit() -> str:
@@ -78,6 +79,16 @@ def finish(report: dict, out: OutputOptions, gates: Gates, wanted: list[Output],
 
     views = {"json": lambda: report_json(report), "markdown": markdown, "junit": junit, "html": html}
     return end(table, wanted, views, report, summary.verdict, errors)
+
+
+def _layers_view(profile: dict | None, view: str) -> str:
+    """A layer profile's part of a view (``markdown`` or ``section``: `client.layers`), or nothing without one
+    (and without loading the profile's machinery)."""
+    if profile is None:
+        return ""
+    from .. import layers
+
+    return getattr(layers, view)(profile)
 
 
 def prepare(out: OutputOptions, protected: dict[Path, str]) -> tuple[list[Output], dict | None]:
@@ -96,6 +107,9 @@ def _report(path: Path, images: Path | None, out: OutputOptions, gates: Gates) -
 
 def _get(audit_id: str, server: str, images: Path | None, connection: Connection, out: OutputOptions,
          gates: Gates) -> int:
+
+    from ..audits import placed
+
     wanted, profile = prepare(out, {})
     with connection.connect(server) as client:
         audit = client.get(audit_id)
@@ -108,6 +122,8 @@ def _get(audit_id: str, server: str, images: Path | None, connection: Connection
 
 
 def state_name(state: int) -> str:
+    from shiftaudit.v1 import audit_service_pb2 as pb
+
     return pb.AuditState.Name(state).removeprefix("AUDIT_STATE_").lower()
 
 
@@ -117,6 +133,8 @@ LIST_HEAD = ["audit", "state", "model", "started", "images", "verdict"]
 def _list(server: str, connection: Connection, limit: int, gates: Gates) -> int:
     """The server's audits, newest first, one line each: with gates, each report's verdict under them;
     without, its most sensitive protocol."""
+    from ..table import grid
+
     with connection.connect(server) as client:
         audits = client.list(limit)
     rows = [[a.audit_id, state_name(a.state), a.model_path,
@@ -130,6 +148,9 @@ def _list(server: str, connection: Connection, limit: int, gates: Gates) -> int:
 
 def _listed_verdict(summary: dict, images: int, gates: Gates) -> str:
     """A listed report's verdict under ``gates``, or without gates its most sensitive protocol."""
+    from ..summary import estimate
+    from ..verdict import judge, verdict
+
     checks = gates.checks(summary)
     if checks is None:
         measured = {name: p["p_top1_change"]["value"] for name, p in summary["protocols"].items()
@@ -142,6 +163,8 @@ def _listed_verdict(summary: dict, images: int, gates: Gates) -> str:
 
 
 def _merge(parts: list[Path], images: Path | None, out: OutputOptions, gates: Gates) -> int:
+    from shiftaudit.server.engine.report import MergeError, Report, merge_parts
+
     reports = [(path.name, Report.from_json(load_report(path, "part"))) for path in parts]
     wanted, profile = prepare(out, {path: "a part being merged" for path in parts})
     try:

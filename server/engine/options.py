@@ -3,8 +3,10 @@ every other place derives what it needs: the command lines' flags (`shiftaudit.s
 message (`shiftaudit.server.wire`, from each field's proto fields), messages that name the field (a
 command line writes it as its flag) and, for an audit's options, the report's ``config``
 (`AuditOptions.to_json`). A new option is one field (and its proto fields in the .proto). The groups:
-`AuditOptions` here, `Preprocessing`, `EngineOptions`, `RayOptions`, `LayerOptions`, `BuildOptions`, the
-client's `Gates`, `OutputOptions` and `Connection`, the server's `ServerLimits`.
+`AuditOptions` and `RayOptions` here, `Preprocessing`, `EngineOptions` and `BuildOptions` (runners),
+`LayerOptions` (layers), `RemedyOptions`, the client's `Gates`, `OutputOptions` and `Connection`, the
+server's `ServerLimits`. Each lives in a light module (no NumPy, no engine, no gRPC): a command line's
+help is built from them alone.
 
 Options a user gives may leave the canvas and the batch open: `AuditOptions.resolved` fixes them
 from the model (its input size; a TensorRT profile's largest batch).
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
@@ -242,3 +245,47 @@ class AuditOptions:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         return {name: list(v) if isinstance(v, tuple) else v for name, v in values.items()
                 if name not in SHOWN_WHEN_SET or v not in (None, False)}
+
+
+ADDRESSES = "local (a cluster in this process), auto (the running one, or RAY_ADDRESS) or HOST:PORT"
+
+
+@named_options
+@dataclass(frozen=True)
+class RayOptions:
+    """Where and how wide: ``address`` (`ADDRESSES`), ``workers`` actors (default: as many as the cluster's
+    GPUs, or CPUs, hold), each with ``cpus_per_worker`` CPUs (ONNX Runtime's threads: Ray sets
+    OMP_NUM_THREADS=1 in its workers, so they are set explicitly) and ``gpus_per_worker`` GPUs (0: CPU
+    actors); ``images_per_batch`` images per actor call."""
+
+    address: str = option("auto", f"audit on a Ray cluster with Ray Data: {ADDRESSES} (pip install "
+                          "'shiftaudit[ray]')", flag="--ray", metavar="ADDRESS", group="scale-out",
+                          default_text="none: in this process, or on --server")
+    workers: int | None = option(None, "actors", flag="--ray-workers", parse=int, metavar="N", group="scale-out",
+                                 default_text="as many as the cluster's GPUs, or CPUs, hold")
+    cpus_per_worker: float = option(1.0, "CPUs of each actor, and ONNX Runtime's threads in it",
+                                    flag="--ray-cpus-per-worker", parse=float, metavar="C", group="scale-out")
+    gpus_per_worker: float = option(0.0, "GPUs of each actor (0: CPU actors)", flag="--ray-gpus-per-worker",
+                                    parse=float, metavar="G", group="scale-out")
+    images_per_batch: int = option(8, "images per actor call", flag="--ray-batch-images", parse=int, metavar="K",
+                                   group="scale-out")
+
+    def __post_init__(self) -> None:
+        if self.workers is not None and self.workers < 1:
+            raise OptionError(f"{named('workers')} must be at least 1")
+        if self.cpus_per_worker <= 0 or self.gpus_per_worker < 0:
+            raise OptionError(f"{named('cpus_per_worker')} must be above 0 and {named('gpus_per_worker')} at least 0")
+        if self.images_per_batch < 1:
+            raise OptionError(f"{named('images_per_batch')} must be at least 1")
+
+    @property
+    def threads(self) -> int:
+        return max(1, math.floor(self.cpus_per_worker))
+
+    def pool_size(self, resources: dict[str, float]) -> int:
+        """The actors: as asked, or as many as the cluster holds (one at least)."""
+        if self.workers:
+            return self.workers
+        if self.gpus_per_worker:
+            return max(1, int(resources.get("GPU", 0) // self.gpus_per_worker))
+        return max(1, int(resources.get("CPU", 1) // self.cpus_per_worker))

@@ -14,8 +14,6 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
-
 from shiftaudit.kernels.tables import Normalisation
 
 from .errors import OptionError, named
@@ -79,6 +77,8 @@ class Preprocessing:
             raise OptionError(f"{named('preset')} must be one of {', '.join(PRESETS)}, not {self.preset!r}")
 
     def normalisation(self) -> Normalisation:
+        import numpy as np  # not at the top: an option group stays light (docs/decisions.md, "Start-up")
+
         big = float(np.finfo(np.float32).max)
         if all(abs(v) <= big for v in (*self.std, *self.mean)):  # the frames' bits as they always were
             std = np.asarray(self.std, np.float32)

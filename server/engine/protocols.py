@@ -13,12 +13,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from .errors import InputError
 from .geometry import Placement, resolve_filter
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from .options import AuditOptions
 
 MAX_PAIRS_PER_IMAGE = 10_000  # bounds what one request can ask a server to plan and hold
@@ -41,6 +41,8 @@ class Unit:
 
 def rng_for(seed: int, protocol: str, digest: str) -> np.random.Generator:
     """The one generator of an (image, protocol): seeded by the seed and the image's content hash."""
+    import numpy as np  # not at the top: the option groups import the protocols' names (docs/decisions.md, "Start-up")
+
     words = [int(digest[i:i + 8], 16) for i in range(0, len(digest), 8)]
     return np.random.default_rng([seed, zlib.crc32(protocol.encode()), *words])
 
@@ -250,6 +252,8 @@ class Axis:
     step: str | None = None  # the option whose value is its step, else 1
 
     def positions(self, unit: dict, config: dict, frames: int) -> np.ndarray:
+        import numpy as np  # as in rng_for
+
         start = unit.get("size", config[self.start]) if self.start else 0
         return start + np.arange(frames) * (config[self.step] if self.step else 1)
 

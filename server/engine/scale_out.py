@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -26,7 +25,7 @@ from .files import image_files, listing_order
 from .images import decode
 from .job import Job
 from .labels import Labels, load_labels
-from .options import AuditOptions, named_options, option
+from .options import AuditOptions, RayOptions
 from .pipeline import require_usable
 from .preprocessing import class_names, load_preprocessing
 from .progress import Progress
@@ -34,49 +33,6 @@ from .render import select_renderer
 from .report import Made, assemble
 from .result import AuditResult, Merge
 from .runners import EngineOptions
-
-ADDRESSES = "local (a cluster in this process), auto (the running one, or RAY_ADDRESS) or HOST:PORT"
-
-
-@named_options
-@dataclass(frozen=True)
-class RayOptions:
-    """Where and how wide: ``address`` (`ADDRESSES`), ``workers`` actors (default: as many as the cluster's
-    GPUs, or CPUs, hold), each with ``cpus_per_worker`` CPUs (ONNX Runtime's threads: Ray sets
-    OMP_NUM_THREADS=1 in its workers, so they are set explicitly) and ``gpus_per_worker`` GPUs (0: CPU
-    actors); ``images_per_batch`` images per actor call."""
-
-    address: str = option("auto", f"audit on a Ray cluster with Ray Data: {ADDRESSES} (pip install "
-                          "'shiftaudit[ray]')", flag="--ray", metavar="ADDRESS", group="scale-out",
-                          default_text="none: in this process, or on --server")
-    workers: int | None = option(None, "actors", flag="--ray-workers", parse=int, metavar="N", group="scale-out",
-                                 default_text="as many as the cluster's GPUs, or CPUs, hold")
-    cpus_per_worker: float = option(1.0, "CPUs of each actor, and ONNX Runtime's threads in it",
-                                    flag="--ray-cpus-per-worker", parse=float, metavar="C", group="scale-out")
-    gpus_per_worker: float = option(0.0, "GPUs of each actor (0: CPU actors)", flag="--ray-gpus-per-worker",
-                                    parse=float, metavar="G", group="scale-out")
-    images_per_batch: int = option(8, "images per actor call", flag="--ray-batch-images", parse=int, metavar="K",
-                                   group="scale-out")
-
-    def __post_init__(self) -> None:
-        if self.workers is not None and self.workers < 1:
-            raise OptionError(f"{named('workers')} must be at least 1")
-        if self.cpus_per_worker <= 0 or self.gpus_per_worker < 0:
-            raise OptionError(f"{named('cpus_per_worker')} must be above 0 and {named('gpus_per_worker')} at least 0")
-        if self.images_per_batch < 1:
-            raise OptionError(f"{named('images_per_batch')} must be at least 1")
-
-    @property
-    def threads(self) -> int:
-        return max(1, math.floor(self.cpus_per_worker))
-
-    def pool_size(self, resources: dict[str, float]) -> int:
-        """The actors: as asked, or as many as the cluster holds (one at least)."""
-        if self.workers:
-            return self.workers
-        if self.gpus_per_worker:
-            return max(1, int(resources.get("GPU", 0) // self.gpus_per_worker))
-        return max(1, int(resources.get("CPU", 1) // self.cpus_per_worker))
 
 
 class AuditWorker:

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 
 from shiftaudit.kernels.reference import normalise, resample
-from shiftaudit.server.engine.geometry import Placement, resolve_filter, tables
+from shiftaudit.server.engine.geometry import Placement, resolve_filter
 from shiftaudit.server.engine.options import AuditOptions
 from shiftaudit.server.engine.preprocessing import Preprocessing
 from shiftaudit.server.engine.protocols import plan
 from shiftaudit.server.engine.render.cpu import render_frames
+from shiftaudit.server.engine.taps import tables
 
 CV2 = {"area": cv2.INTER_AREA, "bilinear": cv2.INTER_LINEAR}
 # float32 sums of up to ~40 taps of values below 256: differences are rounding, far below 1e-3

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, ModelError, named
+from ..runners import ENGINE_SUFFIXES
 from ..runners.base import InputSpec, engine_failure
-from ..runners.tensorrt import ENGINE_SUFFIXES
 
 SELECTIONS = ("stages", "all")
 FLOATS = (np.float32, np.float16, np.float64)

@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError, OptionError, named
+from ..errors import InputError, OptionError
 from ..files import file_sha256
 from ..images import ImageSource, SourceImage
 from ..job import inference_site, tool_versions
-from ..options import AuditOptions, named_options, option
+from ..options import AuditOptions
 from ..pipeline import plan_image, require_usable, stream
 from ..preprocessing import Preprocessing, load_preprocessing
 from ..progress import Progress
@@ -27,49 +27,15 @@ from ..protocols import STEP_PROTOCOLS, Unit, plan_steps
 from ..render import Frame, Renderer, select_renderer
 from ..runners.base import InputSpec, engine_calls, engine_failure
 from ..runners.onnxruntime import OnnxRuntimeRunner, providers_for
+from . import OPTIONS, LayerOptions
 from .graph import Graph, Tensor, check_onnx
 from .shiftability import MEASURES, Sums, interior, pooled_error, shift_error, translate, whole_move
 
 SCHEMA = "shiftaudit.layers/v2"  # v2: sums over images too (image-clustered intervals)
 READABLE = ("shiftaudit.layers/v1", SCHEMA)  # profiles a view renders again; a merge takes v2 ones only
-PROTOCOL = STEP_PROTOCOLS[0]  # a profile's unless told: the whole image stays in view as it moves
-# the audit options a profile takes (the sweeps' and gates' mean nothing here); its config lists these
-OPTIONS = ("protocols", "seed", "canvas", "size", "shift", "pairs_per_image", "filter", "batch", "strict")
 CAVEAT = ("A blur before the subsampling (BlurPool, Zhang 2019) makes the subsampled tensor closer to shiftable, "
           "but a nonlinearity after it can bring high frequencies back (the paper's §3, Observation 2, and §5.1): "
           "profile the model again after the change.")
-
-
-@named_options
-@dataclass(frozen=True)
-class LayerOptions:
-    """What a profile measures and how much it may hold; the profile's ``config`` lists them after the audit
-    options it takes (`OPTIONS`)."""
-
-    tensors: tuple[str, ...] = option(("stages",), "stages: each subsampling op's output, the last tensor at each "
-                                      "stride and the last before global pooling; all: every spatial activation; or "
-                                      "tensor names", many=True, metavar="stages|all|NAME", group="layers")
-    rise: float = option(0.05, "the finding: the first tensor whose mean pooled invariance or shiftability error "
-                         "exceeds the tensor before it's by more than this", parse=float, group="layers")
-    max_memory_mib: int = option(1024, "activations one engine call may hand back, MiB; fewer frames per call "
-                                 "below it", flag="--max-memory", parse=int, metavar="MiB", group="layers")
-
-    def __post_init__(self) -> None:
-        if isinstance(self.tensors, (list, str)):
-            object.__setattr__(self, "tensors", (self.tensors,) if isinstance(self.tensors, str) else
-                               tuple(self.tensors))
-        if not self.rise > 0:
-            raise OptionError(f"{named('rise')} must be above 0, not {self.rise:g}")
-        if self.max_memory_mib < 1:
-            raise OptionError(f"{named('max_memory_mib')} must be at least 1 MiB")
-
-    @property
-    def max_memory(self) -> int:
-        """Bytes of the chosen activations one batch may hand back."""
-        return self.max_memory_mib * 2**20
-
-    def to_json(self) -> dict:
-        return {"tensors": list(self.tensors), "rise": self.rise, "max_memory_mib": self.max_memory_mib}
 
 
 @dataclass

@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Protocol
 
-import numpy as np
-
 from shiftaudit.kernels.tables import Normalisation
 
 from ..errors import DeviceError, OptionError, named
 
-if TYPE_CHECKING:  # this module stays light: runners import the batch contract from here
+if TYPE_CHECKING:  # this module stays light: runners import the batch contract from here, options its DEVICES
+    import numpy as np
+
     from ..geometry import Placement
     from ..images import SourceImage
     from .gpu import GpuRenderer
@@ -51,6 +51,8 @@ class HostBatch:
     device = "cpu"
 
     def __post_init__(self) -> None:
+        import numpy as np  # not at the top: see TYPE_CHECKING above
+
         object.__setattr__(self, "array", np.ascontiguousarray(self.array))
 
     @property

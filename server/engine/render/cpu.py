@@ -16,7 +16,8 @@ from shiftaudit.kernels import KernelBuildError, host_library, reference
 from shiftaudit.kernels.renderer import HostRenderer
 from shiftaudit.kernels.tables import Normalisation
 
-from ..geometry import Placement, frame_tables
+from ..geometry import Placement
+from ..taps import frame_tables
 from . import Frame, HostBatch
 
 

@@ -1,4 +1,4 @@
-"""The GPU renderer: placements become tables on the host (`geometry.frame_tables`), our kernels
+"""The GPU renderer: placements become tables on the host (`taps.frame_tables`), our kernels
 render them on GPU 0 (`shiftaudit.kernels.renderer`), and the batch stays on the device."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from shiftaudit.kernels.memory import DeviceArray, DeviceMemory, Memory
 from shiftaudit.kernels.renderer import KernelRenderer
 from shiftaudit.kernels.tables import Normalisation
 
-from ..geometry import frame_tables
+from ..taps import frame_tables
 from . import Frame
 
 

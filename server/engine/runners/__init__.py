@@ -1,16 +1,30 @@
-"""Engines behind one small interface; ``open_runner`` picks one from the model file."""
+"""Engines behind one small interface; ``open_runner`` picks one from the model file. How engines are opened
+(`EngineOptions`) and built (`BuildOptions`) are option groups, so this module stays light (no NumPy, no
+engine): the runners' classes load when first named (`__getattr__`) or opened."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib import import_module
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from ..errors import OptionError, named
+from ..errors import ModelError, OptionError, named
 from ..options import named_options, option
 from ..render import DEVICES
-from .base import EngineOutOfMemory, InputSpec, ModelError, Runner
-from .tensorrt import ENGINE_SUFFIXES
 
+if TYPE_CHECKING:
+    from .base import EngineOutOfMemory, InputSpec, Runner
+
+ENGINE_SUFFIXES = (".plan", ".engine")  # TensorRT engines
 MODEL_SUFFIXES = (".onnx", *ENGINE_SUFFIXES)
+_LAZY = {"EngineOutOfMemory": "base", "InputSpec": "base", "Runner": "base"}
+
+
+def __getattr__(name: str) -> Any:
+    """The runners' base classes, imported on first use (PEP 562)."""
+    if name in _LAZY:
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @named_options
@@ -37,6 +51,29 @@ class EngineOptions:
             raise OptionError(f"{named('device')} must be one of {', '.join(DEVICES)}, not {self.device!r}")
 
 
+@named_options
+@dataclass(frozen=True)
+class BuildOptions:
+    """How an engine is built: a dynamic batch gets one optimisation profile 1..``max_batch`` (optimal at the
+    max: audits send full batches); ``fp16`` sets the builder flag of TensorRT 10 (TensorRT 11 builds
+    strongly typed networks, so there the ONNX model's own types decide: convert it to float16 first)."""
+
+    max_batch: int = option(32, "largest batch of a dynamic-batch model; audits then send batches of this size",
+                            parse=int, group="engine")
+    fp16: bool = option(False, "let TensorRT 10 pick float16 kernels (TensorRT 11: convert the ONNX model to float16 "
+                        "instead)", group="engine")
+    workspace_mib: int | None = option(None, "builder workspace limit, MiB", parse=int, group="engine",
+                                       default_text="TensorRT's")
+    version_compatible: bool = option(False, "an engine later TensorRT releases of the same major version run (it "
+                                      "carries host code: load it with --allow-engine-host-code)", group="engine")
+    hardware_compatible: bool = option(False, "an engine every GPU of compute capability 8.0 and later runs (Ampere "
+                                       "and newer)", group="engine")
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_batch <= 4096:
+            raise OptionError(f"{named('max_batch')} must lie in 1..4096")
+
+
 def open_runner(path: Path, options: EngineOptions = EngineOptions()) -> Runner:
     """A runner for the model at ``path``: ``.plan``/``.engine`` TensorRT, ``.onnx`` ONNX Runtime (its
     TensorRT provider when asked, else its CUDA provider when this ONNX Runtime has it and the device
@@ -57,4 +94,5 @@ def open_runner(path: Path, options: EngineOptions = EngineOptions()) -> Runner:
     raise ModelError(f"{path}: unknown model type {path.suffix!r}; shiftaudit reads {', '.join(MODEL_SUFFIXES)}")
 
 
-__all__ = ["EngineOptions", "EngineOutOfMemory", "InputSpec", "ModelError", "Runner", "open_runner", "MODEL_SUFFIXES"]
+__all__ = ["BuildOptions", "EngineOptions", "EngineOutOfMemory", "InputSpec", "ModelError", "Runner", "open_runner",
+           "ENGINE_SUFFIXES", "MODEL_SUFFIXES"]

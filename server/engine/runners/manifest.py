@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .base import ModelError
+from ..errors import ModelError
 
 SCHEMA = "shiftaudit.engine-manifest/v1"
 

@@ -20,12 +20,11 @@ import numpy as np
 
 from shiftaudit.kernels.launch import Gpu, cuda_call
 
-from ..errors import OptionError, named
-from ..options import named_options, option
+from ..errors import named
+from . import BuildOptions
 from .base import InputSpec, ModelError, Runner, classifier_output, float_tensor, image_input
 from .manifest import SCHEMA, EngineMismatch, check_file, check_runtime, manifest_path, read_manifest
 
-ENGINE_SUFFIXES = (".plan", ".engine")
 DTYPES = {"FLOAT": np.float32, "HALF": np.float16}  # TensorRT DataType names the audit can feed or read
 INSTALL = ("pip install tensorrt --extra-index-url https://pypi.nvidia.com (NVIDIA's wheels; on a machine "
            "with an NVIDIA GPU and driver), or audit the ONNX model instead")
@@ -243,29 +242,6 @@ class TensorRTRunner(Runner):
             for ptr in (self._input, self._output):
                 d.cuMemFree(ptr)
             d.cuStreamDestroy(self.stream)
-
-
-@named_options
-@dataclass(frozen=True)
-class BuildOptions:
-    """How an engine is built: a dynamic batch gets one optimisation profile 1..``max_batch`` (optimal at the
-    max: audits send full batches); ``fp16`` sets the builder flag of TensorRT 10 (TensorRT 11 builds
-    strongly typed networks, so there the ONNX model's own types decide: convert it to float16 first)."""
-
-    max_batch: int = option(32, "largest batch of a dynamic-batch model; audits then send batches of this size",
-                            parse=int, group="engine")
-    fp16: bool = option(False, "let TensorRT 10 pick float16 kernels (TensorRT 11: convert the ONNX model to float16 "
-                        "instead)", group="engine")
-    workspace_mib: int | None = option(None, "builder workspace limit, MiB", parse=int, group="engine",
-                                       default_text="TensorRT's")
-    version_compatible: bool = option(False, "an engine later TensorRT releases of the same major version run (it "
-                                      "carries host code: load it with --allow-engine-host-code)", group="engine")
-    hardware_compatible: bool = option(False, "an engine every GPU of compute capability 8.0 and later runs (Ampere "
-                                       "and newer)", group="engine")
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.max_batch <= 4096:
-            raise OptionError(f"{named('max_batch')} must lie in 1..4096")
 
 
 def _configure(trt, builder, build: BuildOptions):  # noqa: ANN001, ANN202 (TensorRT's types)
