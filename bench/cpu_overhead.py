@@ -8,8 +8,11 @@ For each protocol this measures, on the example model and photographs, in one ru
 - **ours/bare**: the same frames through ``OnnxRuntimeRunner.infer``, the audit's runner and session,
   against that: what our runner and its session options cost or give the engine alone;
 - **audit**: frames/s of ``run_audit`` with our runner, batch size and images, one protocol at a
-  time (decoding, planning, rendering in the producer thread, inference, scoring: the real path);
-- **ratio** = audit / bare: 1.0 means the render thread is fully hidden behind inference;
+  time (decoding, planning, rendering in the producer thread, inference, scoring: the real path), with
+  the CPU renderer (the kernels' host build); **numpy**: audit / bare of the same audit rendered by the
+  NumPy reference (the fallback, and the CPU renderer before issue 30), timed in the same rounds;
+- **ratio** = audit / bare: 1.0 means the render thread is fully hidden behind inference; **goal** is
+  issue 30's for a 2-core machine, marked ``!`` where this run fell short;
 - **peer**: frames/s of the script a user would write instead (`peer_naive.py`: OpenCV resize, a black
   canvas, ONNX Runtime with its default options, same frames and batch), and **audit/peer**, for the
   protocols it can do.
@@ -48,7 +51,7 @@ from shiftaudit.server.engine.options import AuditOptions
 from shiftaudit.server.engine.preprocessing import Preprocessing, load_preprocessing
 from shiftaudit.server.engine.protocols import DEFAULT_PROTOCOLS as PAPER
 from shiftaudit.server.engine.protocols import plan
-from shiftaudit.server.engine.render.cpu import render_frames
+from shiftaudit.server.engine.render.cpu import reference_batch, render_frames
 from shiftaudit.server.engine.runners.onnxruntime import OnnxRuntimeRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -58,6 +61,8 @@ ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "examples" / "efficientnet_lite0.onnx"
 IMAGES = ROOT / "examples" / "images"
 DEFAULT_PROTOCOLS = ("crop", "embed-black", "scale", "embed-inpaint", "null")  # the paper's, cheapest first
+GOALS = {"crop": 0.90, "embed-black": 0.90, "scale": 0.90, "null": 0.90, "embed-inpaint": 0.85,
+         "all of them": 0.88}  # audit / bare engine, on a 2-core machine (issue 30)
 
 
 def prerender(images: list[SourceImage], protocol: str, cfg: AuditOptions, runner: OnnxRuntimeRunner,
@@ -77,10 +82,19 @@ def time_bare(infer: Callable[[np.ndarray], object], batches: list[np.ndarray]) 
     return time.perf_counter() - start
 
 
+class NumpyRenderer:
+    """The NumPy reference as a renderer (what the CPU renderer falls back to)."""
+
+    name = device = "cpu"
+
+    def render(self, frames, norm, layout, dtype):  # noqa: ANN001, ANN201 (the Renderer protocol's)
+        return reference_batch(frames, norm, layout, dtype)
+
+
 def time_audit(runner: OnnxRuntimeRunner, sources: list[tuple[str, Callable[[], SourceImage]]],
-               pre: Preprocessing, cfg: AuditOptions, frames: int) -> float:
+               pre: Preprocessing, cfg: AuditOptions, frames: int, renderer: NumpyRenderer | None = None) -> float:
     start = time.perf_counter()
-    result = run_audit(runner, sources, pre, cfg)
+    result = run_audit(runner, sources, pre, cfg, renderer=renderer)
     seconds = time.perf_counter() - start
     assert result.frames == frames, f"audit rendered {result.frames} frames, bare ran {frames}"
     return seconds
@@ -108,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
     protocols = tuple(args.protocol or DEFAULT_PROTOCOLS)
 
     print(f"{'protocol':<14} {'frames':>6} {'bare f/s':>9} {'ours/bare':>9} {'audit f/s':>9} {'ratio':>6} "
-          f"{'peer f/s':>9} {'audit/peer':>10}")
+          f"{'goal':>5} {'numpy':>6} {'peer f/s':>9} {'audit/peer':>10}")
     plain = ort.SessionOptions()  # ONNX Runtime's defaults: the bare engine and the peer run on these
     if args.threads:
         plain.intra_op_num_threads = args.threads
@@ -124,19 +138,21 @@ def main(argv: list[str] | None = None) -> None:
         time_bare(bare_infer, batches)  # warm-up: ORT allocates per input shape on first use
         time_bare(runner.infer, batches)
         time_audit(runner, sources, pre, cfg, frames)
-        bare, ours, audit, peer = [], [], [], []
+        bare, ours, audit, numpy, peer = [], [], [], [], []
         for _ in range(args.reps):  # alternate, so drift on a shared machine hits all alike
             bare.append(time_bare(bare_infer, batches))
             ours.append(time_bare(runner.infer, batches))
             audit.append(time_audit(runner, sources, pre, cfg, frames))
+            numpy.append(time_audit(runner, sources, pre, cfg, frames, NumpyRenderer()))
             if peer_protocol:
                 done, seconds, _ = peer_naive.run(session, images, peer_protocol, cfg, pre)
                 assert done == frames, f"the peer inferred {done} frames, the audit {frames}"
                 peer.append(seconds)
         b, a = frames / min(bare), frames / min(audit)
         versus = f"{frames / min(peer):>9.1f} {a / (frames / min(peer)):>10.2f}" if peer else f"{'-':>9} {'-':>10}"
-        print(f"{label:<14} {frames:>6} {b:>9.1f} {min(bare) / min(ours):>9.2f} {a:>9.1f} {a / b:>6.2f} {versus}",
-              flush=True)
+        goal = f"{GOALS[label]:.2f}{' ' if a / b >= GOALS[label] else '!'}" if label in GOALS else "-"
+        print(f"{label:<14} {frames:>6} {b:>9.1f} {min(bare) / min(ours):>9.2f} {a:>9.1f} {a / b:>6.2f} {goal:>5} "
+              f"{min(bare) / min(numpy):>6.2f} {versus}", flush=True)
 
     with OnnxRuntimeRunner(MODEL, threads=args.threads) as runner:
         for protocol in protocols:
