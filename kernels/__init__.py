@@ -133,7 +133,8 @@ def build_host(name: str, into: Path | None = None) -> Path:
 def host_library(name: str) -> ctypes.CDLL:
     """The kernel ``name``'s host build: the one shipped beside the sources (an image's), else the one in
     our cache, else compiled into the cache now (once per machine and source: about a second a kernel)."""
-    for where in (SHIPPED, cache_dir()):
-        if (where / host_file(name)).exists():
-            return ctypes.CDLL(str(where / host_file(name)))
-    return ctypes.CDLL(str(build_host(name, cache_dir())))
+    shipped = SHIPPED / host_file(name)
+    if shipped.exists():  # looked at first: the cache (made on first use) may not be writable where it is
+        return ctypes.CDLL(str(shipped))
+    cached = cache_dir() / host_file(name)
+    return ctypes.CDLL(str(cached if cached.exists() else build_host(name, cache_dir())))

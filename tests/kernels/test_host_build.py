@@ -44,8 +44,8 @@ def test_a_shipped_build_is_taken_before_the_cache(fresh, capsys):
     assert [line.split(":")[0] for line in printed] == list(kernels.KERNELS)
     for name in kernels.KERNELS:
         assert (fresh / "shipped" / kernels.host_file(name)).is_file()
+    (fresh / "cache").write_text("")  # no cache can be made there: a shipped build needs none
     assert cpu.CpuRenderer().name == "cpu (compiled kernels)"
-    assert not (fresh / "cache" / "kernels").exists() or not list((fresh / "cache" / "kernels").glob("*.so"))
 
 
 def test_an_edited_kernel_is_built_again(fresh, monkeypatch):
