@@ -24,7 +24,7 @@ __all__ = ["AuditError", "AuditOptions", "Cancelled", "DeviceError", "EngineOpti
            "remediate"]
 _LAZY = {"audit": ".api", "audit_on_ray": ".api", "compare": ".api", "profile": ".api",
          "EngineOptions": "shiftaudit.server.engine.runners", "LayerOptions": "shiftaudit.server.engine.layers",
-         "RayOptions": "shiftaudit.server.engine.scale_out", "remediate": "shiftaudit.server.engine.remediate",
+         "RayOptions": "shiftaudit.server.engine.options", "remediate": "shiftaudit.server.engine.remediate",
          "RemedyOptions": "shiftaudit.server.engine.remedy"}
 
 

@@ -45,9 +45,9 @@ AUDIT_COMMAND = replace(AUDIT, description=AUDIT.description.format(
 FLAGS = flags_of(AuditOptions, Preprocessing, EngineOptions, RayOptions, LayerOptions, Gates, OutputOptions, Connection,
                  BuildOptions, RemedyOptions) | {"labels": "--labels", "class_map": "--class-map", "baseline": "--baseline",
                                   "resume": "--resume"}
-# what the caller can fix; every other status means the server could not do the job (exit 3)
-_USAGE_CODES = {"INVALID_ARGUMENT", "NOT_FOUND", "UNAUTHENTICATED", "PERMISSION_DENIED", "OUT_OF_RANGE"}  # names: no
-# gRPC for commands that never connect
+# what the caller can fix; every other status means the server could not do the job (exit 3); by name, so
+# that commands which never connect load no gRPC
+_USAGE_CODES = {"INVALID_ARGUMENT", "NOT_FOUND", "UNAUTHENTICATED", "PERMISSION_DENIED", "OUT_OF_RANGE"}
 
 
 def main(argv: list[str] | None = None) -> int:
