@@ -92,14 +92,15 @@ def inpaint(canvas: np.ndarray, known: np.ndarray, kernel: np.ndarray = BINOMIAL
     """(H, W, C) float32 canvas with the pixels outside ``known`` filled: Jacobi passes, each giving every
     unknown pixel with a known neighbour the kernel-weighted mean of its known neighbours, until every
     pixel is known."""
-    if not known.any():
-        raise ValueError("nothing to inpaint from: no known pixel on the canvas")
     rect = rectangle(known)
     return _inpaint_rectangle(canvas, rect, kernel) if rect else _inpaint_mask(canvas, known, kernel)
 
 
 def rectangle(known: np.ndarray) -> tuple[int, int, int, int] | None:
-    """(y0, y1, x0, x1) when the known pixels are exactly one rectangle (an embedded image), else None."""
+    """(y0, y1, x0, x1) when the known pixels are exactly one rectangle (an embedded image), else None; an
+    error when there is none (nothing to inpaint from)."""
+    if not known.any():
+        raise ValueError("nothing to inpaint from: no known pixel on the canvas")
     rows, cols = np.flatnonzero(known.any(axis=1)), np.flatnonzero(known.any(axis=0))
     y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
     return (y0, y1, x0, x1) if (y1 - y0) * (x1 - x0) == np.count_nonzero(known) else None

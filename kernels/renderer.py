@@ -10,7 +10,7 @@ from itertools import groupby
 
 import numpy as np
 
-from . import host_library, ops, reference
+from . import ops, reference
 from .batch import pack, rgbx
 from .memory import DeviceArray, HostMemory, Memory
 from .reference import BINOMIAL5, passes_needed
@@ -94,8 +94,6 @@ class HostRenderer:
     def __init__(self) -> None:
         self.memory = HostMemory()
         self.launch = self.memory.launch
-        for name in ("render", "inpaint"):
-            host_library(name)  # built (or loaded) now: a failure shows before any audit starts
 
     def render(self, sources: Sequence[Source], frames: Sequence[FrameTables], norm: Normalisation, layout: str,
                dtype: np.dtype) -> np.ndarray:
@@ -129,10 +127,7 @@ class HostRenderer:
             if not frame.inpaint:
                 placed.append([block.ctypes.data, *block.shape[:2], frame.rows.start, frame.cols.start, slot])
                 continue
-            known = reference.known_mask(frame.rows, frame.cols, frame.canvas)
-            if not known.any():
-                raise ValueError("nothing to inpaint from: no known pixel on the canvas")
-            rect = reference.rectangle(known)
+            rect = reference.rectangle(reference.known_mask(frame.rows, frame.cols, frame.canvas))
             if rect is None:
                 general.append(slot)
                 continue

@@ -13,6 +13,7 @@ from itertools import groupby
 import numpy as np
 
 from shiftaudit.kernels import KernelBuildError, host_library, reference
+from shiftaudit.kernels.launch import RENDERING
 from shiftaudit.kernels.renderer import HostRenderer
 from shiftaudit.kernels.tables import Normalisation
 
@@ -50,7 +51,7 @@ def unbuilt() -> str | None:
     """Why the kernels' host build cannot render in this process, or None when it can (looked up, or
     compiled, once)."""
     try:
-        for name in ("render", "inpaint"):
+        for name in RENDERING:  # the kernel files a render launches
             host_library(name)
     except (KernelBuildError, OSError) as e:
         return str(e)
