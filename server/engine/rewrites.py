@@ -264,6 +264,9 @@ def _shift_average(model: onnx.ModelProto, grid: int, preprocessing: dict) -> di
         copies.append(name)
     nodes.append(helper.make_node("Concat", copies, [inside], axis=0))
     out = model.graph.output[0]
+    kind = preprocessing.get("output", "auto")  # auto: probabilities when the graph ends in a Softmax
+    logits = kind == "logits" or kind == "auto" and not any(n.op_type == "Softmax" and out.name in n.output
+                                                          for n in model.graph.node)
     scores = f"{out.name}__each"
     for node in model.graph.node:
         for k, name in enumerate(node.output):
@@ -278,7 +281,6 @@ def _shift_average(model: onnx.ModelProto, grid: int, preprocessing: dict) -> di
              helper.make_node("Concat", [_const(model, "shift__copies", [len(shifts), -1]), "shift__shape"],
                               ["shift__stacked"], axis=0),
              helper.make_node("Reshape", [scores, "shift__stacked"], ["shift__by_copy"])]
-    logits = preprocessing.get("output", "auto") != "probabilities"
     if logits:  # averaged as probabilities: logits become them first
         after.append(helper.make_node("Softmax", ["shift__by_copy"], ["shift__probabilities"], axis=-1))
     mean_of = "shift__probabilities" if logits else "shift__by_copy"

@@ -69,6 +69,18 @@ def test_shift_average_over_the_single_shift_is_the_original_exactly(tmp_path):
     np.testing.assert_allclose(_run(four, x), np.mean(expected, axis=0), rtol=1e-5, atol=1e-6)
 
 
+def test_shift_average_of_a_model_ending_in_softmax_averages_its_probabilities(tmp_path):
+    """With the output kind left to auto, a graph that ends in a Softmax gives probabilities: they are
+    averaged as they are, not put through a second softmax."""
+    model = onnx.load(str(cnn(tmp_path / "m.onnx", hw=48, stride=2, softmax=True)))
+    x = _frames()
+    four, _ = rewrite(model, Remedy("shift-average", grid=2), {**PRE, "output": "auto"})
+    padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)), mode="edge")
+    expected = [_run(model, np.ascontiguousarray(padded[:, :, 1 - dy:1 - dy + 48, 1 - dx:1 - dx + 48]))
+                for dy in range(2) for dx in range(2)]
+    np.testing.assert_allclose(_run(four, x), np.mean(expected, axis=0), rtol=1e-5, atol=1e-6)
+
+
 def test_input_blur_is_a_reflected_binomial_of_the_input(tmp_path):
     model = onnx.load(str(cnn(tmp_path / "m.onnx", hw=48, stride=2)))
     x = _frames()
