@@ -34,9 +34,10 @@ from .labels import Labels
 from .layers import LayerOptions, profile_layers
 from .metrics import Tally
 from .options import AuditOptions
-from .preprocessing import METADATA, Preprocessing, load_preprocessing, sidecar_path
+from .preprocessing import METADATA, ORIGINS, Preprocessing, load_preprocessing, sidecar_path
 from .progress import Progress
 from .remedy import Remedy, RemedyOptions
+from .report import sensitivities
 from .rewrites import rewrite
 from .runners import EngineOptions, Runner, open_runner
 
@@ -64,7 +65,7 @@ def remediate(model: Path, images: Path, options: AuditOptions, remedies: Remedy
     except Exception as e:  # protobuf's DecodeError and friends: not an ONNX file
         raise InputError(f"{model}: not an ONNX model ({type(e).__name__}); remedies rewrite ONNX graphs") from None
     pre = load_preprocessing(model, **(preprocessing or {}))
-    values = {k: v for k, v in pre.to_json().items() if k in ("mean", "std", "pixel_range", "channel_order", "output")}
+    values = {k: v for k, v in pre.to_json().items() if k in ORIGINS}
     made = [(r, *rewrite(original, r, values)) for r in remedies.chosen()]
     with ExitStack() as stack:
         folder = remedies.write or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="shiftaudit-")))
@@ -84,7 +85,7 @@ def remediate(model: Path, images: Path, options: AuditOptions, remedies: Remedy
             "model": {"path": model.name, "sha256": reports[0]["model"]["sha256"],
                       "preprocessing": reports[0]["model"]["preprocessing"]},
             "config": reports[0]["config"], "device": reports[0]["device"], "images": len(reports[0]["images"]),
-            "original": {"protocols": _protocols(reports[0]), "accuracy": _accuracy(reports[0], truth),
+            "original": {"protocols": sensitivities(reports[0]), "accuracy": _accuracy(reports[0], truth),
                          "frames_per_second": speeds[0], "layers": findings[0]},
             "variants": [_variant(v, reports[0], report, truth, speed, speeds[0], finding, remedies.write is not None)
                          for v, report, speed, finding in zip(variants, reports[1:], speeds[1:], findings[1:])]}
@@ -127,10 +128,6 @@ def _finding(model: Path, images: Path, options: AuditOptions, engine: EngineOpt
     return doc["finding"]
 
 
-def _protocols(report: dict) -> dict:
-    return {name: {"p_top1_change": p["p_top1_change"], "mac": p["mac"]} for name, p in report["protocols"].items()}
-
-
 def _first_frames(report: dict) -> dict[str, dict[tuple, int]]:
     """Per image (by digest), each unit's first-frame top-1 class."""
     return {r["sha256"]: {(u["protocol"], u["index"]): u["top1"][0] for u in r["units"]} for r in report["images"]}
@@ -163,7 +160,7 @@ def _accuracy(report: dict, truth: Labels | None) -> dict | None:
 def _variant(v: Variant, a: dict, b: dict, truth: Labels | None, speed: float, base: float, finding: dict | None,
              written: bool) -> dict:
     comparison = compare_reports(a, b)
-    protocols = {name: {**_protocols(b)[name], "p_top1_change_increase": p["p_top1_change_increase"],
+    protocols = {name: {**sensitivities(b)[name], "p_top1_change_increase": p["p_top1_change_increase"],
                         "mac_increase": p["mac_increase"], "mcnemar_p": p["mcnemar_p"]}
                  for name, p in comparison["protocols"].items()}
     judged = [p["p_top1_change_increase"]["value"] for name, p in protocols.items()

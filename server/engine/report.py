@@ -207,6 +207,9 @@ def headline(report: dict) -> dict:
     enough for a client to apply its gates (ListAudits' ``summary_json``)."""
     return {"images": len(report["images"]),
             "images_left": report["interrupted"]["images_left"] if report.get("interrupted") else 0,
-            "protocols": {name: {"p_top1_change": p["p_top1_change"], "mac": p["mac"]}
-                          for name, p in report["protocols"].items()},
-            "cannot_judge": cannot_judge(report)}
+            "protocols": sensitivities(report), "cannot_judge": cannot_judge(report)}
+
+
+def sensitivities(report: dict) -> dict:
+    """Each protocol's P(top-1 change) and MAC, with their intervals."""
+    return {name: {"p_top1_change": p["p_top1_change"], "mac": p["mac"]} for name, p in report["protocols"].items()}

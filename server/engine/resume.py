@@ -14,12 +14,11 @@ from .consistency import check_part
 from .errors import InputError, named
 from .files import file_sha256
 from .images import ImageSource
+from .preprocessing import ORIGINS
 from .report import SCHEMA, Report
 from .result import MergeError
 
 WHERE = f"the partial report ({named('resume')})"  # the CLI's --resume, the API's resume
-COMPARED = ("mean", "std", "pixel_range", "channel_order", "output")  # not where they came from: a server's
-# partial report names its own sidecar's path, and it may be resumed in process
 
 
 def partial_report(doc: dict) -> Report:
@@ -43,7 +42,9 @@ def check_same_audit(partial: Report, model_sha256: str, preprocessing: dict, co
     if partial.model["sha256"] != model_sha256:
         raise InputError(f"{where} audited a model with sha256 {partial.model['sha256'][:12]}…, not this one "
                          f"({model_sha256[:12]}…)")
-    differ = [k for k in COMPARED if preprocessing.get(k) != partial.model["preprocessing"].get(k)]
+    # the values, not where they came from: a server's partial report names its own sidecar's path, and it
+    # may be resumed in process
+    differ = [k for k in ORIGINS if preprocessing.get(k) != partial.model["preprocessing"].get(k)]
     if differ:
         raise InputError(f"{where} was audited with another preprocessing ({', '.join(differ)}): give the options "
                          "it was audited with")
