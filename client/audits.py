@@ -44,7 +44,7 @@ def run_audit(request: AuditRequest, progress: Callable[[Progress], None] | None
     the audit with a partial report when it is set; a sharded or Ray audit is not resumable."""
     source = request.source
     source.check()
-    if request.resume is not None and (source.ray or len(source.servers) > 1):
+    if request.resume is not None and not source.resumable:
         raise InputError("--resume continues an audit in this process or on one server (--ray and several --server "
                          "keep no partial report)")
     if source.ray:

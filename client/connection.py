@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
     from .remote import AuditClient
 
+
 class RemoteError(RuntimeError):
     """The server answered with an error status; ``code`` is the grpc.StatusCode."""
 
@@ -59,5 +60,3 @@ def read_text(path: Path, name: str) -> str:
         raise InputError(f"{named(name)} {path}: not a text file (UTF-8)") from None
     except OSError as e:
         raise InputError(f"{named(name)} {path}: {e.strerror}") from None
-
-

@@ -155,7 +155,6 @@ class AuditClient:
     def get(self, audit_id: str) -> pb.Audit:
         return self._call(self.stub.GetAudit, pb.GetAuditRequest(audit_id=audit_id)).audit
 
-
     def list(self, page_size: int = 100) -> list[pb.Audit]:
         return list(self._call(self.stub.ListAudits, pb.ListAuditsRequest(page_size=page_size)).audits)
 

@@ -26,6 +26,12 @@ class Source:
     def uri(self) -> bool:
         return isinstance(self.images, str)
 
+    @property
+    def resumable(self) -> bool:
+        """An audit that can stop with a partial report and continue from it: in process or on one server
+        (Ray and a fan-out keep none)."""
+        return not self.ray and len(self.servers) < 2
+
     def check(self) -> None:
         """The one place the rules live: each combination a user can get wrong is one line naming the flags."""
         if self.ray:

@@ -52,8 +52,7 @@ def _audit(model: Path, source: Source, options: AuditOptions, given: dict, prep
     if partial is not None:  # its options, and none given that differ (the audit checks every one)
         options = AuditOptions(**(partial["config"] | given))
     request = AuditRequest(model, source, options, preprocessing, labels, engine, partial)
-    resumable = not source.ray and len(source.servers) < 2
-    with progress_bar(out.no_progress) as bar, Interruption() if resumable else nullcontext() as stop:
+    with progress_bar(out.no_progress) as bar, Interruption() if source.resumable else nullcontext() as stop:
         report = run_audit(request, bar, stop)
     images = source.images if isinstance(source.images, Path) else None
     if not report.get("interrupted"):

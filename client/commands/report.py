@@ -62,14 +62,19 @@ def finish(report: dict, out: OutputOptions, gates: Gates, wanted: list[Output],
     def markdown() -> str:
         from .. import markdown
 
-        return markdown.render(summary, _layers_view(added(), "markdown"))
+        if (profile := added()) is None:
+            return markdown.render(summary, "")
+        from .. import layers  # its machinery only with a profile
+
+        return markdown.render(summary, layers.markdown(profile))
 
     def html() -> str:
         from .. import html
 
-        profile = added()
+        if profile := added():
+            from .. import layers
         return html.render(report, summary, images if isinstance(images, Path) else None, not out.no_thumbnails,
-                           [_layers_view(profile, "section")] if profile else [],
+                           [layers.section(profile)] if profile else [],
                            f"{summary.command} {shlex.join(['--layers', str(out.layers)])}" if profile else None)
 
     def junit() -> str:
@@ -79,16 +84,6 @@ def finish(report: dict, out: OutputOptions, gates: Gates, wanted: list[Output],
 
     views = {"json": lambda: report_json(report), "markdown": markdown, "junit": junit, "html": html}
     return end(table, wanted, views, report, summary.verdict, errors)
-
-
-def _layers_view(profile: dict | None, view: str) -> str:
-    """A layer profile's part of a view (``markdown`` or ``section``: `client.layers`), or nothing without one
-    (and without loading the profile's machinery)."""
-    if profile is None:
-        return ""
-    from .. import layers
-
-    return getattr(layers, view)(profile)
 
 
 def prepare(out: OutputOptions, protected: dict[Path, str]) -> tuple[list[Output], dict | None]:
@@ -107,7 +102,6 @@ def _report(path: Path, images: Path | None, out: OutputOptions, gates: Gates) -
 
 def _get(audit_id: str, server: str, images: Path | None, connection: Connection, out: OutputOptions,
          gates: Gates) -> int:
-
     from ..audits import placed
 
     wanted, profile = prepare(out, {})

@@ -31,8 +31,9 @@ MAX_BATCH = 4096
 MAX_CANVAS = 4096  # a side; classifiers take a few hundred pixels, and a frame of 4096² is 200 MB already
 DEFAULT_CANVAS = (224, 224)  # for models whose input size is dynamic
 DEFAULT_BATCH = 32
+# options newer than report v1's first config: in it only when set
 SHOWN_WHEN_SET = ("target_halfwidth", "choose_pairs", "large_shift")
-SMALL_SHIFT = 8  # pixels: a larger shift is no longer a small perturbation (the paper's are 1 pixel, sweeps up to 8)  # options newer than report v1's first config: in it only when set
+SMALL_SHIFT = 8  # pixels: a larger shift is no longer a small perturbation (the paper's are 1 pixel, sweeps up to 8)
 
 
 @dataclass(frozen=True)
