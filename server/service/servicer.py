@@ -19,7 +19,7 @@ from typing import Any
 import grpc
 
 from shiftaudit.server.engine.errors import InputError
-from shiftaudit.server.engine.files import PathError, image_files
+from shiftaudit.server.engine.files import PathError, image_files, inside
 from shiftaudit.server.engine.images import image_sources
 from shiftaudit.server.engine.job import Job, package_version
 from shiftaudit.server.engine.pipeline import Cancelled
@@ -165,7 +165,8 @@ class AuditService(pb_grpc.AuditServiceServicer):
                 partial = partial_report(json.loads(request.resume_json))
             except json.JSONDecodeError as e:
                 raise InputError(f"resume_json: not JSON ({e})") from None
-            check_files(partial, image_files(images))
+            root = confine.resolve()  # as the audit reads them: a file leading outside the root is not hashed
+            check_files(partial, [(name, file) for name, file in image_files(images) if inside(root, file)])
         holds.lease = self.catalog.lease(f, audit=True)
         job = Job.prepare(f.path, holds.lease.runner, options, sources, preprocessing=preprocessing,
                           labels=request.labels_csv or None, budget=self.limits.budget, resume=partial)
